@@ -1,0 +1,59 @@
+# pycache_cluster: `make serve` and `make test` do all set-up on a fresh machine.
+PYTHON ?= python3
+PIP := $(PYTHON) -m pip
+PORT ?= 11211
+PYTEST_ARGS ?=
+ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
+ASAN_LIB_DIR = build/asan/lib
+
+.PHONY: serve build test test-deps sysdeps test-asan bench bench-micro lint clean
+
+serve: build
+	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
+
+# Editable install: builds the extensions in place and puts `pycache-cluster` on PATH.
+build:
+	$(PIP) install -q "setuptools>=64" wheel "cython>=3.0"
+	$(PIP) install -q --no-build-isolation -e .
+
+# Debian packages the differential, client-tool and benchmark runs need (only as root with apt;
+# the tests that need them skip with a reason otherwise).
+sysdeps:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; \
+	  command -v memcached >/dev/null || missing="$$missing memcached"; \
+	  command -v memccapable >/dev/null || missing="$$missing libmemcached-tools"; \
+	  command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  if [ -n "$$missing" ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  fi; \
+	  pkill -x memcached 2>/dev/null || true; \
+	fi
+
+test-deps: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[test]"
+	-$(PIP) install -q pylibmc 2>/dev/null
+
+# The native code under AddressSanitizer + UBSan, built beside (not over) the release build,
+# running the store's tests.
+test-asan: test-deps
+	rm -rf build/asan
+	PYCACHE_DEBUG=1 $(PYTHON) setup.py -q build --build-base build/asan --build-lib $(ASAN_LIB_DIR)
+	cd build/asan && PYCACHE_EXPECT_BUILD=$(CURDIR)/$(ASAN_LIB_DIR) PYTHONPATH=$(CURDIR)/$(ASAN_LIB_DIR) \
+	  LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	  $(PYTHON) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
+	  $(CURDIR)/tests/unit -m "not slow" $(PYTEST_ARGS)
+
+test: test-deps test-asan
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bench-micro: test-deps
+	$(PIP) install -q --no-build-isolation -e ".[test,bench]"
+	$(PYTHON) -m pytest bench/micro --benchmark-only -p no:randomly $(PYTEST_ARGS)
+
+lint:
+	$(PYTHON) -m ruff check pycache_cluster tests bench
+
+clean:
+	rm -rf build *.egg-info linux-x86_64* .pytest_cache
+	find pycache_cluster -name '*.so' -delete

@@ -1,0 +1,53 @@
+/* pc_item: the layout of one cached item (header, key and value in one allocation). */
+#ifndef PC_ITEM_H
+#define PC_ITEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Seconds since the store's epoch (memcached's rel_time_t); 0 in exptime means "never". */
+typedef uint32_t pc_reltime;
+
+enum pc_lru_segment { PC_HOT = 0, PC_WARM = 1, PC_COLD = 2, PC_NSEGMENTS = 3 };
+
+enum pc_item_bits {
+    PC_ITEM_FETCHED = 1, /* read at least once since it was stored */
+    PC_ITEM_ACTIVE = 2,  /* read twice: worth keeping out of COLD */
+};
+
+/* Fields are ordered so that the header has no padding before `data`: the item costs
+ * offsetof(pc_item, data) + nkey + nbytes bytes, 52 of them header. */
+typedef struct pc_item {
+    struct pc_item *h_next;           /* hash chain (intrusive) */
+    struct pc_item *prev, *next;      /* LRU segment list (intrusive) */
+    uint64_t version;                 /* memcached's CAS unique; never 0 once linked */
+    pc_reltime exptime;
+    pc_reltime time;                  /* last store or promoting read */
+    uint32_t flags;                   /* client flags, opaque */
+    uint32_t nbytes;                  /* value length */
+    uint8_t nkey;
+    uint8_t segment;                  /* enum pc_lru_segment */
+    uint8_t bits;                     /* enum pc_item_bits */
+    uint8_t unused;
+    char data[];                      /* key bytes, then value bytes; no terminators */
+} pc_item;
+
+#define PC_KEY_MAX 250
+
+static inline const char *pc_item_key(const pc_item *it) { return it->data; }
+static inline char *pc_item_value(pc_item *it) { return it->data + it->nkey; }
+
+/* The size memcached 1.6 checks against -I for an item (its 56-byte header with CAS, the key
+ * with its NUL, the value with its CRLF), so that values at the limit succeed or fail exactly
+ * where memcached's do. */
+static inline size_t pc_item_memcached_size(size_t nkey, size_t nbytes)
+{
+    return 56 + nkey + 1 + nbytes + 2;
+}
+
+pc_item *pc_item_alloc(const char *key, size_t nkey, size_t nbytes, size_t *charged);
+void pc_item_free(pc_item *it, size_t *charged);
+/* Bytes the allocator really holds for `it` (usable size plus the chunk header). */
+size_t pc_item_charge(const pc_item *it);
+
+#endif

@@ -1,0 +1,103 @@
+/* pc_lru: segmented LRU (HOT/WARM/COLD, after memcached's) that keeps a scan from flushing
+ * the working set. */
+#include "pc_lru.h"
+
+void pc_lru_link(pc_lru *l, pc_item *it, enum pc_lru_segment seg)
+{
+    it->segment = (uint8_t)seg;
+    it->prev = NULL;
+    it->next = l->head[seg];
+    if (it->next)
+        it->next->prev = it;
+    else
+        l->tail[seg] = it;
+    l->head[seg] = it;
+    l->items[seg]++;
+    l->bytes[seg] += pc_item_charge(it);
+}
+
+void pc_lru_unlink(pc_lru *l, pc_item *it)
+{
+    unsigned seg = it->segment;
+    if (it->prev)
+        it->prev->next = it->next;
+    else
+        l->head[seg] = it->next;
+    if (it->next)
+        it->next->prev = it->prev;
+    else
+        l->tail[seg] = it->prev;
+    it->prev = it->next = NULL;
+    l->items[seg]--;
+    l->bytes[seg] -= pc_item_charge(it);
+}
+
+static void move(pc_lru *l, pc_item *it, enum pc_lru_segment to)
+{
+    pc_lru_unlink(l, it);
+    pc_lru_link(l, it, to);
+}
+
+void pc_lru_hit(pc_lru *l, pc_item *it, pc_reltime now)
+{
+    if (it->bits & PC_ITEM_ACTIVE)
+        return;
+    if (!(it->bits & PC_ITEM_FETCHED)) {
+        it->bits |= PC_ITEM_FETCHED;
+        return;
+    }
+    it->bits |= PC_ITEM_ACTIVE;
+    it->time = now;
+    if (it->segment == PC_COLD) {
+        it->bits &= (uint8_t)~PC_ITEM_ACTIVE;
+        l->moves_to_warm++;
+        move(l, it, PC_WARM);
+    }
+}
+
+static size_t total_bytes(const pc_lru *l)
+{
+    return l->bytes[PC_HOT] + l->bytes[PC_WARM] + l->bytes[PC_COLD];
+}
+
+void pc_lru_balance(pc_lru *l, unsigned max_moves)
+{
+    while (max_moves > 0) {
+        size_t total = total_bytes(l);
+        pc_item *it;
+        if (l->tail[PC_HOT] && l->bytes[PC_HOT] * 100 > total * PC_LRU_HOT_PCT) {
+            it = l->tail[PC_HOT];
+            if (it->bits & PC_ITEM_ACTIVE) {
+                it->bits &= (uint8_t)~PC_ITEM_ACTIVE;
+                l->moves_to_warm++;
+                move(l, it, PC_WARM);
+            } else {
+                l->moves_to_cold++;
+                move(l, it, PC_COLD);
+            }
+        } else if (l->tail[PC_WARM] && l->bytes[PC_WARM] * 100 > total * PC_LRU_WARM_PCT) {
+            it = l->tail[PC_WARM];
+            if (it->bits & PC_ITEM_ACTIVE) {
+                /* Read again while in WARM: it earns another lap. */
+                it->bits &= (uint8_t)~PC_ITEM_ACTIVE;
+                l->moves_within_warm++;
+                move(l, it, PC_WARM);
+            } else {
+                l->moves_to_cold++;
+                move(l, it, PC_COLD);
+            }
+        } else {
+            return;
+        }
+        max_moves--;
+    }
+}
+
+pc_item *pc_lru_victim(const pc_lru *l)
+{
+    if (l->tail[PC_COLD])
+        return l->tail[PC_COLD];
+    if (l->tail[PC_HOT])
+        return l->tail[PC_HOT];
+    return l->tail[PC_WARM];
+}

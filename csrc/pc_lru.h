@@ -1,0 +1,34 @@
+/* pc_lru: segmented LRU (HOT/WARM/COLD, after memcached's) that keeps a scan from flushing
+ * the working set. */
+#ifndef PC_LRU_H
+#define PC_LRU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pc_item.h"
+
+/* New items enter HOT. Items read twice are ACTIVE: they leave HOT for WARM and are kept in
+ * WARM; the rest sink to COLD, whose tail is evicted first. HOT and WARM are capped at these
+ * shares of all linked bytes (memcached's hot_lru_pct / warm_lru_pct defaults). */
+#define PC_LRU_HOT_PCT 20
+#define PC_LRU_WARM_PCT 40
+
+typedef struct pc_lru {
+    pc_item *head[PC_NSEGMENTS], *tail[PC_NSEGMENTS];
+    size_t items[PC_NSEGMENTS];
+    size_t bytes[PC_NSEGMENTS];
+    uint64_t moves_to_cold, moves_to_warm, moves_within_warm;
+} pc_lru;
+
+void pc_lru_link(pc_lru *l, pc_item *it, enum pc_lru_segment seg);
+void pc_lru_unlink(pc_lru *l, pc_item *it);
+/* Records a read: the second read makes an item ACTIVE, and an ACTIVE COLD item is promoted
+ * to WARM at once. */
+void pc_lru_hit(pc_lru *l, pc_item *it, pc_reltime now);
+/* Moves at most max_moves items out of over-full HOT and WARM. */
+void pc_lru_balance(pc_lru *l, unsigned max_moves);
+/* The next eviction victim: COLD's tail, else HOT's, else WARM's; NULL when empty. */
+pc_item *pc_lru_victim(const pc_lru *l);
+
+#endif

@@ -1,0 +1,106 @@
+/* pc_store: the cache's whole API, memcached's semantics over the table, LRU and items. */
+#ifndef PC_STORE_H
+#define PC_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "pc_item.h"
+#include "pc_lru.h"
+#include "pc_table.h"
+
+typedef enum pc_status {
+    PC_STORED,
+    PC_NOT_STORED,
+    PC_EXISTS,       /* cas mismatch */
+    PC_NOT_FOUND,
+    PC_DELETED,
+    PC_TOUCHED,
+    PC_OK,           /* incr/decr applied */
+    PC_NON_NUMERIC,  /* incr/decr on a value that is not a 64-bit decimal */
+    PC_TOO_LARGE,    /* larger than item_size_max */
+    PC_NO_MEMORY,    /* nothing left to evict, or malloc failed */
+} pc_status;
+
+typedef enum pc_store_mode {
+    PC_SET, PC_ADD, PC_REPLACE, PC_APPEND, PC_PREPEND, PC_CAS,
+} pc_store_mode;
+
+/* Counters named as memcached's `stats` names them. */
+typedef struct pc_store_stats {
+    uint64_t total_items, evictions, reclaimed, crawler_reclaimed;
+    uint64_t expired_unfetched, evicted_unfetched;
+    uint64_t get_hits, get_misses, get_expired, get_flushed;
+    uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses;
+    uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses;
+} pc_store_stats;
+
+typedef struct pc_store {
+    pc_table table;
+    pc_lru lru;
+    pc_store_stats stats;
+    size_t limit_bytes;        /* items plus hash table, from real allocation sizes */
+    size_t item_bytes;         /* charged bytes of linked items */
+    size_t item_size_max;
+    int64_t epoch;             /* unix time of reltime 0 */
+    pc_reltime now;
+    pc_reltime oldest_live;    /* flush_all: items last stored at or before it are gone... */
+    uint64_t oldest_version;   /* ...and so are items older than this version, once active */
+    uint64_t last_version;
+    uint64_t crawl_cursor;
+} pc_store;
+
+/* A freshly created store holds no items; `now` is unix seconds. */
+pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now);
+void pc_store_free(pc_store *s);
+void pc_store_set_time(pc_store *s, int64_t now);
+int64_t pc_store_unix_time(const pc_store *s, pc_reltime t);
+/* memcached's realtime(): 0 never expires, <= 30 days is relative, larger is absolute unix
+ * time, negative (or an absolute time in the past) is already expired. */
+pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime);
+/* Lowering the limit evicts lazily, on the following stores. */
+void pc_store_set_limit(pc_store *s, size_t limit_bytes);
+size_t pc_store_bytes(const pc_store *s);
+
+/* Returned items stay valid until the next call that stores, deletes or crawls. */
+
+/* get/gets: a live item counts a hit and a read for the LRU. */
+pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey);
+/* gat/gats/touch: sets a new exptime on a live item; counts touch hits/misses. */
+pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime);
+/* A lookup that counts nothing and moves nothing (meta commands that only peek). */
+pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey);
+
+/* set/add/replace/append/prepend/cas. `cas` is compared for PC_CAS only. `version` 0 means
+ * "assign the next local version"; otherwise the item takes it (replication) and local
+ * versions continue above it. The stored item is returned through *out when out != NULL. */
+pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                         uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                         uint64_t cas, uint64_t version, pc_item **out);
+
+/* delete; with cas != 0 only an item of that version (PC_EXISTS otherwise). */
+pc_status pc_store_delete(pc_store *s, const char *key, size_t nkey, uint64_t cas);
+
+/* incr/decr: 64-bit unsigned, incr wraps, decr floors at 0; a shorter result is written in
+ * place and padded with spaces, as memcached does. `cas` != 0 must match (PC_EXISTS). */
+pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, uint64_t delta,
+                         uint64_t cas, uint64_t version, uint64_t *result, pc_item **out);
+
+/* flush_all [delay]: delay follows exptime's rules; 0 flushes now. */
+void pc_store_flush(pc_store *s, int64_t delay);
+
+/* Expiry crawler: examines at most max_buckets buckets from where it last stopped, frees the
+ * expired and flushed items there, and finishes one bucket-step of any table growth.
+ * Returns the number of items reclaimed. */
+size_t pc_store_crawl(pc_store *s, size_t max_buckets);
+
+/* Resumable walk over live items (see pc_table_scan): returns the next cursor, 0 at the end. */
+typedef void (*pc_store_visit)(pc_item *it, void *ctx);
+uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx);
+
+/* Seconds to live (-1 never), as meta's t flag and the scan report it. */
+int64_t pc_store_ttl(const pc_store *s, const pc_item *it);
+/* Parses a 64-bit unsigned decimal exactly as memcached's safe_strtoull does. */
+int pc_parse_u64(const char *p, size_t n, uint64_t *out);
+
+#endif
