@@ -62,7 +62,8 @@ pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime);
 void pc_store_set_limit(pc_store *s, size_t limit_bytes);
 size_t pc_store_bytes(const pc_store *s);
 
-/* Returned items stay valid until the next call that stores, deletes or crawls. */
+/* Keys are 1..PC_KEY_MAX bytes (the protocol validates them).
+ * Returned items stay valid until the next call that stores, deletes or crawls. */
 
 /* get/gets: a live item counts a hit and a read for the LRU. */
 pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey);

@@ -82,6 +82,8 @@ static void migrate(pc_table *t, size_t nbuckets)
     }
 }
 
+void pc_table_grow_step(pc_table *t) { migrate(t, PC_TABLE_MIGRATE_STEP); }
+
 static int start_growing(pc_table *t)
 {
     /* calloc of a large array maps fresh zero pages lazily: starting is O(1) in practice. */
@@ -95,17 +97,16 @@ static int start_growing(pc_table *t)
     return 0;
 }
 
-int pc_table_insert(pc_table *t, pc_item *it, uint32_t hv)
+void pc_table_insert(pc_table *t, pc_item *it, uint32_t hv)
 {
     if (t->old)
         migrate(t, PC_TABLE_MIGRATE_STEP);
     else if ((t->count + 1) * PC_TABLE_LOAD_DEN > buckets(t->power) * PC_TABLE_LOAD_NUM)
-        (void)start_growing(t); /* a failed growth only lengthens chains */
+        (void)start_growing(t);
     pc_item **slot = home_slot(t, hv);
     it->h_next = *slot;
     *slot = it;
     t->count++;
-    return 0;
 }
 
 static pc_item **slot_of(pc_table *t, pc_item *it, uint32_t hv)

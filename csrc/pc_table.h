@@ -27,8 +27,10 @@ size_t pc_table_bytes(const pc_table *t);
 int pc_table_is_growing(const pc_table *t);
 
 pc_item *pc_table_find(const pc_table *t, const char *key, size_t nkey, uint32_t hv);
-/* The key must not be present. Returns 0, or -1 when growth was needed but memory was not. */
-int pc_table_insert(pc_table *t, pc_item *it, uint32_t hv);
+/* Moves one step of buckets if the table is growing (housekeeping between requests). */
+void pc_table_grow_step(pc_table *t);
+/* The key must not be present. Growth that finds no memory only lengthens chains. */
+void pc_table_insert(pc_table *t, pc_item *it, uint32_t hv);
 void pc_table_remove(pc_table *t, pc_item *it, uint32_t hv);
 /* Swaps `old_it` (present) for `new_it` (same key) in place. */
 void pc_table_replace(pc_table *t, pc_item *old_it, pc_item *new_it, uint32_t hv);

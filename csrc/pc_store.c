@@ -1,0 +1,484 @@
+/* pc_store: the cache's whole API, memcached's semantics over the table, LRU and items. */
+#include "pc_store.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "pc_hash.h"
+
+/* memcached's REALTIME_MAXDELTA: larger exptimes are absolute unix times. */
+#define PC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
+/* The epoch lies this far before the store's birth (memcached's process_started does the
+ * same), so that reltime 1, "already expired", is always in the past. */
+#define PC_EPOCH_SLACK 62
+#define PC_TABLE_INITIAL_POWER 16
+/* HOT/WARM overflow moved per stored item: enough to keep pace with one insert per call. */
+#define PC_LRU_MOVES_PER_STORE 2
+
+pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now)
+{
+    pc_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    if (pc_table_init(&s->table, PC_TABLE_INITIAL_POWER) != 0) {
+        free(s);
+        return NULL;
+    }
+    s->limit_bytes = limit_bytes;
+    s->item_size_max = item_size_max;
+    s->epoch = now - PC_EPOCH_SLACK;
+    s->now = PC_EPOCH_SLACK;
+    return s;
+}
+
+void pc_store_free(pc_store *s)
+{
+    if (!s)
+        return;
+    for (int seg = 0; seg < PC_NSEGMENTS; seg++) {
+        pc_item *it = s->lru.head[seg];
+        while (it) {
+            pc_item *next = it->next;
+            pc_item_free(it, &s->item_bytes);
+            it = next;
+        }
+    }
+    pc_table_destroy(&s->table);
+    free(s);
+}
+
+void pc_store_set_time(pc_store *s, int64_t now)
+{
+    int64_t rel = now - s->epoch;
+    /* Time never runs backwards for items: a stepped-back wall clock holds still instead. */
+    if (rel > (int64_t)s->now)
+        s->now = rel > (int64_t)UINT32_MAX ? UINT32_MAX : (pc_reltime)rel;
+}
+
+int64_t pc_store_unix_time(const pc_store *s, pc_reltime t) { return s->epoch + t; }
+
+pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime)
+{
+    if (exptime == 0)
+        return 0;
+    if (exptime < 0)
+        return 1;
+    int64_t rel;
+    if (exptime > PC_REALTIME_MAXDELTA) {
+        if (exptime <= s->epoch)
+            return 1;
+        rel = exptime - s->epoch;
+    } else {
+        rel = exptime + s->now;
+    }
+    return rel > (int64_t)UINT32_MAX ? UINT32_MAX : (pc_reltime)rel;
+}
+
+void pc_store_set_limit(pc_store *s, size_t limit_bytes) { s->limit_bytes = limit_bytes; }
+
+size_t pc_store_bytes(const pc_store *s) { return s->item_bytes; }
+
+static size_t used_bytes(const pc_store *s) { return s->item_bytes + pc_table_bytes(&s->table); }
+
+static int is_expired(const pc_store *s, const pc_item *it)
+{
+    return it->exptime != 0 && it->exptime <= s->now;
+}
+
+/* memcached's item_is_flushed(). */
+static int is_flushed(const pc_store *s, const pc_item *it)
+{
+    if (s->oldest_live == 0 || s->oldest_live > s->now)
+        return 0;
+    return it->time <= s->oldest_live || (s->oldest_version != 0 && it->version < s->oldest_version);
+}
+
+static uint64_t next_version(pc_store *s, uint64_t version)
+{
+    if (version == 0)
+        return ++s->last_version;
+    if (version > s->last_version)
+        s->last_version = version;
+    return version;
+}
+
+static void unlink_free(pc_store *s, pc_item *it, uint32_t hv)
+{
+    pc_table_remove(&s->table, it, hv);
+    pc_lru_unlink(&s->lru, it);
+    pc_item_free(it, &s->item_bytes);
+}
+
+/* Finds a live item, dropping it on the way if it has expired or been flushed. */
+static pc_item *lookup(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    assert(nkey > 0 && nkey <= PC_KEY_MAX);
+    pc_item *it = pc_table_find(&s->table, key, nkey, hv);
+    if (!it)
+        return NULL;
+    if (is_flushed(s, it)) {
+        s->stats.get_flushed++;
+        unlink_free(s, it, hv);
+        return NULL;
+    }
+    if (is_expired(s, it)) {
+        s->stats.get_expired++;
+        unlink_free(s, it, hv);
+        return NULL;
+    }
+    return it;
+}
+
+static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
+{
+    it->version = next_version(s, version);
+    it->time = s->now;
+    pc_table_insert(&s->table, it, hv);
+    pc_lru_link(&s->lru, it, PC_HOT);
+    pc_lru_balance(&s->lru, PC_LRU_MOVES_PER_STORE);
+    s->stats.total_items++;
+}
+
+/* Puts new_it (same key) where old_it was; old_it is freed. */
+static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, uint64_t version)
+{
+    new_it->version = next_version(s, version);
+    new_it->time = s->now;
+    pc_table_replace(&s->table, old_it, new_it, hv);
+    pc_lru_unlink(&s->lru, old_it);
+    pc_item_free(old_it, &s->item_bytes);
+    pc_lru_link(&s->lru, new_it, PC_HOT);
+    pc_lru_balance(&s->lru, PC_LRU_MOVES_PER_STORE);
+    s->stats.total_items++;
+}
+
+static pc_item *victim(const pc_store *s, const pc_item *keep)
+{
+    for (int seg = 0; seg < PC_NSEGMENTS; seg++) {
+        static const enum pc_lru_segment order[PC_NSEGMENTS] = {PC_COLD, PC_HOT, PC_WARM};
+        pc_item *it = s->lru.tail[order[seg]];
+        if (it == keep)
+            it = it->prev;
+        if (it)
+            return it;
+    }
+    return NULL;
+}
+
+/* Evicts from the cold end until the store fits its limit; `keep` is never chosen.
+ * Expired or flushed victims count as reclaimed, live ones as evictions. */
+static int make_room(pc_store *s, const pc_item *keep)
+{
+    while (used_bytes(s) > s->limit_bytes) {
+        pc_item *it = victim(s, keep);
+        if (!it)
+            return -1;
+        if (is_expired(s, it) || is_flushed(s, it)) {
+            s->stats.reclaimed++;
+            if (!(it->bits & PC_ITEM_FETCHED))
+                s->stats.expired_unfetched++;
+        } else {
+            s->stats.evictions++;
+            if (!(it->bits & PC_ITEM_FETCHED))
+                s->stats.evicted_unfetched++;
+        }
+        unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
+    }
+    return 0;
+}
+
+/* A new, unlinked item with room made for it, or NULL (PC_NO_MEMORY). */
+static pc_item *alloc_item(pc_store *s, const char *key, size_t nkey, size_t nbytes,
+                           const pc_item *keep)
+{
+    pc_item *it = pc_item_alloc(key, nkey, nbytes, &s->item_bytes);
+    if (!it)
+        return NULL;
+    if (make_room(s, keep) != 0) {
+        pc_item_free(it, &s->item_bytes);
+        return NULL;
+    }
+    return it;
+}
+
+pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey)
+{
+    pc_item *it = lookup(s, key, nkey, pc_hash(key, nkey, 0));
+    if (!it) {
+        s->stats.get_misses++;
+        return NULL;
+    }
+    s->stats.get_hits++;
+    pc_lru_hit(&s->lru, it, s->now);
+    return it;
+}
+
+pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime)
+{
+    pc_item *it = lookup(s, key, nkey, pc_hash(key, nkey, 0));
+    if (!it) {
+        s->stats.touch_misses++;
+        return NULL;
+    }
+    s->stats.touch_hits++;
+    it->exptime = pc_store_exptime(s, exptime);
+    pc_lru_hit(&s->lru, it, s->now);
+    return it;
+}
+
+pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey)
+{
+    return lookup(s, key, nkey, pc_hash(key, nkey, 0));
+}
+
+static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint32_t hv,
+                            const char *key, size_t nkey, uint32_t flags, int64_t exptime,
+                            const char *value, size_t nbytes, uint64_t cas, uint64_t version,
+                            pc_item **out)
+{
+    pc_item *it;
+    switch (mode) {
+    case PC_ADD:
+        return PC_NOT_STORED;
+    case PC_CAS:
+        if (cas == 0 || cas != old->version) {
+            s->stats.cas_badval++;
+            return PC_EXISTS;
+        }
+        s->stats.cas_hits++;
+        /* fall through */
+    case PC_SET:
+    case PC_REPLACE:
+        it = alloc_item(s, key, nkey, nbytes, old);
+        if (!it)
+            return PC_NO_MEMORY;
+        it->flags = flags;
+        it->exptime = pc_store_exptime(s, exptime);
+        memcpy(pc_item_value(it), value, nbytes);
+        break;
+    case PC_APPEND:
+    case PC_PREPEND:
+        if (cas != 0 && cas != old->version)
+            return PC_EXISTS;
+        /* The joined value is checked against -I like any other (memcached: NOT_STORED). */
+        if (pc_item_memcached_size(nkey, old->nbytes + nbytes) > s->item_size_max)
+            return PC_NOT_STORED;
+        it = alloc_item(s, key, nkey, old->nbytes + nbytes, old);
+        if (!it)
+            return PC_NOT_STORED;
+        it->flags = old->flags;
+        it->exptime = old->exptime;
+        if (mode == PC_APPEND) {
+            memcpy(pc_item_value(it), pc_item_value(old), old->nbytes);
+            memcpy(pc_item_value(it) + old->nbytes, value, nbytes);
+        } else {
+            memcpy(pc_item_value(it), value, nbytes);
+            memcpy(pc_item_value(it) + nbytes, pc_item_value(old), old->nbytes);
+        }
+        break;
+    default:
+        return PC_NOT_STORED;
+    }
+    replace(s, old, it, hv, version);
+    if (out)
+        *out = it;
+    return PC_STORED;
+}
+
+pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                         uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                         uint64_t cas, uint64_t version, pc_item **out)
+{
+    if (pc_item_memcached_size(nkey, nbytes) > s->item_size_max)
+        return PC_TOO_LARGE;
+    uint32_t hv = pc_hash(key, nkey, 0);
+    pc_item *old = lookup(s, key, nkey, hv);
+    if (old)
+        return store_over(s, mode, old, hv, key, nkey, flags, exptime, value, nbytes, cas,
+                          version, out);
+
+    if (mode == PC_CAS) {
+        s->stats.cas_misses++;
+        return PC_NOT_FOUND;
+    }
+    if (mode != PC_SET && mode != PC_ADD)
+        return PC_NOT_STORED;
+    pc_item *it = alloc_item(s, key, nkey, nbytes, NULL);
+    if (!it)
+        return PC_NO_MEMORY;
+    it->flags = flags;
+    it->exptime = pc_store_exptime(s, exptime);
+    memcpy(pc_item_value(it), value, nbytes);
+    link_new(s, it, hv, version);
+    if (out)
+        *out = it;
+    return PC_STORED;
+}
+
+pc_status pc_store_delete(pc_store *s, const char *key, size_t nkey, uint64_t cas)
+{
+    uint32_t hv = pc_hash(key, nkey, 0);
+    pc_item *it = lookup(s, key, nkey, hv);
+    if (!it) {
+        s->stats.delete_misses++;
+        return PC_NOT_FOUND;
+    }
+    if (cas != 0 && cas != it->version)
+        return PC_EXISTS;
+    s->stats.delete_hits++;
+    unlink_free(s, it, hv);
+    return PC_DELETED;
+}
+
+static int is_space(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+int pc_parse_u64(const char *p, size_t n, uint64_t *out)
+{
+    size_t i = 0;
+    while (i < n && is_space(p[i]))
+        i++;
+    int negative = 0;
+    if (i < n && (p[i] == '+' || p[i] == '-'))
+        negative = p[i++] == '-';
+    size_t digits = i;
+    uint64_t v = 0;
+    int overflow = 0;
+    for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            overflow = 1;
+        v = v * 10 + d;
+    }
+    if (i == digits || overflow)
+        return 0;
+    /* memcached parses values that are followed by CRLF: the end counts as whitespace. */
+    if (i < n && !is_space(p[i]) && p[i] != '\0')
+        return 0;
+    if (negative) {
+        v = (uint64_t)0 - v;
+        if ((int64_t)v < 0)
+            return 0; /* strtoull's negation wrapped round: memcached refuses it */
+    }
+    *out = v;
+    return 1;
+}
+
+pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, uint64_t delta,
+                         uint64_t cas, uint64_t version, uint64_t *result, pc_item **out)
+{
+    uint32_t hv = pc_hash(key, nkey, 0);
+    pc_item *it = lookup(s, key, nkey, hv);
+    if (!it) {
+        if (incr)
+            s->stats.incr_misses++;
+        else
+            s->stats.decr_misses++;
+        return PC_NOT_FOUND;
+    }
+    if (it->nbytes == 0)
+        return PC_NON_NUMERIC;
+    if (cas != 0 && cas != it->version)
+        return PC_EXISTS;
+    uint64_t value;
+    if (!pc_parse_u64(pc_item_value(it), it->nbytes, &value))
+        return PC_NON_NUMERIC;
+    if (incr) {
+        value += delta;
+        s->stats.incr_hits++;
+    } else {
+        value = delta > value ? 0 : value - delta;
+        s->stats.decr_hits++;
+    }
+
+    char digits[24];
+    size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu", (unsigned long long)value);
+    if (len <= it->nbytes) {
+        /* memcached rewrites in place and pads with spaces, keeping the length. */
+        memcpy(pc_item_value(it), digits, len);
+        memset(pc_item_value(it) + len, ' ', it->nbytes - len);
+        it->version = next_version(s, version);
+    } else {
+        pc_item *grown = alloc_item(s, key, nkey, len, it);
+        if (!grown)
+            return PC_NO_MEMORY;
+        grown->flags = it->flags;
+        grown->exptime = it->exptime;
+        memcpy(pc_item_value(grown), digits, len);
+        /* A counter's rewrite is not a new store for total_items. */
+        replace(s, it, grown, hv, version);
+        s->stats.total_items--;
+        it = grown;
+    }
+    *result = value;
+    if (out)
+        *out = it;
+    return PC_OK;
+}
+
+void pc_store_flush(pc_store *s, int64_t delay)
+{
+    /* memcached's flush_all: with CAS enabled, oldest_live is one second early and the
+     * version cut-off catches what was stored within the current second. */
+    pc_reltime new_oldest = delay > 0 ? pc_store_exptime(s, delay) : s->now;
+    s->oldest_live = new_oldest - 1;
+    if (s->oldest_live <= s->now)
+        s->oldest_version = ++s->last_version;
+}
+
+typedef struct crawl_ctx {
+    pc_store *s;
+    size_t reclaimed;
+    pc_store_visit visit;
+    void *user;
+} crawl_ctx;
+
+static int reclaim_if_dead(pc_store *s, pc_item *it)
+{
+    if (!is_expired(s, it) && !is_flushed(s, it))
+        return 0;
+    if (!(it->bits & PC_ITEM_FETCHED))
+        s->stats.expired_unfetched++;
+    s->stats.crawler_reclaimed++;
+    unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
+    return 1;
+}
+
+static void crawl_visit(pc_item *it, void *arg)
+{
+    crawl_ctx *c = arg;
+    c->reclaimed += (size_t)reclaim_if_dead(c->s, it);
+}
+
+size_t pc_store_crawl(pc_store *s, size_t max_buckets)
+{
+    crawl_ctx c = {s, 0, NULL, NULL};
+    for (size_t i = 0; i < max_buckets; i++)
+        s->crawl_cursor = pc_table_scan(&s->table, s->crawl_cursor, crawl_visit, &c);
+    pc_table_grow_step(&s->table);
+    return c.reclaimed;
+}
+
+static void scan_visit(pc_item *it, void *arg)
+{
+    crawl_ctx *c = arg;
+    if (!reclaim_if_dead(c->s, it))
+        c->visit(it, c->user);
+}
+
+uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx)
+{
+    crawl_ctx c = {s, 0, visit, ctx};
+    return pc_table_scan(&s->table, cursor, scan_visit, &c);
+}
+
+int64_t pc_store_ttl(const pc_store *s, const pc_item *it)
+{
+    if (it->exptime == 0)
+        return -1;
+    return it->exptime > s->now ? (int64_t)(it->exptime - s->now) : 0;
+}

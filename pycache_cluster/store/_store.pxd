@@ -1,0 +1,102 @@
+# Declarations of the native store (csrc/pc_store.h) for Cython modules that cimport it.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+cdef extern from "pc_item.h":
+    ctypedef uint32_t pc_reltime
+    ctypedef struct pc_item:
+        uint64_t version
+        pc_reltime exptime
+        pc_reltime time
+        uint32_t flags
+        uint32_t nbytes
+        uint8_t nkey
+        uint8_t segment
+        uint8_t bits
+    enum:
+        PC_KEY_MAX
+        PC_ITEM_FETCHED
+        PC_ITEM_ACTIVE
+    const char *pc_item_key(const pc_item *it)
+    char *pc_item_value(pc_item *it)
+
+
+cdef extern from "pc_store.h":
+    ctypedef enum pc_status:
+        PC_STORED
+        PC_NOT_STORED
+        PC_EXISTS
+        PC_NOT_FOUND
+        PC_DELETED
+        PC_TOUCHED
+        PC_OK
+        PC_NON_NUMERIC
+        PC_TOO_LARGE
+        PC_NO_MEMORY
+
+    ctypedef enum pc_store_mode:
+        PC_SET
+        PC_ADD
+        PC_REPLACE
+        PC_APPEND
+        PC_PREPEND
+        PC_CAS
+
+    ctypedef struct pc_store_stats:
+        uint64_t total_items, evictions, reclaimed, crawler_reclaimed
+        uint64_t expired_unfetched, evicted_unfetched
+        uint64_t get_hits, get_misses, get_expired, get_flushed
+        uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses
+        uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses
+
+    ctypedef struct pc_lru:
+        size_t items[3]
+        size_t bytes[3]
+        uint64_t moves_to_cold, moves_to_warm, moves_within_warm
+
+    ctypedef struct pc_table:
+        unsigned power
+        size_t count
+    size_t pc_table_bytes(const pc_table *t) nogil
+    int pc_table_is_growing(const pc_table *t) nogil
+
+    ctypedef struct pc_store:
+        pc_table table
+        pc_lru lru
+        pc_store_stats stats
+        size_t limit_bytes
+        size_t item_bytes
+        size_t item_size_max
+        pc_reltime now
+        uint64_t last_version
+
+    ctypedef void (*pc_store_visit)(pc_item *it, void *ctx) noexcept
+
+    pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now) nogil
+    void pc_store_free(pc_store *s) nogil
+    void pc_store_set_time(pc_store *s, int64_t now) nogil
+    int64_t pc_store_unix_time(const pc_store *s, pc_reltime t) nogil
+    pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime) nogil
+    void pc_store_set_limit(pc_store *s, size_t limit_bytes) nogil
+    size_t pc_store_bytes(const pc_store *s) nogil
+    pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey) nogil
+    pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime) nogil
+    pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey) nogil
+    pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                             uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                             uint64_t cas, uint64_t version, pc_item **out) nogil
+    pc_status pc_store_delete(pc_store *s, const char *key, size_t nkey, uint64_t cas) nogil
+    pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr,
+                             uint64_t delta, uint64_t cas, uint64_t version, uint64_t *result,
+                             pc_item **out) nogil
+    void pc_store_flush(pc_store *s, int64_t delay) nogil
+    size_t pc_store_crawl(pc_store *s, size_t max_buckets) nogil
+    uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx) nogil
+    int64_t pc_store_ttl(const pc_store *s, const pc_item *it) nogil
+    int pc_parse_u64(const char *p, size_t n, uint64_t *out) nogil
+
+
+cdef class Store:
+    # The native store; protocol code calls the pc_store_* functions on it directly.
+    cdef pc_store *_s
+    cdef readonly size_t item_size_max

@@ -1,0 +1,236 @@
+# cython: language_level=3
+"""The native store (csrc/pc_store.h) as a Python class; protocol code cimports the C API."""
+import time
+
+from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.string cimport memcpy
+
+from pycache_cluster.store.types import Item, StoreResult
+
+
+cdef inline bytes _key(object key):
+    if isinstance(key, str):
+        key = (<str>key).encode()
+    if not 0 < len(<bytes>key) <= PC_KEY_MAX:
+        raise ValueError(f"keys are 1..{PC_KEY_MAX} bytes, got {len(key)}")
+    return <bytes>key
+
+
+cdef inline object _item(Store store, pc_item *it):
+    if it == NULL:
+        return None
+    cdef int64_t exptime = 0
+    if it.exptime != 0:
+        exptime = pc_store_unix_time(store._s, it.exptime)
+    return Item(
+        PyBytes_FromStringAndSize(pc_item_key(it), it.nkey),
+        PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes),
+        it.flags,
+        exptime,
+        it.version,
+    )
+
+
+cdef struct _scan_batch:
+    void *items  # a borrowed list
+
+
+cdef void _collect(pc_item *it, void *ctx) noexcept:
+    # Runs inside pc_store_scan with the GIL held; the list append cannot fail short of
+    # MemoryError, which scan() re-checks by comparing lengths.
+    cdef tuple row = (PyBytes_FromStringAndSize(pc_item_key(it), it.nkey),
+                      PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes),
+                      it.flags, it.exptime, it.version)
+    (<list>ctx).append(row)
+
+
+cdef object _store(Store store, pc_store_mode mode, key, const unsigned char[:] value,
+                   uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version):
+    cdef bytes k = _key(key)
+    cdef const char *data = b""
+    if value.shape[0]:
+        data = <const char *>&value[0]
+    return StoreResult(pc_store_store(store._s, mode, k, len(k), flags, exptime, data,
+                                      value.shape[0], cas, version, NULL))
+
+
+cdef class Store:
+    """memcached's item semantics over native memory.
+
+    limit_bytes bounds items plus the hash table, charged by real allocation sizes;
+    item_size_max is memcached's -I. Time is whole unix seconds: the store reads the wall
+    clock at creation, and set_time() moves it on (the node calls it once a second).
+    """
+
+    def __cinit__(self, size_t limit_bytes=64 << 20, size_t item_size_max=1 << 20, now=None):
+        cdef int64_t start = int(time.time()) if now is None else now
+        self._s = pc_store_new(limit_bytes, item_size_max, start)
+        if self._s == NULL:
+            raise MemoryError()
+        self.item_size_max = item_size_max
+
+    def __dealloc__(self):
+        pc_store_free(self._s)
+        self._s = NULL
+
+    def set_time(self, int64_t now):
+        pc_store_set_time(self._s, now)
+
+    @property
+    def now(self):
+        return pc_store_unix_time(self._s, self._s.now)
+
+    def set_limit(self, size_t limit_bytes):
+        pc_store_set_limit(self._s, limit_bytes)
+
+    def __len__(self):
+        return self._s.table.count
+
+    def get(self, key):
+        """The live item (value, flags, version...), or None; counts a hit or miss."""
+        cdef bytes k = _key(key)
+        return _item(self, pc_store_get(self._s, k, len(k)))
+
+    def get_into(self, key, buffer):
+        """Copies the value into a writable buffer without creating bytes; returns its length,
+        or -1 on a miss. Raises ValueError if the buffer is too small."""
+        cdef bytes k = _key(key)
+        cdef Py_buffer view
+        cdef pc_item *it = pc_store_get(self._s, k, len(k))
+        if it == NULL:
+            return -1
+        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        try:
+            if <size_t>view.len < it.nbytes:
+                raise ValueError(f"buffer of {view.len} bytes is too small for {it.nbytes}")
+            memcpy(view.buf, pc_item_value(it), it.nbytes)
+        finally:
+            PyBuffer_Release(&view)
+        return it.nbytes
+
+    def gat(self, key, int64_t exptime):
+        """get-and-touch: the item with its new exptime, or None; counts a touch."""
+        cdef bytes k = _key(key)
+        return _item(self, pc_store_touch(self._s, k, len(k), exptime))
+
+    def touch(self, key, int64_t exptime):
+        cdef bytes k = _key(key)
+        return pc_store_touch(self._s, k, len(k), exptime) != NULL
+
+    def peek(self, key):
+        """The live item without counting a read or moving it in the LRU."""
+        cdef bytes k = _key(key)
+        return _item(self, pc_store_peek(self._s, k, len(k)))
+
+    def set(self, key, value, uint32_t flags=0, int64_t exptime=0, uint64_t version=0):
+        """Stores unconditionally. version=0 assigns the next local version; a non-zero
+        version (from a replication peer) is stored as given."""
+        return _store(self, PC_SET, key, value, flags, exptime, 0, version)
+
+    def add(self, key, value, uint32_t flags=0, int64_t exptime=0, uint64_t version=0):
+        return _store(self, PC_ADD, key, value, flags, exptime, 0, version)
+
+    def replace(self, key, value, uint32_t flags=0, int64_t exptime=0, uint64_t version=0):
+        return _store(self, PC_REPLACE, key, value, flags, exptime, 0, version)
+
+    def append(self, key, value, uint64_t cas=0, uint64_t version=0):
+        return _store(self, PC_APPEND, key, value, 0, 0, cas, version)
+
+    def prepend(self, key, value, uint64_t cas=0, uint64_t version=0):
+        return _store(self, PC_PREPEND, key, value, 0, 0, cas, version)
+
+    def cas(self, key, value, uint64_t cas, uint32_t flags=0, int64_t exptime=0,
+            uint64_t version=0):
+        return _store(self, PC_CAS, key, value, flags, exptime, cas, version)
+
+    def _delta(self, key, bint incr, uint64_t delta, uint64_t cas, uint64_t version):
+        cdef bytes k = _key(key)
+        cdef uint64_t result = 0
+        status = StoreResult(pc_store_delta(self._s, k, len(k), incr, delta, cas, version,
+                                            &result, NULL))
+        return status, (result if status == StoreResult.OK else None)
+
+    def incr(self, key, uint64_t delta, uint64_t cas=0, uint64_t version=0):
+        """(StoreResult.OK, new value) or (NOT_FOUND | NON_NUMERIC | EXISTS, None)."""
+        return self._delta(key, True, delta, cas, version)
+
+    def decr(self, key, uint64_t delta, uint64_t cas=0, uint64_t version=0):
+        return self._delta(key, False, delta, cas, version)
+
+    def delete(self, key, uint64_t cas=0):
+        cdef bytes k = _key(key)
+        return StoreResult(pc_store_delete(self._s, k, len(k), cas))
+
+    def flush_all(self, int64_t delay=0):
+        pc_store_flush(self._s, delay)
+
+    def crawl(self, size_t max_buckets=64):
+        """One bounded step of the expiry crawler; returns the items reclaimed."""
+        return pc_store_crawl(self._s, max_buckets)
+
+    def scan(self, uint64_t cursor=0, size_t count=16):
+        """Redis-style SCAN: (next_cursor, [Item...]); next_cursor 0 ends the walk. Every item
+        present for the whole walk is returned at least once, whatever inserts, deletes and
+        table growth happen between calls. `count` is a hint of items per call."""
+        cdef list rows = []
+        while True:
+            cursor = pc_store_scan(self._s, cursor, _collect, <void *>rows)
+            if cursor == 0 or <size_t>len(rows) >= count:
+                break
+        return cursor, [
+            Item(key, value, flags, pc_store_unix_time(self._s, exptime) if exptime else 0,
+                 version)
+            for key, value, flags, exptime, version in rows
+        ]
+
+    def stats(self):
+        """Counters under memcached's `stats` / `stats items` names."""
+        cdef pc_store *s = self._s
+        cdef pc_store_stats *c = &s.stats
+        return {
+            "curr_items": s.table.count,
+            "total_items": c.total_items,
+            "bytes": pc_store_bytes(s),
+            "limit_maxbytes": s.limit_bytes,
+            "item_size_max": s.item_size_max,
+            "hash_power_level": s.table.power,
+            "hash_bytes": pc_table_bytes(&s.table),
+            "hash_is_expanding": pc_table_is_growing(&s.table),
+            "evictions": c.evictions,
+            "reclaimed": c.reclaimed,
+            "crawler_reclaimed": c.crawler_reclaimed,
+            "expired_unfetched": c.expired_unfetched,
+            "evicted_unfetched": c.evicted_unfetched,
+            "get_hits": c.get_hits,
+            "get_misses": c.get_misses,
+            "get_expired": c.get_expired,
+            "get_flushed": c.get_flushed,
+            "touch_hits": c.touch_hits,
+            "touch_misses": c.touch_misses,
+            "incr_hits": c.incr_hits,
+            "incr_misses": c.incr_misses,
+            "decr_hits": c.decr_hits,
+            "decr_misses": c.decr_misses,
+            "cas_hits": c.cas_hits,
+            "cas_misses": c.cas_misses,
+            "cas_badval": c.cas_badval,
+            "delete_hits": c.delete_hits,
+            "delete_misses": c.delete_misses,
+            "number_hot": s.lru.items[0],
+            "number_warm": s.lru.items[1],
+            "number_cold": s.lru.items[2],
+            "moves_to_cold": s.lru.moves_to_cold,
+            "moves_to_warm": s.lru.moves_to_warm,
+            "moves_within_lru": s.lru.moves_within_warm,
+        }
+
+
+cdef extern from "pc_hash.h":
+    uint32_t pc_hash(const void *key, size_t length, uint32_t seed) nogil
+
+
+def hash_key(const unsigned char[:] key, uint32_t seed=0):
+    """murmur3 x86_32 as the store hashes keys: equal to mmh3.hash(key, seed, signed=False)."""
+    return pc_hash(&key[0] if key.shape[0] else NULL, key.shape[0], seed)
