@@ -1,0 +1,214 @@
+"""Virtual time and a simulated network (latency, loss, slow and crashed nodes) with its transport.
+
+Used by the simulator and by the tests as the in-memory transport: runs are deterministic for a
+given seed and take no wall-clock time waiting.
+
+Network model: a UDP packet is lost with probability `loss`, else it arrives after a one-way
+latency drawn uniformly from `latency`, plus the receiver's processing delay. A TCP exchange
+never loses data but each of its segments is retransmitted (+`tcp_rto`) with probability `loss`.
+A node's processing delay is exponential with mean `processing` times its slowness factor
+(1 for healthy nodes) and also delays its timers, as a CPU-starved process would.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import random
+from collections.abc import Callable
+
+from .transport import Addr, PacketHandler, ReplyCallback, StreamHandler, Transport
+
+
+class _Handle:
+    __slots__ = ("fn", "args", "cancelled")
+
+    def __init__(self, fn: Callable, args: tuple):
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class SimLoop:
+    """A discrete-event clock offering the slice of the asyncio loop API the protocol uses."""
+
+    def __init__(self):
+        self._now = 0.0
+        self._heap: list = []
+        self._ids = itertools.count()
+
+    def time(self) -> float:
+        return self._now
+
+    def call_later(self, delay: float, fn: Callable, *args) -> _Handle:
+        h = _Handle(fn, args)
+        heapq.heappush(self._heap, (self._now + max(0.0, delay), next(self._ids), h))
+        return h
+
+    def run_until(self, deadline: float, stop: Callable[[], bool] | None = None) -> None:
+        """Run events up to `deadline` (or until stop() holds after an event)."""
+        heap = self._heap
+        while heap and heap[0][0] <= deadline:
+            when, _, h = heapq.heappop(heap)
+            if h.cancelled:
+                continue
+            self._now = when
+            h.fn(*h.args)
+            if stop is not None and stop():
+                return
+        self._now = max(self._now, deadline)
+
+    def run_for(self, seconds: float, stop: Callable[[], bool] | None = None) -> None:
+        self.run_until(self._now + seconds, stop)
+
+
+class NodeClock:
+    """One node's view of the SimLoop: its timers run late by its processing delay."""
+
+    def __init__(self, net: SimNetwork, addr: Addr):
+        self._net = net
+        self._loop = net.loop
+        self._addr = addr
+
+    def time(self) -> float:
+        return self._loop.time()
+
+    def call_later(self, delay: float, fn: Callable, *args) -> _Handle:
+        return self._loop.call_later(delay + self._net.processing_delay(self._addr), fn, *args)
+
+
+class SimNetwork:
+    def __init__(self, loop: SimLoop, rng: random.Random, *, latency=(0.0005, 0.003),
+                 loss: float = 0.0, processing: float = 0.001, tcp_rto: float = 0.2):
+        self.loop = loop
+        self.rng = rng
+        self.latency = latency
+        self.loss = loss
+        self.processing = processing
+        self.tcp_rto = tcp_rto
+        self._transports: dict[Addr, SimTransport] = {}
+        self._slowness: dict[Addr, float] = {}
+        self._down: set[Addr] = set()
+
+    def transport(self, addr: Addr) -> SimTransport:
+        t = SimTransport(self, addr)
+        self._transports[addr] = t
+        self._down.discard(addr)
+        return t
+
+    def clock(self, addr: Addr) -> NodeClock:
+        return NodeClock(self, addr)
+
+    def set_slowness(self, addr: Addr, factor: float) -> None:
+        self._slowness[addr] = factor
+
+    def crash(self, addr: Addr) -> None:
+        """The host vanishes: nothing reaches it or leaves it any more."""
+        self._down.add(addr)
+
+    def is_down(self, addr: Addr) -> bool:
+        return addr in self._down
+
+    def processing_delay(self, addr: Addr) -> float:
+        mean = self.processing * self._slowness.get(addr, 1.0)
+        return self.rng.expovariate(1.0 / mean) if mean > 0 else 0.0
+
+    def _latency(self) -> float:
+        lo, hi = self.latency
+        return self.rng.uniform(lo, hi)
+
+    def _tcp_leg(self) -> float:
+        delay = self._latency()
+        while self.rng.random() < self.loss:
+            delay += self.tcp_rto
+        return delay
+
+    def send_packet(self, src: Addr, dst: Addr, data: bytes) -> None:
+        down = self._down
+        if src in down or dst in down or self.rng.random() < self.loss:
+            return
+        target = self._transports.get(dst)
+        if target is None:
+            return
+        delay = self._latency() + self.processing_delay(dst)
+        self.loop.call_later(delay, target.deliver_packet, data, src)
+
+    def send_stream(self, src: Addr, dst: Addr, data: bytes, timeout: float,
+                    on_reply: ReplyCallback | None) -> None:
+        target = self._transports.get(dst)
+        loop = self.loop
+        if src in self._down:
+            return
+        if target is None or dst in self._down:
+            if on_reply is not None:
+                loop.call_later(timeout, on_reply, None)
+            return
+        # Handshake (one round trip) then the request.
+        arrive = self._tcp_leg() + self._tcp_leg() + self._tcp_leg() + self.processing_delay(dst)
+        answered = [False]
+
+        def serve() -> None:
+            if dst in self._down or src in self._down:
+                return
+            reply = target.deliver_stream(data, src)
+            if on_reply is None or reply is None or answered[0]:
+                return
+            back = self._tcp_leg() + self.processing_delay(src)
+            if arrive + back > timeout:
+                return
+            self._transports[src].bytes_received += len(reply) + 4
+            loop.call_later(back, finish, reply)
+
+        def finish(reply: bytes | None) -> None:
+            if not answered[0] and src not in self._down:
+                answered[0] = True
+                on_reply(reply)
+
+        if arrive <= timeout:
+            loop.call_later(arrive, serve)
+        if on_reply is not None:
+            loop.call_later(timeout, finish, None)
+
+
+class SimTransport(Transport):
+    def __init__(self, net: SimNetwork, addr: Addr):
+        self._net = net
+        self.local_addr = addr
+        self.bytes_sent = 0
+        self.bytes_received = 0
+        self._on_packet: PacketHandler | None = None
+        self._on_stream: StreamHandler | None = None
+
+    def attach(self, on_packet: PacketHandler, on_stream: StreamHandler) -> None:
+        self._on_packet = on_packet
+        self._on_stream = on_stream
+
+    def send_packet(self, addr: Addr, data: bytes) -> None:
+        self.bytes_sent += len(data)
+        self._net.send_packet(self.local_addr, addr, data)
+
+    def send_stream(self, addr: Addr, data: bytes, timeout: float,
+                    on_reply: ReplyCallback | None) -> None:
+        self.bytes_sent += len(data) + 4
+        self._net.send_stream(self.local_addr, addr, data, timeout, on_reply)
+
+    def deliver_packet(self, data: bytes, src: Addr) -> None:
+        if self._on_packet is not None:
+            self.bytes_received += len(data)
+            self._on_packet(data, src)
+
+    def deliver_stream(self, data: bytes, src: Addr) -> bytes | None:
+        if self._on_stream is None:
+            return None
+        self.bytes_received += len(data) + 4
+        reply = self._on_stream(data, src)
+        if reply is not None:
+            self.bytes_sent += len(reply) + 4
+        return reply
+
+    async def close(self) -> None:
+        self._on_packet = None
+        self._on_stream = None
