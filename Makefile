@@ -42,10 +42,19 @@ test-asan: test-deps
 	cd build/asan && PYCACHE_EXPECT_BUILD=$(CURDIR)/$(ASAN_LIB_DIR) PYTHONPATH=$(CURDIR)/$(ASAN_LIB_DIR) \
 	  LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
-	  $(CURDIR)/tests/unit -m "not slow" $(PYTEST_ARGS)
+	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
 
 test: test-deps test-asan
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The harness against real memcached 1.6.18 (bench/RESULTS.md keeps the latest tables): the
+# native store in process for memory, then A/B throughput and memory against our node.
+# BENCH_ARGS passes options to `compare`, e.g. BENCH_ARGS="--seconds 10 --rounds 5".
+BENCH_ARGS ?=
+bench: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench memory --mode inproc; status=$$?; \
+	  $(PYTHON) -m bench compare $(BENCH_ARGS) && exit $$status
 
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"

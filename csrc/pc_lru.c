@@ -55,17 +55,12 @@ void pc_lru_hit(pc_lru *l, pc_item *it, pc_reltime now)
     }
 }
 
-static size_t total_bytes(const pc_lru *l)
+void pc_lru_balance(pc_lru *l, size_t capacity, unsigned max_moves)
 {
-    return l->bytes[PC_HOT] + l->bytes[PC_WARM] + l->bytes[PC_COLD];
-}
-
-void pc_lru_balance(pc_lru *l, unsigned max_moves)
-{
+    size_t hot_max = capacity / 100 * PC_LRU_HOT_PCT, warm_max = capacity / 100 * PC_LRU_WARM_PCT;
     while (max_moves > 0) {
-        size_t total = total_bytes(l);
         pc_item *it;
-        if (l->tail[PC_HOT] && l->bytes[PC_HOT] * 100 > total * PC_LRU_HOT_PCT) {
+        if (l->tail[PC_HOT] && l->bytes[PC_HOT] > hot_max) {
             it = l->tail[PC_HOT];
             if (it->bits & PC_ITEM_ACTIVE) {
                 it->bits &= (uint8_t)~PC_ITEM_ACTIVE;
@@ -75,7 +70,7 @@ void pc_lru_balance(pc_lru *l, unsigned max_moves)
                 l->moves_to_cold++;
                 move(l, it, PC_COLD);
             }
-        } else if (l->tail[PC_WARM] && l->bytes[PC_WARM] * 100 > total * PC_LRU_WARM_PCT) {
+        } else if (l->tail[PC_WARM] && l->bytes[PC_WARM] > warm_max) {
             it = l->tail[PC_WARM];
             if (it->bits & PC_ITEM_ACTIVE) {
                 /* Read again while in WARM: it earns another lap. */

@@ -10,7 +10,9 @@
 
 /* New items enter HOT. Items read twice are ACTIVE: they leave HOT for WARM and are kept in
  * WARM; the rest sink to COLD, whose tail is evicted first. HOT and WARM are capped at these
- * shares of all linked bytes (memcached's hot_lru_pct / warm_lru_pct defaults). */
+ * shares of the store's capacity (memcached's hot_lru_pct / warm_lru_pct defaults). The
+ * capacity, not the bytes held so far, is the base: otherwise a cache that is still filling
+ * would demote its whole working set to COLD before any scan came along. */
 #define PC_LRU_HOT_PCT 20
 #define PC_LRU_WARM_PCT 40
 
@@ -27,7 +29,7 @@ void pc_lru_unlink(pc_lru *l, pc_item *it);
  * to WARM at once. */
 void pc_lru_hit(pc_lru *l, pc_item *it, pc_reltime now);
 /* Moves at most max_moves items out of over-full HOT and WARM. */
-void pc_lru_balance(pc_lru *l, unsigned max_moves);
+void pc_lru_balance(pc_lru *l, size_t capacity, unsigned max_moves);
 /* The next eviction victim: COLD's tail, else HOT's, else WARM's; NULL when empty. */
 pc_item *pc_lru_victim(const pc_lru *l);
 

@@ -137,7 +137,7 @@ static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
     it->time = s->now;
     pc_table_insert(&s->table, it, hv);
     pc_lru_link(&s->lru, it, PC_HOT);
-    pc_lru_balance(&s->lru, PC_LRU_MOVES_PER_STORE);
+    pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
     s->stats.total_items++;
 }
 
@@ -150,7 +150,7 @@ static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, 
     pc_lru_unlink(&s->lru, old_it);
     pc_item_free(old_it, &s->item_bytes);
     pc_lru_link(&s->lru, new_it, PC_HOT);
-    pc_lru_balance(&s->lru, PC_LRU_MOVES_PER_STORE);
+    pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
     s->stats.total_items++;
 }
 
@@ -159,7 +159,7 @@ static pc_item *victim(const pc_store *s, const pc_item *keep)
     for (int seg = 0; seg < PC_NSEGMENTS; seg++) {
         static const enum pc_lru_segment order[PC_NSEGMENTS] = {PC_COLD, PC_HOT, PC_WARM};
         pc_item *it = s->lru.tail[order[seg]];
-        if (it == keep)
+        if (it && it == keep)
             it = it->prev;
         if (it)
             return it;
