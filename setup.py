@@ -21,7 +21,8 @@ else:
     CORE_FLAGS += ["-O2", "-DNDEBUG"]
     EXT_COMPILE, EXT_LINK = ["-O2"], []
 
-CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_table", "pc_lru", "pc_store")]
+CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_table", "pc_lru", "pc_store",
+                                                 "pc_proto")]
 
 
 def extension(name, pyx):
@@ -37,6 +38,7 @@ def extension(name, pyx):
 
 extensions = [
     extension("pycache_cluster.store._store", "pycache_cluster/store/_store.pyx"),
+    extension("pycache_cluster.protocol._conn", "pycache_cluster/protocol/_conn.pyx"),
 ]
 
 setup(

@@ -1,0 +1,138 @@
+"""The node's lifecycle: wires store, protocol server and housekeeping; start/stop in order.
+
+Components are started in the order they are added and stopped in reverse, so a future
+membership (gossip) and router plug in with `node.add(component)`: anything with
+`async start(node)` and `async stop(node)`.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+from pycache_cluster.config import Config
+from pycache_cluster.protocol import ServerState
+from pycache_cluster.store import Store
+
+log = logging.getLogger("pycache_cluster")
+
+
+class Housekeeping:
+    """Loop timers doing bounded work: the store's clock each second, expiry-crawler steps."""
+
+    def __init__(self):
+        self._tasks: list[asyncio.Task] = []
+
+    async def start(self, node: "Node") -> None:
+        self._tasks = [asyncio.ensure_future(self._clock(node)),
+                       asyncio.ensure_future(self._crawl(node))]
+
+    async def stop(self, node: "Node") -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _clock(self, node: "Node") -> None:
+        while True:
+            node.store.set_time(int(time.time()))
+            # Wake just after the next whole second.
+            await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
+
+    async def _crawl(self, node: "Node") -> None:
+        cfg = node.config
+        while True:
+            await asyncio.sleep(cfg.crawl_interval)
+            node.store.crawl(cfg.crawl_buckets)
+
+
+class ProtocolServer:
+    """The TCP listener for memcached's protocols."""
+
+    def __init__(self):
+        self.server: asyncio.AbstractServer | None = None
+
+    async def start(self, node: "Node") -> None:
+        loop = asyncio.get_running_loop()
+        cfg = node.config
+        self.server = await loop.create_server(
+            node.state.protocol_factory, host=cfg.listen, port=cfg.port, backlog=1024,
+            reuse_address=True)
+        if cfg.port == 0:
+            cfg.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self, node: "Node") -> None:
+        if self.server is None:
+            return
+        self.server.close()     # stop accepting
+        # Let every client's replies already queued drain, then close the connections.
+        deadline = time.monotonic() + 5.0
+        for conn in list(node.state.conns):
+            conn.close_when_drained()
+        while node.state.conns and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        await self.server.wait_closed()
+
+
+class Node:
+    """One cache node: a store, the protocol server, housekeeping, and what comes later."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = Store(config.memory_limit_bytes, config.max_item_size)
+        self.state = ServerState(self.store, config)
+        self.state.on_shutdown = self._on_shutdown_command
+        self.components: list = [Housekeeping(), ProtocolServer()]
+        self._stopped = asyncio.Event()
+        self._started: list = []
+
+    def add(self, component) -> None:
+        """Adds a component started after (and stopped before) the existing ones."""
+        self.components.append(component)
+
+    async def start(self) -> None:
+        for c in self.components:
+            await c.start(self)
+            self._started.append(c)
+
+    async def stop(self) -> None:
+        while self._started:
+            c = self._started.pop()
+            try:
+                await c.stop(self)
+            except Exception:  # keep stopping the rest
+                log.exception("stopping %r", c)
+        self._stopped.set()
+
+    def request_stop(self) -> None:
+        if not self._stopped.is_set() and not getattr(self, "_stopping", False):
+            self._stopping = True
+            asyncio.ensure_future(self.stop())
+
+    def _on_shutdown_command(self, graceful: bool) -> None:
+        self.request_stop()
+
+    async def serve_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_stop)
+        await self.start()
+        if self.config.verbosity:
+            log.info("listening on %s:%d", self.config.listen, self.config.port)
+        await self._stopped.wait()
+
+
+def run(config: Config) -> int:
+    """Runs a node until SIGTERM/SIGINT (or `shutdown` with -A); returns the exit status."""
+    import uvloop
+
+    logging.basicConfig(
+        level=logging.DEBUG if config.verbosity > 1 else
+        logging.INFO if config.verbosity else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        uvloop.run(Node(config).serve_forever())
+    except OSError as e:
+        log.error("cannot listen on %s:%d: %s", config.listen, config.port, e)
+        return 1
+    return 0
