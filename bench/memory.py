@@ -1,0 +1,85 @@
+"""Memory workloads: RSS per item, items held under a memory limit, Zipf hit ratio.
+
+Each runs against a server over the text protocol (memcached, or our node: mode `node`) or, in
+mode `inproc`, against `pycache_cluster.store.Store` in a fresh Python subprocess
+(`python -m bench.inproc`), and reports plain numbers; memcached always runs as the baseline.
+"""
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+
+from bench import servers
+from bench.mcclient import TextClient, set_noreply, stat_int
+
+RSS_ITEMS = 1_000_000
+RSS_VALUE_SIZE = 100
+HELD_SETS = 100_000
+HELD_MIN, HELD_MAX = 10, 4000
+HELD_SEED = 7
+ITEM_SIZE_MAX = 1 << 20
+
+
+def rss_items(n: int = RSS_ITEMS) -> Iterator[tuple[bytes, bytes]]:
+    """n distinct 14-byte keys with 100-byte values (one shared value object)."""
+    value = b"v" * RSS_VALUE_SIZE
+    for i in range(n):
+        yield b"rss:%010d" % i, value
+
+
+def held_items(n: int = HELD_SETS, seed: int = HELD_SEED) -> Iterator[tuple[bytes, bytes]]:
+    """n distinct 14-byte keys with value sizes uniform in 10..4000 (seeded)."""
+    rng = random.Random(seed)
+    big = b"h" * HELD_MAX
+    for i in range(n):
+        yield b"hld:%010d" % i, big[: rng.randint(HELD_MIN, HELD_MAX)]
+
+
+# --- against a server process ------------------------------------------------------------
+
+def server_rss_per_item(server: servers.ServerProcess, n: int = RSS_ITEMS) -> dict:
+    before = servers.wait_rss_stable(server.pid)
+    with TextClient(server.address) as c:
+        c.load(set_noreply(k, v) for k, v in rss_items(n))
+        after = servers.wait_rss_stable(server.pid)
+        st = c.stats()
+    items = stat_int(st, "curr_items")
+    return {"items": items, "rss_before": before, "rss_after": after,
+            "bytes_per_item": (after - before) / max(items, 1),
+            "stats_bytes": stat_int(st, "bytes"), "hash_bytes": stat_int(st, "hash_bytes"),
+            "evictions": stat_int(st, "evictions")}
+
+
+def server_items_held(server: servers.ServerProcess, n: int = HELD_SETS) -> dict:
+    with TextClient(server.address) as c:
+        c.load(set_noreply(k, v) for k, v in held_items(n))
+        st = c.stats()
+    return {"items": stat_int(st, "curr_items"), "sets": n,
+            "evictions": stat_int(st, "evictions"), "stats_bytes": stat_int(st, "bytes"),
+            "limit_maxbytes": stat_int(st, "limit_maxbytes"), "rss": server.rss()}
+
+
+def server_zipf(server: servers.ServerProcess, ranks,
+                progress: Callable[[int], None] | None = None) -> dict:
+    from bench import zipf
+    return zipf.replay_server(server.address, ranks, progress=progress)
+
+
+# --- in process ---------------------------------------------------------------------------
+
+def inproc(workload: str, timeout: float = 600.0) -> dict:
+    """Run one memory workload in a fresh interpreter against our Store; its JSON result."""
+    proc = servers.register(subprocess.Popen(
+        [sys.executable, "-m", "bench.inproc", workload], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True))
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        servers.kill_process(proc)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench.inproc {workload} exited {proc.returncode}:\n"
+                           f"{err.decode(errors='replace')[-3000:]}")
+    return json.loads(out.decode().strip().splitlines()[-1])
