@@ -1,0 +1,120 @@
+"""Processes the integration tests talk to: our node started as a user would (the CLI), and
+the real memcached binary as the oracle. Both on free loopback ports, always killed."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (bound, read, released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def raise_nofile(want: int) -> int:
+    """Raises this process's soft RLIMIT_NOFILE towards `want` (children inherit it)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        soft = new
+    return soft
+
+
+class Server:
+    """A server process on 127.0.0.1:port; stop() is idempotent and always kills."""
+
+    name = "server"
+
+    def __init__(self, argv: list[str], port: int, env: dict | None = None):
+        self.argv = argv
+        self.port = port
+        self.host = "127.0.0.1"
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 30.0) -> "Server":
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read().decode(errors="replace")
+                raise RuntimeError(f"{self.argv} exited with {self.proc.returncode}: {out}")
+            try:
+                socket.create_connection((self.host, self.port), timeout=1).close()
+                return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError(f"{self.argv} did not listen on {self.port}")
+                time.sleep(0.05)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, sig_first: bool = True) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            if sig_first:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait(10)
+        if self.proc.stdout:
+            self.proc.stdout.close()
+        return self.proc.returncode
+
+    def output(self) -> str:
+        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+
+    def __repr__(self):
+        return f"<{self.name} :{self.port}>"
+
+
+def node_argv(port: int, *extra: str) -> list[str]:
+    exe = shutil.which("pycache-cluster")
+    head = [exe] if exe else [sys.executable, "-m", "pycache_cluster"]
+    return [*head, "serve", "-p", str(port), "-l", "127.0.0.1", *extra]
+
+
+def start_node(*extra: str, port: int | None = None, env: dict | None = None) -> Server:
+    port = port or free_port()
+    s = Server(node_argv(port, *extra), port, env=env)
+    s.name = "pycache"
+    return s.start()
+
+
+def memcached_available() -> bool:
+    return os.path.exists(MEMCACHED)
+
+
+def start_memcached(*extra: str, port: int | None = None) -> Server:
+    port = port or free_port()
+    argv = [MEMCACHED, "-p", str(port), "-l", "127.0.0.1", "-U", "0", *extra]
+    if os.geteuid() == 0:
+        argv += ["-u", "root"]
+    s = Server(argv, port)
+    s.name = "memcached"
+    return s.start()
