@@ -56,12 +56,14 @@ class Listener:
 class _Probe:
     """An outstanding probe of ours; acks and nacks for its sequence number land here."""
 
-    __slots__ = ("node", "seq", "deadline", "done", "nacks", "expected_nacks", "timer")
+    __slots__ = ("node", "seq", "deadline", "done", "nacks", "expected_nacks", "timer", "verdict")
 
-    def __init__(self, node: NodeState, seq: int, deadline: float):
+    def __init__(self, node: NodeState, seq: int, deadline: float, verdict: bool):
         self.node = node
         self.seq = seq
         self.deadline = deadline
+        # A last check of an unconfirmed suspect whose timer ran out: failure means dead.
+        self.verdict = verdict
         self.done = False
         self.nacks = 0
         self.expected_nacks = 0
@@ -354,13 +356,21 @@ class Memberlist:
         self._rng.shuffle(keep)
         self._order = keep
 
-    def _probe_node(self, node: NodeState) -> None:
+    def _probe_node(self, node: NodeState, verdict: bool = False) -> None:
         seq = self._next_seq()
         cfg = self.config
-        probe = _Probe(node, seq, self._loop.time() + self._awareness.scale(cfg.probe_interval))
+        probe = _Probe(node, seq, self._loop.time() + self._awareness.scale(cfg.probe_interval),
+                       verdict)
         self._acks[seq] = probe
         self._counters["probes"] += 1
-        self._send(node.addr, m.Ping(seq, node.name))
+        ping = m.Ping(seq, node.name)
+        if node.state == State.SUSPECT:
+            # Lifeguard's buddy system: tell the suspect it is suspected, so it can refute even
+            # if gossip never brought it the news. The suspect goes first so that the
+            # refutation is queued before the ack that carries it back is built.
+            self._send(node.addr, m.Suspect(node.incarnation, node.name, self.name), ping)
+        else:
+            self._send(node.addr, ping)
         probe.timer = self._loop.call_later(self._awareness.scale(cfg.probe_timeout),
                                             self._probe_indirect, probe)
 
@@ -400,6 +410,12 @@ class Memberlist:
             probe.timer.cancel()
         self._acks.pop(probe.seq, None)
         self._awareness.apply(-1)
+        node = probe.node
+        if probe.verdict and node.state == State.SUSPECT and self._running:
+            # It answers but its refutation has not reached us: wait one more minimum
+            # period for the alive it sent back to us directly, then check again.
+            low, _, _ = self.config.suspicion_bounds(len(self._nodes))
+            self._arm_suspicion(node, node.incarnation, self.name, 1, low, low)
 
     def _probe_failed(self, probe: _Probe) -> None:
         if probe.done:
@@ -413,7 +429,12 @@ class Memberlist:
         else:
             self._awareness.apply(1)
         node = probe.node
-        if self._running and self._nodes.get(node.name) is node and node.state <= State.SUSPECT:
+        if not self._running or self._nodes.get(node.name) is not node:
+            return
+        if probe.verdict:
+            if node.state == State.SUSPECT:
+                self._declare_dead(node)
+        elif node.state <= State.SUSPECT:
             self._suspect(m.Suspect(node.incarnation, node.name, self.name))
 
     def _next_seq(self) -> int:
@@ -438,9 +459,9 @@ class Memberlist:
                 return
             self._send_payload(node.addr, b"".join(frames))
 
-    def _send(self, addr: Addr, msg: m.Message) -> None:
-        """One message plus as many pending broadcasts as fit in a UDP packet."""
-        first = m.frame(m.encode(msg))
+    def _send(self, addr: Addr, *msgs: m.Message) -> None:
+        """The messages plus as many pending broadcasts as fit in a UDP packet."""
+        first = b"".join(m.frame(m.encode(msg)) for msg in msgs)
         space = self.config.udp_buffer_size - self._envelope.overhead() - len(first)
         extra = self._queue.get(space) if space > 0 else []
         self._send_payload(addr, first + b"".join(extra) if extra else first)
@@ -581,10 +602,16 @@ class Memberlist:
                 handler.nacks += 1
         elif t is m.Alive:
             self._alive(msg)
-        elif t is m.Suspect:
-            self._suspect(msg)
-        elif t is m.Dead:
-            self._dead(msg)
+        elif t is m.Suspect or t is m.Dead:
+            me = self._me
+            if msg.name == me.name and msg.incarnation < me.incarnation and not self._leaving:
+                # Stale news about us, so our refutation missed this member: answer it directly
+                # rather than hope the next gossip round reaches it.
+                self._send(addr, m.Alive(me.incarnation, me.name, me.host, me.port, me.meta))
+            elif t is m.Suspect:
+                self._suspect(msg)
+            else:
+                self._dead(msg)
         elif t is m.IndirectPing:
             self._relay_ping(msg, addr)
         else:
@@ -690,16 +717,34 @@ class Memberlist:
         node.incarnation = s.incarnation
         node.set_state(State.SUSPECT, self._loop.time())
         low, high, wanted = self.config.suspicion_bounds(len(self._nodes))
-        self._suspicions[s.name] = Suspicion(
-            self._loop, s.sender, wanted, low, high,
-            lambda: self._suspicion_expired(node, s.incarnation))
+        self._arm_suspicion(node, s.incarnation, s.sender, wanted, low, high)
 
-    def _suspicion_expired(self, node: NodeState, incarnation: int) -> None:
-        self._suspicions.pop(node.name, None)
-        if (self._nodes.get(node.name) is node and node.state == State.SUSPECT
-                and node.incarnation == incarnation):
-            self._counters["deaths_declared"] += 1
-            self._dead(m.Dead(incarnation, node.name, self.name))
+    def _arm_suspicion(self, node: NodeState, incarnation: int, sender: str, wanted: int,
+                       low: float, high: float) -> None:
+        old = self._suspicions.get(node.name)
+        if old is not None:
+            old.cancel()
+        timer = Suspicion(self._loop, sender, wanted, low, high,
+                          lambda: self._suspicion_expired(node, incarnation, timer))
+        self._suspicions[node.name] = timer
+
+    def _suspicion_expired(self, node: NodeState, incarnation: int, timer: Suspicion) -> None:
+        if self._suspicions.get(node.name) is not timer:
+            return
+        del self._suspicions[node.name]
+        if (self._nodes.get(node.name) is not node or node.state != State.SUSPECT
+                or node.incarnation != incarnation):
+            return
+        if timer.confirmed:
+            self._declare_dead(node)
+        else:
+            # Nobody else confirmed this suspicion in all that time: weak evidence, and the
+            # likeliest story is a refutation that missed us. Check once more ourselves.
+            self._probe_node(node, verdict=True)
+
+    def _declare_dead(self, node: NodeState) -> None:
+        self._counters["deaths_declared"] += 1
+        self._dead(m.Dead(node.incarnation, node.name, self.name))
 
     def _dead(self, d: m.Dead) -> None:
         node = self._nodes.get(d.name)

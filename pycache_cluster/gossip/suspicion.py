@@ -40,6 +40,11 @@ class Suspicion:
     def confirmations(self) -> int:
         return len(self._accusers) - 1
 
+    @property
+    def confirmed(self) -> bool:
+        """Enough independent accusers to have driven the timeout to its minimum."""
+        return self.confirmations >= self._wanted
+
     def confirm(self, sender: str) -> bool:
         """Count an independent accuser; True if this was new information worth re-gossiping."""
         if self.confirmations >= self._wanted or sender in self._accusers:
