@@ -813,15 +813,15 @@ cdef class Connection:
             elif c == b'k' or c == b'c':
                 self.p_ret[self.p_nret] = c
                 self.p_nret += 1
-        if of.mode == 0 or of.mode == b'S' or of.mode == b's':
+        if of.mode == 0 or of.mode == b'S':
             mode = PC_SET
-        elif of.mode == b'E' or of.mode == b'e':
+        elif of.mode == b'E':
             mode = PC_ADD
-        elif of.mode == b'A' or of.mode == b'a':
+        elif of.mode == b'A':
             mode = PC_APPEND
-        elif of.mode == b'P' or of.mode == b'p':
+        elif of.mode == b'P':
             mode = PC_PREPEND
-        elif of.mode == b'R' or of.mode == b'r':
+        elif of.mode == b'R':
             mode = PC_REPLACE
         else:
             self._out_err(b"CLIENT_ERROR invalid mode for ms M token")
@@ -974,9 +974,9 @@ cdef class Connection:
         self.noreply = of.no_reply
         key = tokens[1].value
         nkey = tokens[1].length
-        if of.mode == 0 or of.mode == b'I' or of.mode == b'i' or of.mode == b'+':
+        if of.mode == 0 or of.mode == b'I' or of.mode == b'+':
             incr = True
-        elif of.mode == b'D' or of.mode == b'd' or of.mode == b'-':
+        elif of.mode == b'D' or of.mode == b'-':
             incr = False
         else:
             self._out_err(b"CLIENT_ERROR invalid mode for ma M token")
