@@ -2,35 +2,65 @@
 """The native store (csrc/pc_store.h) as a Python class; protocol code cimports the C API."""
 import time
 
-from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
-from pycache_cluster.store.types import Item, StoreResult
+cimport cython
+
+from pycache_cluster.store.types import StoreResult
+
+
+@cython.final
+@cython.freelist(32)
+cdef class Item:
+    """One item as read from the store (a copy: later writes do not change it)."""
+
+    cdef readonly bytes key
+    cdef readonly bytes value
+    cdef readonly uint32_t flags
+    cdef readonly int64_t exptime  # unix seconds, 0 = never
+    cdef readonly uint64_t version  # memcached's CAS unique
+
+    def __iter__(self):
+        return iter((self.key, self.value, self.flags, self.exptime, self.version))
+
+    def __eq__(self, other):
+        return isinstance(other, Item) and tuple(self) == tuple(other)
+
+    def __hash__(self):
+        return hash(tuple(self))
+
+    def __repr__(self):
+        return (f"Item(key={self.key!r}, value={self.value!r}, flags={self.flags}, "
+                f"exptime={self.exptime}, version={self.version})")
+
+
+cdef Item _new_item(Store store, bytes key, bytes value, uint32_t flags, pc_reltime exptime,
+                    uint64_t version):
+    cdef Item item = Item.__new__(Item)
+    item.key = key
+    item.value = value
+    item.flags = flags
+    item.exptime = pc_store_unix_time(store._s, exptime) if exptime else 0
+    item.version = version
+    return item
 
 
 cdef inline bytes _key(object key):
-    if isinstance(key, str):
-        key = (<str>key).encode()
-    if not 0 < len(<bytes>key) <= PC_KEY_MAX:
+    if type(key) is not bytes:
+        key = key.encode() if isinstance(key, str) else bytes(key)
+    if not 0 < PyBytes_GET_SIZE(key) <= PC_KEY_MAX:
         raise ValueError(f"keys are 1..{PC_KEY_MAX} bytes, got {len(key)}")
     return <bytes>key
 
 
-cdef inline object _item(Store store, pc_item *it):
+cdef inline object _item(Store store, bytes key, pc_item *it):
     if it == NULL:
         return None
-    cdef int64_t exptime = 0
-    if it.exptime != 0:
-        exptime = pc_store_unix_time(store._s, it.exptime)
-    return Item(
-        PyBytes_FromStringAndSize(pc_item_key(it), it.nkey),
-        PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes),
-        it.flags,
-        exptime,
-        it.version,
-    )
+    return _new_item(store, key, PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes),
+                     it.flags, it.exptime, it.version)
 
 
 cdef struct _scan_batch:
@@ -46,14 +76,27 @@ cdef void _collect(pc_item *it, void *ctx) noexcept:
     (<list>ctx).append(row)
 
 
-cdef object _store(Store store, pc_store_mode mode, key, const unsigned char[:] value,
-                   uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version):
+# StoreResult(n) costs more than the store operation itself: look members up by index.
+cdef tuple _RESULTS = tuple(StoreResult)
+
+
+cdef object _store(Store store, pc_store_mode mode, key, value, uint32_t flags, int64_t exptime,
+                   uint64_t cas, uint64_t version):
     cdef bytes k = _key(key)
-    cdef const char *data = b""
-    if value.shape[0]:
-        data = <const char *>&value[0]
-    return StoreResult(pc_store_store(store._s, mode, k, len(k), flags, exptime, data,
-                                      value.shape[0], cas, version, NULL))
+    cdef Py_buffer view
+    cdef pc_status status
+    if type(value) is bytes:  # the common case, without taking a buffer
+        status = pc_store_store(store._s, mode, k, len(k), flags, exptime,
+                                PyBytes_AS_STRING(value), PyBytes_GET_SIZE(value), cas,
+                                version, NULL)
+    else:
+        PyObject_GetBuffer(value, &view, PyBUF_SIMPLE)
+        try:
+            status = pc_store_store(store._s, mode, k, len(k), flags, exptime,
+                                    <const char *>view.buf, view.len, cas, version, NULL)
+        finally:
+            PyBuffer_Release(&view)
+    return _RESULTS[status]
 
 
 cdef class Store:
@@ -91,7 +134,7 @@ cdef class Store:
     def get(self, key):
         """The live item (value, flags, version...), or None; counts a hit or miss."""
         cdef bytes k = _key(key)
-        return _item(self, pc_store_get(self._s, k, len(k)))
+        return _item(self, k, pc_store_get(self._s, k, len(k)))
 
     def get_into(self, key, buffer):
         """Copies the value into a writable buffer without creating bytes; returns its length,
@@ -113,7 +156,7 @@ cdef class Store:
     def gat(self, key, int64_t exptime):
         """get-and-touch: the item with its new exptime, or None; counts a touch."""
         cdef bytes k = _key(key)
-        return _item(self, pc_store_touch(self._s, k, len(k), exptime))
+        return _item(self, k, pc_store_touch(self._s, k, len(k), exptime))
 
     def touch(self, key, int64_t exptime):
         cdef bytes k = _key(key)
@@ -122,7 +165,7 @@ cdef class Store:
     def peek(self, key):
         """The live item without counting a read or moving it in the LRU."""
         cdef bytes k = _key(key)
-        return _item(self, pc_store_peek(self._s, k, len(k)))
+        return _item(self, k, pc_store_peek(self._s, k, len(k)))
 
     def set(self, key, value, uint32_t flags=0, int64_t exptime=0, uint64_t version=0):
         """Stores unconditionally. version=0 assigns the next local version; a non-zero
@@ -148,8 +191,8 @@ cdef class Store:
     def _delta(self, key, bint incr, uint64_t delta, uint64_t cas, uint64_t version):
         cdef bytes k = _key(key)
         cdef uint64_t result = 0
-        status = StoreResult(pc_store_delta(self._s, k, len(k), incr, delta, cas, version,
-                                            &result, NULL))
+        status = _RESULTS[pc_store_delta(self._s, k, len(k), incr, delta, cas, version,
+                                         &result, NULL)]
         return status, (result if status == StoreResult.OK else None)
 
     def incr(self, key, uint64_t delta, uint64_t cas=0, uint64_t version=0):
@@ -161,7 +204,7 @@ cdef class Store:
 
     def delete(self, key, uint64_t cas=0):
         cdef bytes k = _key(key)
-        return StoreResult(pc_store_delete(self._s, k, len(k), cas))
+        return _RESULTS[pc_store_delete(self._s, k, len(k), cas)]
 
     def flush_all(self, int64_t delay=0):
         pc_store_flush(self._s, delay)
@@ -179,11 +222,8 @@ cdef class Store:
             cursor = pc_store_scan(self._s, cursor, _collect, <void *>rows)
             if cursor == 0 or <size_t>len(rows) >= count:
                 break
-        return cursor, [
-            Item(key, value, flags, pc_store_unix_time(self._s, exptime) if exptime else 0,
-                 version)
-            for key, value, flags, exptime, version in rows
-        ]
+        return cursor, [_new_item(self, key, value, flags, exptime, version)
+                        for key, value, flags, exptime, version in rows]
 
     def stats(self):
         """Counters under memcached's `stats` / `stats items` names."""

@@ -1,6 +1,5 @@
-"""The store's Python-facing value types: results of operations and items."""
+"""The outcome of a store operation, as Python sees it."""
 import enum
-from typing import NamedTuple
 
 
 class StoreResult(enum.IntEnum):
@@ -16,11 +15,3 @@ class StoreResult(enum.IntEnum):
     NON_NUMERIC = 7
     TOO_LARGE = 8
     NO_MEMORY = 9
-
-
-class Item(NamedTuple):
-    key: bytes
-    value: bytes
-    flags: int
-    exptime: int  # unix seconds, 0 = never
-    version: int  # memcached's CAS unique

@@ -49,7 +49,8 @@ def test_replace_only_when_present(store):
     assert store.replace(b"k", b"1") == R.NOT_STORED
     store.set(b"k", b"1")
     assert store.replace(b"k", b"2", flags=7) == R.STORED
-    assert store.peek(b"k")[1:3] == (b"2", 7)
+    item = store.peek(b"k")
+    assert (item.value, item.flags) == (b"2", 7)
 
 
 def test_append_prepend_keep_flags_and_exptime(store, clock):
