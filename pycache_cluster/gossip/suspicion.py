@@ -29,12 +29,13 @@ class Suspicion:
         self._low = low
         self._high = high
         self._on_timeout = on_timeout
+        self._fired = False
         # The first accuser does not count as a confirmation: our own suspicion may come back
         # to us through gossip.
         self._accusers = {sender}
         self._start = loop.time()
         initial = low if wanted <= 0 else high
-        self._handle = loop.call_later(initial, on_timeout)
+        self._handle = loop.call_later(initial, self._fire)
 
     @property
     def confirmations(self) -> int:
@@ -47,14 +48,18 @@ class Suspicion:
 
     def confirm(self, sender: str) -> bool:
         """Count an independent accuser; True if this was new information worth re-gossiping."""
-        if self.confirmations >= self._wanted or sender in self._accusers:
+        if self._fired or self.confirmations >= self._wanted or sender in self._accusers:
             return False
         self._accusers.add(sender)
         left = remaining(self.confirmations, self._wanted, self._loop.time() - self._start,
                          self._low, self._high)
         self._handle.cancel()
-        self._handle = self._loop.call_later(max(0.0, left), self._on_timeout)
+        self._handle = self._loop.call_later(max(0.0, left), self._fire)
         return True
+
+    def _fire(self) -> None:
+        self._fired = True
+        self._on_timeout()
 
     def cancel(self) -> None:
         self._handle.cancel()
