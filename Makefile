@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
-.PHONY: serve build test test-deps sysdeps test-asan bench bench-micro lint clean
+.PHONY: serve build test test-deps sysdeps test-asan bench bench-micro bench-table lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -59,6 +59,13 @@ bench: sysdeps build
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"
 	$(PYTHON) -m pytest bench/micro --benchmark-only -p no:randomly $(PYTEST_ARGS)
+
+# Why the table chains: our table against linear probing on the same million items.
+bench-table:
+	mkdir -p build
+	gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icsrc bench/table/table_bench.c \
+	  csrc/pc_table.c csrc/pc_item.c -o build/table_bench
+	build/table_bench 1000000
 
 lint:
 	$(PYTHON) -m ruff check pycache_cluster tests bench
