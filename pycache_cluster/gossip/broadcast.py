@@ -56,8 +56,12 @@ class BroadcastQueue:
         self._by_name[name] = b
         self._items.add(b)
 
-    def get(self, space: int) -> list[bytes]:
-        """Framed broadcasts fitting in `space` bytes, counted as transmitted once more."""
+    def get(self, space: int, oversize: bool = False) -> list[bytes]:
+        """Framed broadcasts fitting in `space` bytes, counted as transmitted once more.
+
+        With oversize, a broadcast that could never fit is returned alone rather than stuck
+        forever (the caller then sends it over TCP).
+        """
         if not self._items:
             return []
         taken: list[Broadcast] = []
@@ -67,6 +71,8 @@ class BroadcastQueue:
             if len(b.framed) <= space:
                 taken.append(b)
                 space -= len(b.framed)
+        if not taken and oversize:
+            taken.append(self._items[0])
         limit = self._limit()
         for b in taken:
             self._items.remove(b)

@@ -454,7 +454,7 @@ class Memberlist:
             or (n.state == State.DEAD and now - n.state_change < horizon))
         space = self.config.udp_buffer_size - self._envelope.overhead()
         for node in targets:
-            frames = self._queue.get(space)
+            frames = self._queue.get(space, oversize=True)
             if not frames:
                 return
             self._send_payload(node.addr, b"".join(frames))

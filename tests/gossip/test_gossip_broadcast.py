@@ -78,3 +78,10 @@ def test_queue_holds_exactly_the_latest_update_per_member(seq, limit):
     # ...every newest update was sent exactly `limit` times, nothing more than that.
     assert all(sent_count.get(f) == limit for f in latest.values())
     assert all(c <= limit for c in sent_count.values())
+
+
+def test_oversized_broadcast_is_handed_out_alone_only_when_asked():
+    q = BroadcastQueue(lambda: 2)
+    q.queue("big", b"\x05" + bytes(200))
+    assert q.get(100) == []
+    assert q.get(100, oversize=True) == [frame(b"\x05" + bytes(200))]
