@@ -1,0 +1,57 @@
+"""Five real member processes, each on its own 127.0.0.x: the whole lifecycle over the network."""
+
+import os
+
+from pycache_cluster.gossip.state import State
+
+HOSTS = [f"127.0.0.{61 + i}" for i in range(5)]
+NAMES = [f"g{i}" for i in range(5)]
+
+
+def test_five_processes_kill_restart_leave_and_an_intruder(agents, key_file, wait):
+    key = os.urandom(32)
+    keys = key_file("cluster.key", key)
+    seeds = [f"{HOSTS[0]}:17946", f"{HOSTS[1]}:17946"]
+    procs = {n: agents(n, h, key_file=keys, join=seeds) for n, h in zip(NAMES, HOSTS)}
+    intruder = agents("intruder", "127.0.0.66", key_file=key_file("other.key", os.urandom(32)),
+                      join=seeds)
+
+    def views(names):
+        return {n: procs[n].members() for n in names}
+
+    def states(names, subject):
+        return {n: v.get(subject, (None, None, None, None))[2] for n, v in views(names).items()}
+
+    def detail():
+        return "\n".join(f"{n}: {v}" for n, v in views(procs).items()) + "\n" + \
+            procs["g0"].log_tail()
+
+    wait(lambda: all(set(v) == set(NAMES) and all(e[2] == State.ALIVE for e in v.values())
+                     for v in views(NAMES).values()), 20, "all five see each other alive",
+         detail=detail)
+
+    # kill -9: every survivor declares it dead.
+    survivors = NAMES[:4]
+    old_inc = procs["g4"].members()["g4"][3]
+    procs["g4"].kill()
+    wait(lambda: set(states(survivors, "g4").values()) == {State.DEAD}, 20,
+         "g4 declared dead everywhere", detail=detail)
+    assert all(set(states(survivors, n).values()) == {State.ALIVE} for n in survivors)
+
+    # Restarted under the same name and address: it out-bids its dead record.
+    procs["g4"].start()
+    wait(lambda: set(states(NAMES, "g4").values()) == {State.ALIVE}, 20,
+         "restarted g4 alive everywhere", detail=detail)
+    incs = {v["g4"][3] for v in views(NAMES).values()}
+    assert len(incs) == 1 and incs.pop() > old_inc
+
+    # SIGTERM: a graceful leave, seen as left rather than dead.
+    assert procs["g3"].terminate() == 0
+    rest = ["g0", "g1", "g2", "g4"]
+    wait(lambda: set(states(rest, "g3").values()) == {State.LEFT}, 10, "g3 seen as left",
+         detail=detail)
+
+    # The member with the wrong key was never admitted, and never admitted anyone.
+    assert all("intruder" not in v for v in views(rest).values())
+    assert set(intruder.members()) == {"intruder"}
+    assert intruder.proc.poll() is None
