@@ -1,8 +1,8 @@
 """A stand-alone gossip member (`python -m pycache_cluster.gossip`), until the node serves `cluster members`.
 
 It runs one Memberlist on uvloop and rewrites --members-file every --refresh seconds with the
-exact `cluster members` reply (MEMBER lines then END). SIGTERM/SIGINT announce a graceful
-leave before exiting.
+exact `cluster members` reply (MEMBER lines then END), and --stats-file with the `stats gossip`
+one. SIGTERM/SIGINT announce a graceful leave before exiting.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from .config import PRESETS
 from .keyring import Keyring
 from .memberlist import Memberlist
-from .reply import members_lines
+from .reply import members_lines, stats_reply
 from .state import NodeMeta, Status
 from .transport import NetTransport
 
@@ -32,6 +32,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--cluster-key-file", default=None)
     ap.add_argument("--preset", choices=sorted(PRESETS), default="lan")
     ap.add_argument("--members-file", default=None)
+    ap.add_argument("--stats-file", default=None)
     ap.add_argument("--refresh", type=float, default=0.1)
     return ap.parse_args(argv)
 
@@ -51,10 +52,9 @@ async def _run(args: argparse.Namespace) -> int:
     print(f"READY {ml.local_member.host}:{ml.local_member.port}", flush=True)
     while not stop.is_set():
         if args.members_file:
-            tmp = args.members_file + ".tmp"
-            with open(tmp, "w") as f:
-                f.write("\n".join(members_lines(ml.members())) + "\n")
-            os.replace(tmp, args.members_file)
+            _write(args.members_file, "\n".join(members_lines(ml.members())) + "\n")
+        if args.stats_file:
+            _write(args.stats_file, stats_reply(ml.stats()).decode())
         try:
             await asyncio.wait_for(stop.wait(), args.refresh)
         except asyncio.TimeoutError:
@@ -64,6 +64,13 @@ async def _run(args: argparse.Namespace) -> int:
     await ml.leave()
     await ml.shutdown()
     return 0
+
+
+def _write(path: str, text: str) -> None:
+    # Readers poll the file: replace it whole so they never see half a reply.
+    with open(path + ".tmp", "w") as f:
+        f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 def main(argv: list[str] | None = None) -> int:
