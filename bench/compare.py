@@ -80,7 +80,7 @@ def _run_metaclient(address, meta: dict, seconds: float) -> dict:
             "--value-size", str(meta["value_size"]), "--get-ratio", str(meta["get_ratio"])]
     proc = servers.register(subprocess.Popen(argv, stdout=subprocess.PIPE,
                                              stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                             start_new_session=True))
+                                             start_new_session=True, cwd=servers.ROOT))
     try:
         out, err = proc.communicate(timeout=seconds + 60)
     finally:

@@ -74,7 +74,8 @@ def inproc(workload: str, timeout: float = 600.0) -> dict:
     """Run one memory workload in a fresh interpreter against our Store; its JSON result."""
     proc = servers.register(subprocess.Popen(
         [sys.executable, "-m", "bench.inproc", workload], stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True))
+        stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, start_new_session=True,
+        cwd=servers.ROOT))
     try:
         out, err = proc.communicate(timeout=timeout)
     finally:

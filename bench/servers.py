@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from typing import Self
 
 HOST = "127.0.0.1"
+# The checkout: servers and helper processes run here, so `-m pycache_cluster` and `-m bench`
+# resolve to this tree whatever the caller's directory.
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
@@ -128,7 +131,7 @@ class ServerProcess:
             if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
                 raise RuntimeError(f"{self.name}: {argv[0]!r} not found (run `make sysdeps`)")
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, start_new_session=True)
+                                    stderr=subprocess.PIPE, start_new_session=True, cwd=ROOT)
             _LIVE.add(proc)
             self.proc, self.port = proc, port
             if self._wait_ready(timeout):
