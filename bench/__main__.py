@@ -67,6 +67,8 @@ def parse_args(argv):
                         help="command template of the baseline (default: %(default)s)")
     common.add_argument("--self-check", action="store_true",
                         help="run memcached as 'ours' too: validates the harness")
+    common.add_argument("-v", "--verbose", action="store_true",
+                        help="print the traceback of a failed run")
     common.add_argument("--no-save", action="store_true",
                         help="print only: leave latest.json, plots and RESULTS.md alone")
     c = sub.add_parser("compare", parents=[common], help="throughput and memory, A/B vs memcached")
@@ -219,6 +221,14 @@ def _notes(args, results, thr, seconds, rounds, errors) -> list[str]:
         if worst:
             notes.append(f"Noise: the widest spread of CPU µs/op across rounds was "
                          f"{worst[3]:.0%} ({worst[1]}, {worst[0]}).")
+        # The load generator's count against the server's own (cmd_get counts each key of a
+        # multi-get, as memcaslap does): a server that dropped or miscounted requests shows here.
+        dev = [abs(r["server_counted_ops"] - r["ops"]) / r["ops"]
+               for w in results["throughput"].values() for runs in w["runs"].values()
+               for r in runs if r.get("server_counted_ops") is not None and r.get("ops")]
+        if dev:
+            notes.append(f"Client vs server (stats cmd_get+cmd_set) operation counts agree "
+                         f"within {max(dev):.2%} in every run.")
     mem = results["memory"]
     if "rss-per-item" in mem:
         r = mem["rss-per-item"]

@@ -219,8 +219,10 @@ def kill_all() -> None:
 
 
 def install_signal_handlers() -> None:
-    """SIGTERM and SIGHUP unwind like Ctrl-C, so every `finally` runs and servers die."""
+    """SIGINT (even when a background job inherited it ignored), SIGTERM and SIGHUP unwind like
+    Ctrl-C, so every `finally` runs and the servers die."""
     def _raise(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _raise)
     signal.signal(signal.SIGHUP, _raise)
