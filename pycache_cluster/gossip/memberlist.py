@@ -26,13 +26,30 @@ from .transport import Addr, Transport
 
 log = logging.getLogger(__name__)
 
-COUNTERS = (
-    "probes", "probes_failed", "indirect_probes", "tcp_fallback_probes", "tcp_fallback_ok",
-    "acks_received", "nacks_received", "suspicions", "refutations", "deaths_declared",
-    "packets_sent", "packets_received", "packets_via_tcp", "push_pulls", "push_pull_failures",
-    "dropped_auth", "dropped_replay", "dropped_malformed", "wrong_target_pings",
-    "address_conflicts",
-)
+# The `stats gossip` counters, besides the gauges members_<state>, incarnation, health_score,
+# broadcast_queue and the transport's bytes_sent / bytes_received.
+COUNTERS = {
+    "probes": "members probed by us",
+    "probes_failed": "probes with no ack (direct, indirect or TCP) before the deadline",
+    "indirect_probes": "ping-req messages sent to relays",
+    "tcp_fallback_probes": "TCP pings tried after the UDP ping went unanswered",
+    "tcp_fallback_ok": "probes that only the TCP ping saved",
+    "acks_received": "acks received",
+    "nacks_received": "nacks received from relays",
+    "suspicions": "members we suspected after a failed probe",
+    "refutations": "times we out-bid a claim about ourselves",
+    "deaths_declared": "suspects we declared dead when their timer ran out",
+    "packets_sent": "packets sent (UDP, or TCP when too large)",
+    "packets_received": "packets received that authenticated and decoded",
+    "packets_via_tcp": "packets too large for UDP, sent over TCP instead",
+    "push_pulls": "full state exchanges we started",
+    "push_pull_failures": "full state exchanges that got no valid reply",
+    "dropped_auth": "packets dropped: failed authentication or wrong (or missing) key",
+    "dropped_replay": "packets dropped: replayed or outside the replay window",
+    "dropped_malformed": "packets dropped: authenticated but undecodable",
+    "wrong_target_pings": "pings addressed to another name at our address",
+    "address_conflicts": "alive claims for a live member's name from another address",
+}
 
 
 class Listener:
