@@ -25,6 +25,7 @@ from bench.compare import ServerSpec
 from bench.report import Row, make_row
 
 THROUGHPUT_TARGETS = {"get90", "set-heavy", "multiget10"}
+CPU_TARGETS = {"cpu_us_per_op": "≤ 1.0", "user_us_per_op": "≤ 1.5"}
 METRIC_LABELS = {
     "ops_per_sec": "throughput (ops/s)",
     "cpu_us_per_op": "server CPU µs/op (user+sys)",
@@ -150,7 +151,7 @@ def run(args) -> int:
             for metric in compare.METRICS:
                 target = ""
                 if w.name in THROUGHPUT_TARGETS:
-                    target = {"cpu_us_per_op": "≤ 1.0", "user_us_per_op": "≤ 1.5"}.get(metric, "")
+                    target = CPU_TARGETS.get(metric, "")
                 rows.append(make_row(w.name, metric, METRIC_LABELS[metric],
                                      med["memcached"][metric], med["ours"][metric], target))
 
@@ -177,13 +178,15 @@ def run(args) -> int:
     title = (f"pycache_cluster vs memcached — {args.cmd}"
              + (f" ({rounds} rounds × {seconds:g} s)" if thr else f" (mode {mode})"))
     console.print(report.rich_table(rows, title, ours_label))
+    notes = _notes(args, results, thr, seconds, rounds, errors)
+    for n in notes:
+        console.print(f"- {n}", highlight=False)
     for e in errors:
         console.print(f"[red]error:[/] {e}")
     elapsed = time.monotonic() - started
     console.print(f"took {elapsed:.0f} s; load average {mach['loadavg'][0]:.2f} at start")
     if not args.no_save:
         section = "compare" if args.cmd == "compare" else f"memory-{mode}"
-        notes = _notes(args, results, thr, seconds, rounds, errors)
         payload = {"date": report.now_utc(), "commit": report.git_commit(), "machine": mach,
                    "command": command, "ours": ours_label, "ours_cmd": ours.template,
                    "memcached_cmd": baseline.template, "seconds": seconds, "rounds": rounds,
@@ -236,8 +239,13 @@ def _notes(args, results, thr, seconds, rounds, errors) -> list[str]:
                      f"memcached {_g(r['memcached'], 'items')} items, "
                      f"ours {_g(r['ours'], 'items')} items.")
     if "items-held" in mem:
+        r = mem["items-held"]
         notes.append(f"items-held: {memory.HELD_SETS:,} sets of 14 B keys with values uniform "
-                     f"in {memory.HELD_MIN}-{memory.HELD_MAX} B; curr_items afterwards.")
+                     f"in {memory.HELD_MIN}-{memory.HELD_MAX} B; curr_items afterwards. Mean "
+                     f"stored item (stats bytes / curr_items): memcached "
+                     f"{_mean_item(r['memcached'])}, ours {_mean_item(r['ours'])} (memcached "
+                     f"evicts per slab class, so the classes that got pages first keep "
+                     f"their items).")
     if "zipf-hit" in mem:
         from bench import zipf
         notes.append(f"zipf-hit: {zipf.REQUESTS:,} requests over {zipf.KEYS:,} keys, "
@@ -246,6 +254,11 @@ def _notes(args, results, thr, seconds, rounds, errors) -> list[str]:
     if errors:
         notes.append(f"{len(errors)} run(s) failed; see latest.json.")
     return notes
+
+
+def _mean_item(d: dict) -> str:
+    items, nbytes = d.get("items"), d.get("stats_bytes")
+    return f"{nbytes / items:,.0f} B" if items and nbytes else "?"
 
 
 def _g(d: dict, k: str) -> str:

@@ -1,4 +1,4 @@
-"""Server processes under test: start memcached and our node on free loopback ports, sample their CPU and RSS.
+"""Server processes under test: memcached and our node on free loopback ports; their CPU and RSS.
 
 Every process started here is registered and killed on exit (normal return, exception, Ctrl-C or
 SIGTERM): use `ServerProcess` as a context manager, and `install_signal_handlers()` once in main.
@@ -76,7 +76,8 @@ def read_peak_rss(pid: int) -> int:
     return 0
 
 
-def wait_rss_stable(pid: int, interval: float = 0.25, samples: int = 4, timeout: float = 30.0) -> int:
+def wait_rss_stable(pid: int, interval: float = 0.25, samples: int = 4,
+                    timeout: float = 30.0) -> int:
     """RSS once it has not changed for `samples` consecutive reads (memcached grows its hash
     table and slabs from background threads after the last reply)."""
     deadline = time.monotonic() + timeout
