@@ -154,16 +154,21 @@ def save_json(section: str, payload: dict) -> Path:
             data = {}
     payload = dict(payload)
     payload["rows"] = [asdict(r) for r in payload.get("rows", [])]
-    data[section] = payload
-    LATEST_JSON.write_text(json.dumps(data, indent=1, sort_keys=True, default=_json_default)
-                           + "\n")
+    data[section] = _strict(payload)
+    LATEST_JSON.write_text(json.dumps(data, indent=1, sort_keys=True, default=str,
+                                      allow_nan=False) + "\n")
     return LATEST_JSON
 
 
-def _json_default(o):
-    if isinstance(o, float) and math.isnan(o):
+def _strict(o):
+    """NaN (a failed run's figure) becomes null: latest.json stays strict JSON."""
+    if isinstance(o, float) and not math.isfinite(o):
         return None
-    return str(o)
+    if isinstance(o, dict):
+        return {k: _strict(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_strict(v) for v in o]
+    return o
 
 
 def plot_ratios(rows: list[Row], prefix: str) -> list[Path]:
