@@ -108,6 +108,11 @@ DEF WRITE_HIGH_WATER = 4 * 1024 * 1024
 DEF KEY_MAX = 250
 
 
+cdef inline size_t _memcached_size(size_t nkey, size_t nbytes, uint32_t flags) noexcept:
+    # memcached's item_make_header: non-zero client flags take 4 more bytes of the item.
+    return pc_item_memcached_size(nkey, nbytes) + (4 if flags else 0)
+
+
 cdef inline bint _is(const char *tok, const char *lit) noexcept:
     return strcmp(tok, lit) == 0
 
@@ -251,7 +256,11 @@ cdef class Connection:
             raise
 
     def eof_received(self):
-        # A half-closed client still gets the replies to what it sent; then we close.
+        # A half-closed client still gets the replies to what it sent; then we close. As in
+        # memcached, replies held back for an unfinished value are dropped with it.
+        if self.state != ST_CMD:
+            self.wbuf.len = self.mark
+            self._flush()
         return False
 
     def close_when_drained(self):
@@ -295,6 +304,18 @@ cdef class Connection:
         """memcached's out_errstring: meta errors ignore noreply."""
         self.noreply = False
         self._out(line)
+
+    cdef void _flush_upto(self, size_t n):
+        cdef bytes out
+        if n == 0:
+            return
+        if self.transport is not None:
+            out = PyBytes_FromStringAndSize(self.wbuf.data, n)
+            self.srv.bytes_written += n
+            self.transport.write(out)
+        memmove(self.wbuf.data, self.wbuf.data + n, self.wbuf.len - n)
+        self.wbuf.len -= n
+        self.mark = 0
 
     cdef void _flush(self):
         cdef bytes out
@@ -361,7 +382,13 @@ cdef class Connection:
             if self.transport is not None:
                 self.transport.close()
             return
-        self._flush()
+        # memcached writes replies out while it waits for a command line, but not while it
+        # reads (or discards) a value: replies after its last write point (`mark`) leave once
+        # the value is complete.
+        if self.state == ST_CMD:
+            self._flush()
+        else:
+            self._flush_upto(self.mark)
 
     cdef inline void _request_done(self) noexcept:
         self.noreply = False
@@ -413,6 +440,7 @@ cdef class Connection:
             self._ma(tokens, ntokens)
         elif cmd == PC_CMD_MN:
             self._out(b"MN")
+            self.mark = self.wbuf.len     # "mn command forces immediate writeback flush"
         elif cmd == PC_CMD_ME:
             self._me(tokens, ntokens)
         elif cmd == PC_CMD_VERSION:
@@ -479,6 +507,7 @@ cdef class Connection:
             ntokens = pc_tokenize(key_token.value, tokens, PC_MAX_TOKENS)
             key_token = tokens
         pc_wbuf_add(&self.wbuf, b"END\r\n", 5)
+        self.mark = self.wbuf.len     # memcached writes out after every get (conn_mwrite)
 
     # -- text protocol: storage --------------------------------------------------------------
 
@@ -516,7 +545,7 @@ cdef class Connection:
         self.p_cas = cas
         self.p_vlen = <size_t>vlen + 2
         self.p_noreply = self.noreply
-        if pc_item_memcached_size(self.p_nkey, vlen) > self.s.item_size_max:
+        if _memcached_size(self.p_nkey, vlen, flags) > self.s.item_size_max:
             self.srv.store_too_large += 1
             self._out(b"SERVER_ERROR object too large for cache")
             if mode == PC_SET:
@@ -675,8 +704,8 @@ cdef class Connection:
         nkey = tokens[1].length
         it = pc_store_peek(self.s, key, nkey)
         if it == NULL and of.vivify:
-            st = pc_store_store(self.s, PC_ADD, key, nkey, 0, of.autoviv_exptime, b"", 0,
-                                0, 0, &it)
+            # Created without a TTL: N sets it in flag order (so "t N30" shows t-1).
+            st = pc_store_store(self.s, PC_ADD, key, nkey, 0, 0, b"", 0, 0, 0, &it)
             if st == PC_STORED:
                 created = True
                 if of.key_binary:
@@ -697,6 +726,7 @@ cdef class Connection:
                     it.exptime = pc_store_exptime(self.s, of.exptime)
                 elif c == b'N':
                     if created:
+                        it.exptime = pc_store_exptime(self.s, of.autoviv_exptime)
                         won = True
                 elif c == b'R':
                     if (not (it.bits & ITEM_TOKEN_SENT) and not created and it.exptime != 0
@@ -835,7 +865,7 @@ cdef class Connection:
             return
         memcpy(self.p_key, tokens[1].value, tokens[1].length)
         self.p_nkey = tokens[1].length
-        if pc_item_memcached_size(self.p_nkey, vlen) > self.s.item_size_max:
+        if _memcached_size(self.p_nkey, vlen, of.client_flags) > self.s.item_size_max:
             self.srv.store_too_large += 1
             pc_store_delete(self.s, self.p_key, self.p_nkey, 0)
             self._out_err(b"SERVER_ERROR object too large for cache")
@@ -1095,7 +1125,7 @@ cdef class Connection:
             pc_wbuf_add(&self.wbuf, b" fetch=yes", 10)
         else:
             pc_wbuf_add(&self.wbuf, b" fetch=no", 9)
-        ntotal = pc_item_memcached_size(it.nkey, it.nbytes)
+        ntotal = _memcached_size(it.nkey, it.nbytes, it.flags)
         pc_wbuf_add(&self.wbuf, b" cls=", 5)
         pc_wbuf_add_u64(&self.wbuf, pc_proto_slab_class(ntotal, self.s.item_size_max))
         pc_wbuf_add(&self.wbuf, b" size=", 6)
