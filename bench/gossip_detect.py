@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from pycache_cluster.gossip.reply import parse_members  # noqa: E402
-from pycache_cluster.gossip.state import State  # noqa: E402
+from pycache_cluster.gossip.reply import parse_members
+from pycache_cluster.gossip.state import State
 
 PORT = 17947
 

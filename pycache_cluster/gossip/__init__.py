@@ -12,7 +12,22 @@ from .state import Member, NodeMeta, State, Status
 from .transport import NetTransport, Transport
 
 __all__ = [
-    "COUNTERS", "GossipConfig", "Keyring", "KeyringError", "Listener", "Member", "Memberlist",
-    "NetTransport", "NodeMeta", "State", "Status", "Transport", "lan", "local",
-    "members_lines", "members_reply", "memberlist_defaults", "stats_reply",
+    "COUNTERS",
+    "GossipConfig",
+    "Keyring",
+    "KeyringError",
+    "Listener",
+    "Member",
+    "Memberlist",
+    "NetTransport",
+    "NodeMeta",
+    "State",
+    "Status",
+    "Transport",
+    "lan",
+    "local",
+    "memberlist_defaults",
+    "members_lines",
+    "members_reply",
+    "stats_reply",
 ]

@@ -57,7 +57,7 @@ async def _run(args: argparse.Namespace) -> int:
             _write(args.stats_file, stats_reply(ml.stats()).decode())
         try:
             await asyncio.wait_for(stop.wait(), args.refresh)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
     if joiner is not None:
         joiner.cancel()

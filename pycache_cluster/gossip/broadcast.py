@@ -11,7 +11,7 @@ from .messages import frame
 
 
 class Broadcast:
-    __slots__ = ("name", "framed", "transmits", "id", "on_done")
+    __slots__ = ("framed", "id", "name", "on_done", "transmits")
 
     def __init__(self, name: str, framed: bytes, id_: int, on_done: Callable[[], None] | None):
         self.name = name

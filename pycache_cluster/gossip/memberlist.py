@@ -73,7 +73,7 @@ class Listener:
 class _Probe:
     """An outstanding probe of ours; acks and nacks for its sequence number land here."""
 
-    __slots__ = ("node", "seq", "deadline", "done", "nacks", "expected_nacks", "timer", "verdict")
+    __slots__ = ("deadline", "done", "expected_nacks", "nacks", "node", "seq", "timer", "verdict")
 
     def __init__(self, node: NodeState, seq: int, deadline: float, verdict: bool):
         self.node = node
@@ -90,7 +90,7 @@ class _Probe:
 class _Relay:
     """A ping we send on behalf of another member's indirect probe."""
 
-    __slots__ = ("requester", "seq", "nack_timer", "expiry")
+    __slots__ = ("expiry", "nack_timer", "requester", "seq")
 
     def __init__(self, requester: Addr, seq: int):
         self.requester = requester
@@ -160,16 +160,17 @@ class Memberlist:
             addrs, only_self = await self._resolve(seeds)
             if only_self:
                 return 0
-            answered = 0
-            if addrs:
-                done = self._loop.create_future()
-                self.join_nowait(addrs, lambda n: done.done() or done.set_result(n))
-                answered = await done
+            answered = await self._join_once(addrs) if addrs else 0
             if answered or not retry:
                 return answered
             log.info("gossip join: no seed answered, retrying in %.1fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.config.join_retry_max)
+
+    async def _join_once(self, addrs: list[Addr]) -> int:
+        done = self._loop.create_future()
+        self.join_nowait(addrs, lambda n: done.done() or done.set_result(n))
+        return await done
 
     async def leave(self) -> None:
         """Announce a graceful leave and wait (at most leave_timeout) until it was gossiped."""

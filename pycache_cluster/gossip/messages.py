@@ -132,7 +132,7 @@ def encode(msg: Message) -> bytes:
 
 
 class _Reader:
-    __slots__ = ("buf", "pos", "end")
+    __slots__ = ("buf", "end", "pos")
 
     def __init__(self, buf: bytes, pos: int, end: int):
         self.buf, self.pos, self.end = buf, pos, end

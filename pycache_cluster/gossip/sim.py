@@ -215,7 +215,7 @@ def soak(name: str, config: GossipConfig, n: int, loss: float, slow: float, fact
     started = time.perf_counter()
     c = Cluster(config, seed=seed, loss=loss, processing=processing)
     c.warm_start(n)
-    for victim in c.rng.sample(c.live(), int(round(slow * n))):
+    for victim in c.rng.sample(c.live(), round(slow * n)):
         c.net.set_slowness(c.addrs[victim], factor)
     c.run(3.0)
     bytes0, t0 = c.bytes_sent(), c.loop.time()

@@ -21,7 +21,7 @@ from .transport import Addr, PacketHandler, ReplyCallback, StreamHandler, Transp
 
 
 class _Handle:
-    __slots__ = ("fn", "args", "cancelled")
+    __slots__ = ("args", "cancelled", "fn")
 
     def __init__(self, fn: Callable, args: tuple):
         self.fn = fn

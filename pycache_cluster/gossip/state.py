@@ -86,8 +86,16 @@ class Member:
 class NodeState:
     """The mutable record behind a Member. Invariant: one record per name in the table."""
 
-    __slots__ = ("name", "host", "port", "incarnation", "state", "meta", "state_change",
-                 "_decoded")
+    __slots__ = (
+        "_decoded",
+        "host",
+        "incarnation",
+        "meta",
+        "name",
+        "port",
+        "state",
+        "state_change",
+    )
 
     def __init__(self, name: str, host: str, port: int, incarnation: int, state: State,
                  meta: bytes, now: float):

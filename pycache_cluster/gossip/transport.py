@@ -86,10 +86,10 @@ class NetTransport(Transport):
         self._server = await asyncio.start_server(self._serve, host, port, reuse_address=True)
         # Port 0 lets TCP choose; UDP then takes the same number so one port serves both.
         port = self._server.sockets[0].getsockname()[1]
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         try:
             self._udp, _ = await loop.create_datagram_endpoint(
-                lambda: _Datagrams(self), local_addr=(host, port), family=socket.AF_INET
-                if ":" not in host else socket.AF_INET6)
+                lambda: _Datagrams(self), local_addr=(host, port), family=family)
         except OSError:
             self._server.close()
             raise
@@ -121,7 +121,7 @@ class NetTransport(Transport):
                     self.bytes_received += len(reply) + _LEN.size
                 else:
                     await writer.drain()
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             log.debug("gossip stream to %s:%d failed: %r", addr[0], addr[1], exc)
             reply = None
         finally:
@@ -141,7 +141,7 @@ class NetTransport(Transport):
                     writer.write(_LEN.pack(len(reply)) + reply)
                     self.bytes_sent += len(reply) + _LEN.size
                     await writer.drain()
-        except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
             log.debug("gossip stream from %s failed: %r", peer, exc)
         finally:
             writer.close()

@@ -14,7 +14,7 @@ from pycache_cluster.gossip.reply import members_lines, members_reply, parse_mem
 from pycache_cluster.gossip.state import NodeMeta, State, Status
 
 FAKE = ("10.99.0.1", 7946)
-QUIET = dict(probe_interval=1000.0, probe_timeout=500.0, push_pull_interval=0)
+QUIET = {"probe_interval": 1000.0, "probe_timeout": 500.0, "push_pull_interval": 0}
 
 
 @pytest.fixture
