@@ -145,7 +145,8 @@ class Cluster:
 
 
 def _quantile(times: list[float], want: int, q: float) -> float:
-    need = max(1, math.ceil(q * want))
+    # Rounded down: with 999 observers "99.9 %" means 998 of them, not all 999.
+    need = max(1, math.floor(q * want))
     return times[need - 1] if len(times) >= need else math.inf
 
 
