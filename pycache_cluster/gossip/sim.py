@@ -155,6 +155,7 @@ class Row:
     config: str
     nodes: int
     loss: float
+    seed: int
     update: tuple[float, float] = (math.nan, math.nan)
     join: tuple[float, float] = (math.nan, math.nan)
     leave: tuple[float, float] = (math.nan, math.nan)
@@ -173,7 +174,7 @@ def scenario(name: str, config: GossipConfig, n: int, loss: float, seed: int,
     c = Cluster(config, seed=seed, loss=loss, processing=processing)
     c.warm_start(n)
     c.run(3.0)
-    row = Row(name, n, loss)
+    row = Row(name, n, loss, seed)
     bytes0, t0 = c.bytes_sent(), c.loop.time()
     names = c.live()
     subject = names[1]
@@ -221,7 +222,7 @@ def soak(name: str, config: GossipConfig, n: int, loss: float, slow: float, fact
     c.run(3.0)
     bytes0, t0 = c.bytes_sent(), c.loop.time()
     c.run(seconds)
-    row = Row(name, n, loss, slow=slow, duration=seconds)
+    row = Row(name, n, loss, seed, slow=slow, duration=seconds)
     row.false_dead = len(c.false_dead)
     row.bytes_per_node_s = (c.bytes_sent() - bytes0) / n / (c.loop.time() - t0)
     row.runtime = time.perf_counter() - started
@@ -234,12 +235,13 @@ def _fmt(pair: tuple[float, float]) -> str:
 
 
 def table(rows: list[Row]) -> str:
-    head = ("| config | n | loss | slow | update 99.9% / 100% (s) | join | leave | "
+    head = ("| config | n | loss | slow | seed | update 99.9% / 100% (s) | join | leave | "
             "crash → dead everywhere | false dead | B/node/s | sim s | wall s |")
-    out = [head, "|" + "---|" * 12]
+    out = [head, "|" + "---|" * 13]
     for r in rows:
         out.append(
-            f"| {r.config} | {r.nodes} | {r.loss:.0%} | {r.slow:.0%} | {_fmt(r.update)} | "
+            f"| {r.config} | {r.nodes} | {r.loss:.0%} | {r.slow:.0%} | {r.seed} | "
+            f"{_fmt(r.update)} | "
             f"{_fmt(r.join)} | {_fmt(r.leave)} | {_fmt(r.crash)} | {r.false_dead} | "
             f"{r.bytes_per_node_s:.0f} | {r.duration:.0f} | {r.runtime:.0f} |")
     return "\n".join(out)
@@ -260,21 +262,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-factor", type=float, default=10.0)
     ap.add_argument("--processing", type=float, default=0.005,
                     help="mean per-message processing delay of a healthy node (s)")
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seeds", default="1", help="comma-separated seeds, one scenario row each")
     args = ap.parse_args(argv)
     # A thousand "running in the clear" warnings say nothing about the protocol.
     logging.getLogger("pycache_cluster.gossip").setLevel(logging.ERROR)
 
     rows = []
     losses = [float(x) for x in args.loss.split(",")]
+    seeds = [int(x) for x in args.seeds.split(",")]
     for preset in args.configs.split(","):
         cfg = PRESETS[preset](gossip_interval=args.gossip_interval)
         for loss in losses:
-            rows.append(scenario(preset, cfg, args.nodes, loss, args.seed, args.processing))
-            print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            for seed in seeds:
+                rows.append(scenario(preset, cfg, args.nodes, loss, seed, args.processing))
+                print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
         if args.soak:
             rows.append(soak(preset, cfg, args.nodes, max(losses), args.slow, args.slow_factor,
-                             args.soak, args.seed, args.processing))
+                             args.soak, seeds[0], args.processing))
             print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))
     return 0

@@ -117,4 +117,5 @@ def test_simulator_cli_prints_a_table(capsys):
     assert sim_main(["--nodes", "20", "--configs", "lan,memberlist", "--loss", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("| config |") and len(out) == 4
-    assert out[2].startswith("| lan | 20 | 0% |") and out[3].startswith("| memberlist | 20 |")
+    assert out[2].startswith("| lan | 20 | 0% | 0% | 1 |")
+    assert out[3].startswith("| memberlist | 20 | 0% | 0% | 1 |")
