@@ -147,7 +147,9 @@ def run(args) -> int:
             results["throughput"][w.name] = {
                 "description": w.description, "runs": runs, "median": med,
                 "spread": {side: {m: compare.spread(r, m) for m in compare.METRICS}
-                           for side, r in runs.items()}}
+                           for side, r in runs.items()},
+                "paired_ratio": {m: compare.paired_ratio(runs["memcached"], runs["ours"], m)
+                                 for m in compare.METRICS}}
             for metric in compare.METRICS:
                 target = ""
                 if w.name in THROUGHPUT_TARGETS:
@@ -222,8 +224,13 @@ def _notes(args, results, thr, seconds, rounds, errors) -> list[str]:
                      if m == "cpu_us_per_op" and not math.isnan(v)),
                     key=lambda t: t[3], default=None)
         if worst:
+            paired = ", ".join(
+                f"{w} {r['paired_ratio']['cpu_us_per_op']:.3f}×"
+                for w, r in results["throughput"].items()
+                if not math.isnan(r["paired_ratio"]["cpu_us_per_op"]))
             notes.append(f"Noise: the widest spread of CPU µs/op across rounds was "
-                         f"{worst[3]:.0%} ({worst[1]}, {worst[0]}).")
+                         f"{worst[3]:.0%} ({worst[1]}, {worst[0]}). Median of the per-round "
+                         f"(back-to-back) CPU µs/op ratios: {paired}.")
         # The load generator's count against the server's own (cmd_get counts each key of a
         # multi-get, as memcaslap does): a server that dropped or miscounted requests shows here.
         dev = [abs(r["server_counted_ops"] - r["ops"]) / r["ops"]

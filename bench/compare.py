@@ -99,6 +99,14 @@ def medians(runs: list[dict]) -> dict:
     return {m: statistics.median(r[m] for r in ok) if ok else float("nan") for m in METRICS}
 
 
+def paired_ratio(mc_runs: list[dict], our_runs: list[dict], metric: str) -> float:
+    """Median of the per-round ratios ours/memcached: each pair ran back to back, so a load
+    change on a shared machine that spans rounds cancels out better than in medians' ratio."""
+    ratios = [o[metric] / m[metric] for m, o in zip(mc_runs, our_runs, strict=False)
+              if "error" not in m and "error" not in o and m[metric]]
+    return statistics.median(ratios) if ratios else float("nan")
+
+
 def spread(runs: list[dict], metric: str) -> float:
     """(max - min) / median over the rounds: how noisy this figure was."""
     vals = [r[metric] for r in runs if "error" not in r]
