@@ -181,6 +181,9 @@ def run(args) -> int:
              + (f" ({rounds} rounds × {seconds:g} s)" if thr else f" (mode {mode})"))
     console.print(report.rich_table(rows, title, ours_label))
     notes = _notes(args, results, thr, seconds, rounds, errors)
+    ours_how = ("`pycache_cluster.store.Store` in a fresh interpreter (bench/inproc.py)"
+                if mode == "inproc" else f"`{ours.template}`")
+    notes.insert(0, f"Servers: memcached `{baseline.template}`; {ours_label} {ours_how}.")
     for n in notes:
         console.print(f"- {n}", highlight=False)
     for e in errors:
