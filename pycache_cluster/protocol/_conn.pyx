@@ -1087,7 +1087,7 @@ cdef class Connection:
         cdef char *key
         cdef size_t nkey
         cdef pc_item *it
-        cdef unsigned char buf[256]
+        cdef unsigned char buf[400]
         cdef size_t n, ntotal
         if ntokens < 3 or tokens[1].length > KEY_MAX:
             self._out(b"CLIENT_ERROR bad command line format")
