@@ -47,7 +47,8 @@ class Server:
 
     def start(self, timeout: float = 30.0) -> "Server":
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, env=self.env, cwd=REPO)
+                                     stderr=subprocess.STDOUT, env=self.env,
+                                     cwd=os.environ.get("PYCACHE_NODE_LIB") or REPO)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -99,8 +100,25 @@ def node_argv(port: int, *extra: str) -> list[str]:
     return [*head, "serve", "-p", str(port), "-l", "127.0.0.1", *extra]
 
 
+def node_env(env: dict | None = None) -> dict | None:
+    """PYCACHE_NODE_LIB=<dir> runs nodes from another build of the package (e.g. the
+    ASan/UBSan one under build/asan/lib), preloading the sanitizer runtime it needs."""
+    lib = os.environ.get("PYCACHE_NODE_LIB")
+    if not lib:
+        return env
+    env = dict(os.environ if env is None else env)
+    env["PYTHONPATH"] = lib
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+                          text=True).stdout.strip()
+    if asan and os.path.exists(asan):
+        env["LD_PRELOAD"] = asan
+        env.setdefault("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1")
+    return env
+
+
 def start_node(*extra: str, port: int | None = None, env: dict | None = None) -> Server:
     port = port or free_port()
+    env = node_env(env)
     s = Server(node_argv(port, *extra), port, env=env)
     s.name = "pycache"
     return s.start()

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from helpers.servers import REPO, Server, free_port, node_argv, start_node
+from helpers.servers import REPO, Server, free_port, node_argv, node_env, start_node
 from helpers.wire import Conn
 
 CLI = [sys.executable, "-m", "pycache_cluster"]
@@ -73,7 +73,7 @@ def test_environment_variables(request):
     port = free_port()
     env = dict(os.environ, PYCACHE_PORT=str(port), PYCACHE_MEMORY_LIMIT="32",
                PYCACHE_MAX_ITEM_SIZE="512k", PYCACHE_ENABLE_SHUTDOWN="1")
-    node = Server([*CLI, "serve"], port, env=env).start()
+    node = Server([*CLI, "serve"], port, env=node_env(env)).start()
     request.addfinalizer(node.stop)
     s = _settings(port)
     assert s[b"maxbytes"] == str(32 * 1024 * 1024).encode()
@@ -116,7 +116,8 @@ def test_shutdown_command_needs_A():
 
 def test_python_dash_m_entry_point(request):
     port = free_port()
-    node = Server([sys.executable, "-m", "pycache_cluster", *node_argv(port)[-5:]], port).start()
+    node = Server([sys.executable, "-m", "pycache_cluster", *node_argv(port)[-5:]], port,
+                  env=node_env()).start()
     request.addfinalizer(node.stop)
     with Conn(port) as c:
         c.expect(b"version\r\n", b"VERSION 1.6.18\r\n")

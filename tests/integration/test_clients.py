@@ -11,6 +11,7 @@ TOO_BIG = b"x" * (2 * 1024 * 1024)
 
 
 def test_pymemcache_client(pycache):
+    pytest.importorskip("pymemcache", reason="pymemcache not installed (pip install -e .[test])")
     from pymemcache.client.base import Client
 
     c = Client(("127.0.0.1", pycache.port), timeout=10, default_noreply=False)
@@ -52,6 +53,7 @@ def test_pymemcache_client(pycache):
 
 
 def test_pymemcache_hashclient_two_nodes(request, pycache):
+    pytest.importorskip("pymemcache", reason="pymemcache not installed (pip install -e .[test])")
     from pymemcache.client.hash import HashClient
 
     other = start_node()
@@ -81,7 +83,8 @@ def test_pymemcache_hashclient_two_nodes(request, pycache):
 
 
 def test_python_memcached_client(pycache):
-    import memcache
+    memcache = pytest.importorskip(
+        "memcache", reason="python-memcached not installed (pip install -e .[test])")
 
     c = memcache.Client([f"127.0.0.1:{pycache.port}"], cache_cas=True)
     try:
@@ -109,7 +112,8 @@ def test_python_memcached_client(pycache):
 
 
 def test_aiomcache_client(pycache):
-    import aiomcache
+    aiomcache = pytest.importorskip(
+        "aiomcache", reason="aiomcache not installed (pip install -e .[test])")
 
     async def main():
         c = aiomcache.Client("127.0.0.1", pycache.port)
