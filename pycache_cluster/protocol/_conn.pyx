@@ -16,6 +16,7 @@ from pycache_cluster.store._store cimport *
 import os
 import resource
 import signal
+import sys
 import time
 
 
@@ -190,6 +191,7 @@ cdef class Connection:
     cdef char p_opaque[40]
     cdef size_t p_nopaque
     cdef public object peername
+    cdef int fd
 
     def __cinit__(self, ServerState srv):
         self.srv = srv
@@ -223,9 +225,15 @@ cdef class Connection:
         srv.total_conns += 1
         srv.conns.add(self)
         self.peername = transport.get_extra_info("peername")
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno() if sock is not None else -1
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
+        if srv.verbosity > 1:
+            _log("<%d new client connection" % self.fd)
 
     def connection_lost(self, exc):
+        if self.srv.verbosity > 1 and not self.rejected:
+            _log("<%d connection closed." % self.fd)
         if not self.rejected:
             self.srv.curr_conns -= 1
             self.srv.conns.discard(self)
@@ -400,6 +408,9 @@ cdef class Connection:
         cdef pc_token tokens[PC_MAX_TOKENS]
         cdef size_t ntokens
         pc_proto_terminate(line, line_end)
+        if self.srv.verbosity > 1:
+            # memcached -vv: every request line, as "<fd line".
+            _log("<%d %s" % (self.fd, (<bytes>line).decode("utf-8", "replace")))
         ntokens = pc_tokenize(line, tokens, PC_MAX_TOKENS)
         cdef pc_cmd cmd = pc_proto_command(tokens, ntokens)
         if cmd == PC_CMD_GET:
@@ -686,6 +697,7 @@ cdef class Connection:
         cdef char *key
         cdef pc_status st
         cdef char c
+        cdef pc_reltime exptime
         memset(&of, 0, sizeof(of))
         if ntokens < 3:
             self._out(b"ERROR")
@@ -774,8 +786,13 @@ cdef class Connection:
                 pc_wbuf_add(&self.wbuf, b"\r\n", 2)
             # Counting and the LRU bump come last, so h and l saw the item as it was.
             if ttl_set:
+                # The touch counts and bumps; the flags already set the TTL in their order
+                # (an N after T wins on a created item), so keep what they left.
                 self.srv.cmd_touch += 1
-                pc_store_touch(self.s, key, nkey, of.exptime)
+                exptime = it.exptime
+                it = pc_store_touch(self.s, key, nkey, of.exptime)
+                if it != NULL:
+                    it.exptime = exptime
             else:
                 self.srv.cmd_get += 1
                 if not of.no_update:
@@ -1243,6 +1260,10 @@ cdef class Connection:
                 return b"CLIENT_ERROR bad command line\r\n"
             return b"END\r\n"
         return b"ERROR\r\n"
+
+
+def _log(str msg):
+    sys.stderr.write(msg + "\n")
 
 
 cdef size_t _u64toa(uint64_t v, char *p) noexcept:

@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -46,13 +47,15 @@ class Server:
         self.proc: subprocess.Popen | None = None
 
     def start(self, timeout: float = 30.0) -> "Server":
-        self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE,
+        # Output goes to a file, never a pipe nobody reads (a full pipe would stall the node).
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(self.argv, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=os.environ.get("PYCACHE_NODE_LIB") or REPO)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
-                out = self.proc.stdout.read().decode(errors="replace")
+                out = self.output()
                 raise RuntimeError(f"{self.argv} exited with {self.proc.returncode}: {out}")
             try:
                 socket.create_connection((self.host, self.port), timeout=1).close()
@@ -83,12 +86,12 @@ class Server:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait(10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
         return self.proc.returncode
 
     def output(self) -> str:
-        return self.proc.stdout.read().decode(errors="replace") if self.proc.stdout else ""
+        """Everything the process printed so far."""
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
 
     def __repr__(self):
         return f"<{self.name} :{self.port}>"

@@ -138,3 +138,54 @@ def test_arithmetic_same_as_memcached(pair, values, ops):
     got = conversation(ours.port, data)
     want = conversation(theirs.port, data)
     assert got == want, f"\nsent: {data!r}\nours:      {got!r}\nmemcached: {want!r}"
+
+
+# -- at the item size limit ---------------------------------------------------------------------
+# Both servers with -I 2k (memcached also needs its slab chunk limit below that), so values
+# cross the limit cheaply: too large, delete-on-failed-set, append past the limit, me sizes.
+
+@pytest.fixture(scope="module")
+def small_pair(request):
+    from helpers.servers import memcached_available, start_memcached, start_node
+
+    if not memcached_available():
+        pytest.skip("memcached 1.6.18 binary not installed (apt-get install memcached)")
+    ours = start_node("-I", "2k")
+    request.addfinalizer(ours.stop)
+    theirs = start_memcached("-I", "2k", "-o", "slab_chunk_max=1024")
+    request.addfinalizer(theirs.stop)
+    return ours, theirs
+
+
+SIZES = st.sampled_from([0, 1, 500, 1000, 1500, 1979, 1980, 1981, 1982, 1983, 1984, 1985, 1986,
+                         1987, 2048, 3000])
+
+
+@st.composite
+def sized(draw):
+    kind = draw(st.integers(0, 3))
+    key = draw(SHORT_KEY)
+    n = draw(SIZES)
+    value = b"v" * n
+    if kind == 0:
+        cmd = draw(st.sampled_from([b"set", b"add", b"replace", b"append", b"prepend"]))
+        return b"%s %s %s 0 %d%s\r\n%s\r\n" % (cmd, key, draw(st.sampled_from([b"0", b"1"])), n,
+                                             draw(NOREPLY), value)
+    if kind == 1:
+        return b"ms %s %d%s\r\n%s\r\n" % (key, n, draw(_flags([b"F1", b"MA", b"MP", b"ME", b"q"])),
+                                          value)
+    if kind == 2:
+        return draw(st.sampled_from([b"me ", b"mg ", b"get "])) + key + b"\r\n" \
+            if draw(st.booleans()) else b"mg " + key + b" s f\r\n"
+    return b"delete " + key + b"\r\n"
+
+
+@settings(max_examples=max(EXAMPLES // 4, 50), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(commands=st.lists(sized(), min_size=1, max_size=10))
+def test_item_size_limit_same_as_memcached(small_pair, commands):
+    ours, theirs = small_pair
+    data = b"flush_all noreply\r\n" + b"".join(commands)
+    got = normalise(conversation(ours.port, data))
+    want = normalise(conversation(theirs.port, data))
+    assert got == want, f"\nsent: {data[:3000]!r}\nours:      {got[:3000]!r}\nmemcached: {want[:3000]!r}"
