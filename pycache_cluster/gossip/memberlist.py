@@ -418,16 +418,21 @@ class Memberlist:
         msg = self._open_stream(reply)
         if type(msg) is m.Ack and msg.seq == probe.seq:
             self._counters["tcp_fallback_ok"] += 1
-            self._probe_succeeded(probe)
+            self._probe_succeeded(probe, over_udp=False)
 
-    def _probe_succeeded(self, probe: _Probe) -> None:
+    def _probe_succeeded(self, probe: _Probe, over_udp: bool = True) -> None:
         if probe.done:
             return
         probe.done = True
         if probe.timer is not None:
             probe.timer.cancel()
         self._acks.pop(probe.seq, None)
-        self._awareness.apply(-1)
+        if over_udp:
+            self._awareness.apply(-1)
+        else:
+            # Only TCP got through: the member lives, but relays that did not even nack us
+            # point at our own network.
+            self._awareness.apply(probe.expected_nacks - probe.nacks)
         node = probe.node
         if probe.verdict and node.state == State.SUSPECT and self._running:
             # It answers but its refutation has not reached us: wait one more minimum

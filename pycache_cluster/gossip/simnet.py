@@ -91,6 +91,7 @@ class SimNetwork:
         self.tcp_rto = tcp_rto
         self._transports: dict[Addr, SimTransport] = {}
         self._slowness: dict[Addr, float] = {}
+        self._link_loss: dict[Addr, float] = {}
         self._down: set[Addr] = set()
 
     def transport(self, addr: Addr) -> SimTransport:
@@ -104,6 +105,10 @@ class SimNetwork:
 
     def set_slowness(self, addr: Addr, factor: float) -> None:
         self._slowness[addr] = factor
+
+    def set_link_loss(self, addr: Addr, loss: float) -> None:
+        """Extra UDP loss on every packet to or from addr (a node with a bad network)."""
+        self._link_loss[addr] = loss
 
     def crash(self, addr: Addr) -> None:
         """The host vanishes: nothing reaches it or leaves it any more."""
@@ -120,15 +125,19 @@ class SimNetwork:
         lo, hi = self.latency
         return self.rng.uniform(lo, hi)
 
-    def _tcp_leg(self) -> float:
+    def _tcp_leg(self, src: Addr, dst: Addr) -> float:
+        loss = max(self.loss, self._link_loss.get(src, 0.0), self._link_loss.get(dst, 0.0))
         delay = self._latency()
-        while self.rng.random() < self.loss:
+        while self.rng.random() < loss:
             delay += self.tcp_rto
         return delay
 
     def send_packet(self, src: Addr, dst: Addr, data: bytes) -> None:
         down = self._down
         if src in down or dst in down or self.rng.random() < self.loss:
+            return
+        if self._link_loss and self.rng.random() < max(self._link_loss.get(src, 0.0),
+                                                       self._link_loss.get(dst, 0.0)):
             return
         target = self._transports.get(dst)
         if target is None:
@@ -147,7 +156,8 @@ class SimNetwork:
                 loop.call_later(timeout, on_reply, None)
             return
         # Handshake (one round trip) then the request.
-        arrive = self._tcp_leg() + self._tcp_leg() + self._tcp_leg() + self.processing_delay(dst)
+        arrive = (self._tcp_leg(src, dst) + self._tcp_leg(dst, src) + self._tcp_leg(src, dst)
+                  + self.processing_delay(dst))
         answered = [False]
 
         def serve() -> None:
@@ -156,7 +166,7 @@ class SimNetwork:
             reply = target.deliver_stream(data, src)
             if on_reply is None or reply is None or answered[0]:
                 return
-            back = self._tcp_leg() + self.processing_delay(src)
+            back = self._tcp_leg(dst, src) + self.processing_delay(src)
             if arrive + back > timeout:
                 return
             self._transports[src].bytes_received += len(reply) + 4

@@ -36,14 +36,19 @@ def test_five_processes_kill_restart_leave_and_an_intruder(agents, key_file, wai
     procs["g4"].kill()
     wait(lambda: set(states(survivors, "g4").values()) == {State.DEAD}, 20,
          "g4 declared dead everywhere", detail=detail)
-    assert all(set(states(survivors, n).values()) == {State.ALIVE} for n in survivors)
+    # No false positives among the survivors (a busy machine may briefly suspect one).
+    assert all(set(states(survivors, n).values()) <= {State.ALIVE, State.SUSPECT}
+               for n in survivors)
 
     # Restarted under the same name and address: it out-bids its dead record.
     procs["g4"].start()
-    wait(lambda: set(states(NAMES, "g4").values()) == {State.ALIVE}, 20,
-         "restarted g4 alive everywhere", detail=detail)
-    incs = {v["g4"][3] for v in views(NAMES).values()}
-    assert len(incs) == 1 and incs.pop() > old_inc
+
+    def g4_back():
+        seen = [v.get("g4") for v in views(NAMES).values()]
+        return (all(e and e[2] == State.ALIVE for e in seen)
+                and len({e[3] for e in seen}) == 1 and seen[0][3] > old_inc)
+
+    wait(g4_back, 20, "restarted g4 alive everywhere with a higher incarnation", detail=detail)
 
     # SIGTERM: a graceful leave, seen as left rather than dead.
     assert procs["g3"].terminate() == 0

@@ -119,3 +119,17 @@ def test_simulator_cli_prints_a_table(capsys):
     assert out[0].startswith("| config |") and len(out) == 4
     assert out[2].startswith("| lan | 20 | 0% | 0% | 1 |")
     assert out[3].startswith("| memberlist | 20 | 0% | 0% | 1 |")
+
+
+def test_member_with_a_bad_network_slows_itself_down_instead_of_accusing_others(sim_cluster):
+    c = sim_cluster(10)
+    c.net.set_link_loss(c.addrs["n0"], 0.5)
+    peak = 0
+    for _ in range(60):
+        c.run(1.0)
+        peak = max(peak, c.members["n0"].health_score)
+    probes = {n: ml.stats()["probes"] for n, ml in c.members.items()}
+    healthy = sorted(v for n, v in probes.items() if n != "n0")
+    assert peak >= 4
+    assert probes["n0"] < healthy[len(healthy) // 2] / 2  # its probe period stretched
+    assert c.false_dead == []
