@@ -73,7 +73,17 @@ class Listener:
 class _Probe:
     """An outstanding probe of ours; acks and nacks for its sequence number land here."""
 
-    __slots__ = ("deadline", "done", "expected_nacks", "nacks", "node", "seq", "timer", "verdict")
+    __slots__ = (
+        "deadline",
+        "done",
+        "expected_nacks",
+        "nacks",
+        "node",
+        "rescued",
+        "seq",
+        "timer",
+        "verdict",
+    )
 
     def __init__(self, node: NodeState, seq: int, deadline: float, verdict: bool):
         self.node = node
@@ -81,6 +91,8 @@ class _Probe:
         self.deadline = deadline
         # A last check of an unconfirmed suspect whose timer ran out: failure means dead.
         self.verdict = verdict
+        # Only the TCP ping got an answer; judged at the deadline, once the nacks are in.
+        self.rescued = False
         self.done = False
         self.nacks = 0
         self.expected_nacks = 0
@@ -410,29 +422,24 @@ class Memberlist:
         ping = self._envelope.seal(m.encode(m.Ping(probe.seq, node.name)))
         self._transport.send_stream(node.addr, ping, left,
                                     lambda reply: self._fallback_reply(probe, reply))
-        probe.timer = self._loop.call_later(left, self._probe_failed, probe)
+        probe.timer = self._loop.call_later(left, self._probe_deadline, probe)
 
     def _fallback_reply(self, probe: _Probe, reply: bytes | None) -> None:
         if probe.done or reply is None:
             return
         msg = self._open_stream(reply)
-        if type(msg) is m.Ack and msg.seq == probe.seq:
+        if type(msg) is m.Ack and msg.seq == probe.seq and not probe.rescued:
             self._counters["tcp_fallback_ok"] += 1
-            self._probe_succeeded(probe, over_udp=False)
+            probe.rescued = True
 
-    def _probe_succeeded(self, probe: _Probe, over_udp: bool = True) -> None:
+    def _probe_succeeded(self, probe: _Probe) -> None:
         if probe.done:
             return
         probe.done = True
         if probe.timer is not None:
             probe.timer.cancel()
         self._acks.pop(probe.seq, None)
-        if over_udp:
-            self._awareness.apply(-1)
-        else:
-            # Only TCP got through: the member lives, but relays that did not even nack us
-            # point at our own network.
-            self._awareness.apply(probe.expected_nacks - probe.nacks)
+        self._awareness.apply(-1)
         node = probe.node
         if probe.verdict and node.state == State.SUSPECT and self._running:
             # It answers but its refutation has not reached us: wait one more minimum
@@ -440,17 +447,21 @@ class Memberlist:
             low, _, _ = self.config.suspicion_bounds(len(self._nodes))
             self._arm_suspicion(node, node.incarnation, self.name, 1, low, low)
 
-    def _probe_failed(self, probe: _Probe) -> None:
+    def _probe_deadline(self, probe: _Probe) -> None:
+        """No ack over UDP before the deadline."""
         if probe.done:
             return
         probe.done = True
         self._acks.pop(probe.seq, None)
+        # Relays that answered neither ack nor nack suggest the problem is at our end. With no
+        # relay to ask, an outright failure counts against us as a plain health signal.
+        missing = probe.expected_nacks - probe.nacks
+        if probe.rescued:
+            # The member lives (TCP reached it), so no suspicion.
+            self._awareness.apply(missing)
+            return
         self._counters["probes_failed"] += 1
-        # Relays that answered neither ack nor nack suggest the problem is at our end.
-        if probe.expected_nacks:
-            self._awareness.apply(probe.expected_nacks - probe.nacks)
-        else:
-            self._awareness.apply(1)
+        self._awareness.apply(missing if probe.expected_nacks else 1)
         node = probe.node
         if not self._running or self._nodes.get(node.name) is not node:
             return
