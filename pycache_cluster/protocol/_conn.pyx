@@ -581,8 +581,12 @@ cdef class Connection:
             self._out(b"CLIENT_ERROR bad data chunk")
             return
         self.srv.cmd_set += 1
-        st = pc_store_store(self.s, self.p_mode, self.p_key, self.p_nkey, self.p_flags,
-                            self.p_exptime, data, nbytes, self.p_cas, 0, &it)
+        if (self.p_mode == PC_APPEND or self.p_mode == PC_PREPEND) and \
+                self._join_too_large(nbytes):
+            st = PC_NOT_STORED
+        else:
+            st = pc_store_store(self.s, self.p_mode, self.p_key, self.p_nkey, self.p_flags,
+                                self.p_exptime, data, nbytes, self.p_cas, 0, &it)
         if self.p_meta:
             self._finish_ms(st, it)
             return
@@ -602,6 +606,15 @@ cdef class Connection:
             self._out(b"SERVER_ERROR object too large for cache")
         else:
             self._out(b"SERVER_ERROR Unhandled storage type.")
+
+    cdef bint _join_too_large(self, size_t nbytes) noexcept:
+        # memcached sizes the joined item with the old item's client flags (4 bytes when
+        # non-zero); the store's limit check leaves them out, so the flagged edge is here.
+        cdef pc_item *old = pc_store_peek(self.s, self.p_key, self.p_nkey)
+        if old == NULL or (self.p_cas != 0 and self.p_cas != old.version):
+            return False
+        return _memcached_size(self.p_nkey, old.nbytes + nbytes, old.flags) > \
+            self.s.item_size_max
 
     cdef void _delete(self, pc_token *tokens, size_t ntokens):
         cdef bint hold_is_zero, sets_noreply, valid
@@ -719,9 +732,8 @@ cdef class Connection:
             # Created without a TTL: N sets it in flag order (so "t N30" shows t-1).
             st = pc_store_store(self.s, PC_ADD, key, nkey, 0, 0, b"", 0, 0, 0, &it)
             if st == PC_STORED:
+                # Not marked binary, as in memcached: its k flag then shows the raw key.
                 created = True
-                if of.key_binary:
-                    it.bits |= ITEM_KEY_BINARY
             else:
                 it = NULL
         start = self.wbuf.len
