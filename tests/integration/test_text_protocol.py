@@ -115,6 +115,20 @@ CASES = [
     ("stats_unknown", b"stats bogus\r\n", b"ERROR\r\n"),
     ("stats_detail", b"stats detail\r\nstats detail on\r\nstats detail off\r\n",
      b"CLIENT_ERROR usage: stats detail on|off|dump\r\nOK\r\nOK\r\n"),
+    # memcached's own machinery: same syntax and errors, valid requests acknowledged
+    ("slabs_automove", b"slabs automove 1\r\nslabs automove 3\r\nslabs automove x\r\n"
+     b"slabs automove ratio 0.5\r\nslabs automove ratio\r\nslabs\r\n",
+     b"OK\r\nERROR\r\nCLIENT_ERROR bad command line format\r\nOK\r\nERROR\r\nERROR\r\n"),
+    ("lru_crawler", b"lru_crawler crawl 1\r\nlru_crawler tocrawl x\r\n"
+     b"lru_crawler sleep 2000000\r\nlru_crawler\r\n",
+     b"OK\r\nCLIENT_ERROR bad command line format\r\n"
+     b"CLIENT_ERROR sleep must be one second or less\r\nERROR\r\n"),
+    ("lru", b"lru tune 10 10 0.1 2\r\nlru tune 50 50 0.1 2\r\nlru tune 10 10 0 2\r\n"
+     b"lru mode x\r\nlru x\r\nlru\r\n",
+     b"OK\r\nERROR hot and warm pcts must not exceed 80\r\n"
+     b"ERROR hot/warm age factors must be greater than 0\r\nERROR\r\nERROR\r\nERROR\r\n"),
+    ("stats_misc", b"stats sizes\r\nstats cachedump\r\nstats detail dump\r\n",
+     b"STAT sizes_status disabled\r\nEND\r\nCLIENT_ERROR bad command line\r\nEND\r\n"),
     ("too_large", b"set a 0 0 2000000\r\n" + b"z" * 2000000 + b"\r\nget a\r\n",
      b"SERVER_ERROR object too large for cache\r\nEND\r\n"),
     ("too_large_set_deletes_old",
