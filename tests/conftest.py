@@ -6,8 +6,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers.servers import memcached_available, start_memcached, start_node  # noqa: E402
-from helpers.wire import Conn  # noqa: E402
+from helpers.servers import memcached_available, start_memcached, start_node
+from helpers.wire import Conn
 
 NEEDS_MEMCACHED = "memcached 1.6.18 binary not installed (apt-get install memcached)"
 

@@ -46,9 +46,9 @@ class Server:
         self.env = env
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 30.0) -> "Server":
+    def start(self, timeout: float = 30.0) -> Server:
         # Output goes to a file, never a pipe nobody reads (a full pipe would stall the node).
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the process)
         self.proc = subprocess.Popen(self.argv, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=os.environ.get("PYCACHE_NODE_LIB") or REPO)
@@ -111,7 +111,7 @@ def node_env(env: dict | None = None) -> dict | None:
         return env
     env = dict(os.environ if env is None else env)
     env["PYTHONPATH"] = lib
-    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True, check=False,
                           text=True).stdout.strip()
     if asan and os.path.exists(asan):
         env["LD_PRELOAD"] = asan

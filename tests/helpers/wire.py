@@ -14,7 +14,7 @@ class Conn:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.buf = b""
 
-    def send(self, data: bytes) -> "Conn":
+    def send(self, data: bytes) -> Conn:
         self.sock.sendall(data)
         return self
 

@@ -3,7 +3,6 @@ and large values."""
 import asyncio
 
 import pytest
-
 from helpers.servers import start_node
 
 BIG = b"\x00\xffbig" * 100_000          # 800 kB: below the 1 MB item limit
@@ -151,6 +150,7 @@ def test_pylibmc_client(pycache):
     assert c.get("a") == b"1"
     assert c.get_multi(["a", "b"]) == {"a": b"1"}
     value, cas = c.gets("a")
+    assert value == b"1"
     assert c.cas("a", b"2", cas)
     assert not c.cas("a", b"3", cas)
     assert c.get("a") == b"2"

@@ -4,10 +4,9 @@ times normalised). One server of each per module; every example starts from flus
 import os
 
 import pytest
+from helpers.wire import conversation, normalise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from helpers.wire import conversation, normalise
 
 KEY = st.sampled_from([b"a", b"b", b"n", b"Zm9v", b"k" * 250, b"k" * 251])
 SHORT_KEY = st.sampled_from([b"a", b"b", b"n", b"Zm9v"])

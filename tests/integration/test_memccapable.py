@@ -11,7 +11,7 @@ MEMCCAPABLE = shutil.which("memccapable")
                     reason="memccapable not installed (apt-get install libmemcached-tools)")
 def test_memccapable_ascii(pycache):
     out = subprocess.run([MEMCCAPABLE, "-h", "127.0.0.1", "-p", str(pycache.port), "-a", "-t", "10"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     lines = out.stdout.splitlines()
     passed = [ln for ln in lines if ln.rstrip().endswith("[pass]")]
     failed = [ln for ln in lines if "[fail]" in ln or "[FAIL]" in ln]

@@ -5,11 +5,10 @@ import socket
 import struct
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from helpers.servers import raise_nofile, start_node
 from helpers.wire import Conn
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 VALID = [
     b"set a 0 0 1\r\nx\r\n", b"get a b\r\n", b"gets a\r\n", b"gat 10 a\r\n", b"delete a\r\n",

@@ -17,8 +17,8 @@ CASES = [
     ("replace", b"replace a 0 0 1\r\nx\r\nset a 0 0 1\r\nx\r\nreplace a 5 0 1\r\ny\r\nget a\r\n",
      b"NOT_STORED\r\nSTORED\r\nSTORED\r\nVALUE a 5 1\r\ny\r\nEND\r\n"),
     ("append_prepend",
-     b"append a 0 0 1\r\nx\r\nset a 3 0 1\r\nb\r\nappend a 0 0 1\r\nc\r\nprepend a 9 0 1\r\na\r\n"
-     b"get a\r\n",
+     (b"append a 0 0 1\r\nx\r\nset a 3 0 1\r\nb\r\nappend a 0 0 1\r\nc\r\nprepend a 9 0 1\r\na\r\n"
+      b"get a\r\n"),
      b"NOT_STORED\r\nSTORED\r\nSTORED\r\nSTORED\r\nVALUE a 3 3\r\nabc\r\nEND\r\n"),
     ("cas_missing", b"cas a 0 0 1 1\r\nx\r\n", b"NOT_FOUND\r\n"),
     ("cas_bad_value", b"set a 0 0 1\r\nx\r\ncas a 0 0 1 999999999\r\ny\r\n",
@@ -107,26 +107,26 @@ CASES = [
     ("unknown", b"bogus\r\nxx\r\nx\r\n\r\n\n \r\n", b"ERROR\r\n" * 6),
     ("nul_truncates_line", b"version\x00junk\r\n", b"VERSION 1.6.18\r\n"),
     ("shutdown_disabled", b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n"),
-    ("cache_memlimit", b"cache_memlimit 100\r\ncache_memlimit 64 noreply\r\ncache_memlimit 7\r\n"
-     b"cache_memlimit 2000000000\r\ncache_memlimit x\r\n",
-     b"OK\r\nMEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
-     b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\nERROR\r\n"),
+    ("cache_memlimit", (b"cache_memlimit 100\r\ncache_memlimit 64 noreply\r\ncache_memlimit 7\r\n"
+      b"cache_memlimit 2000000000\r\ncache_memlimit x\r\n"),
+     (b"OK\r\nMEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m\r\n"
+      b"MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes\r\nERROR\r\n")),
     ("stats_reset", b"stats reset\r\n", b"RESET\r\n"),
     ("stats_unknown", b"stats bogus\r\n", b"ERROR\r\n"),
     ("stats_detail", b"stats detail\r\nstats detail on\r\nstats detail off\r\n",
      b"CLIENT_ERROR usage: stats detail on|off|dump\r\nOK\r\nOK\r\n"),
     # memcached's own machinery: same syntax and errors, valid requests acknowledged
-    ("slabs_automove", b"slabs automove 1\r\nslabs automove 3\r\nslabs automove x\r\n"
-     b"slabs automove ratio 0.5\r\nslabs automove ratio\r\nslabs\r\n",
+    ("slabs_automove", (b"slabs automove 1\r\nslabs automove 3\r\nslabs automove x\r\n"
+      b"slabs automove ratio 0.5\r\nslabs automove ratio\r\nslabs\r\n"),
      b"OK\r\nERROR\r\nCLIENT_ERROR bad command line format\r\nOK\r\nERROR\r\nERROR\r\n"),
-    ("lru_crawler", b"lru_crawler crawl 1\r\nlru_crawler tocrawl x\r\n"
-     b"lru_crawler sleep 2000000\r\nlru_crawler\r\n",
-     b"OK\r\nCLIENT_ERROR bad command line format\r\n"
-     b"CLIENT_ERROR sleep must be one second or less\r\nERROR\r\n"),
-    ("lru", b"lru tune 10 10 0.1 2\r\nlru tune 50 50 0.1 2\r\nlru tune 10 10 0 2\r\n"
-     b"lru mode x\r\nlru x\r\nlru\r\n",
-     b"OK\r\nERROR hot and warm pcts must not exceed 80\r\n"
-     b"ERROR hot/warm age factors must be greater than 0\r\nERROR\r\nERROR\r\nERROR\r\n"),
+    ("lru_crawler", (b"lru_crawler crawl 1\r\nlru_crawler tocrawl x\r\n"
+      b"lru_crawler sleep 2000000\r\nlru_crawler\r\n"),
+     (b"OK\r\nCLIENT_ERROR bad command line format\r\n"
+      b"CLIENT_ERROR sleep must be one second or less\r\nERROR\r\n")),
+    ("lru", (b"lru tune 10 10 0.1 2\r\nlru tune 50 50 0.1 2\r\nlru tune 10 10 0 2\r\n"
+      b"lru mode x\r\nlru x\r\nlru\r\n"),
+     (b"OK\r\nERROR hot and warm pcts must not exceed 80\r\n"
+      b"ERROR hot/warm age factors must be greater than 0\r\nERROR\r\nERROR\r\nERROR\r\n")),
     ("stats_misc", b"stats sizes\r\nstats cachedump\r\nstats detail dump\r\n",
      b"STAT sizes_status disabled\r\nEND\r\nCLIENT_ERROR bad command line\r\nEND\r\n"),
     ("too_large", b"set a 0 0 2000000\r\n" + b"z" * 2000000 + b"\r\nget a\r\n",
