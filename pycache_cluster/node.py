@@ -24,22 +24,22 @@ class Housekeeping:
     def __init__(self):
         self._tasks: list[asyncio.Task] = []
 
-    async def start(self, node: "Node") -> None:
+    async def start(self, node: Node) -> None:
         self._tasks = [asyncio.ensure_future(self._clock(node)),
                        asyncio.ensure_future(self._crawl(node))]
 
-    async def stop(self, node: "Node") -> None:
+    async def stop(self, node: Node) -> None:
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _clock(self, node: "Node") -> None:
+    async def _clock(self, node: Node) -> None:
         while True:
             node.store.set_time(int(time.time()))
             # Wake just after the next whole second.
             await asyncio.sleep(1.0 - (time.time() % 1.0) + 0.001)
 
-    async def _crawl(self, node: "Node") -> None:
+    async def _crawl(self, node: Node) -> None:
         cfg = node.config
         while True:
             await asyncio.sleep(cfg.crawl_interval)
@@ -52,7 +52,7 @@ class ProtocolServer:
     def __init__(self):
         self.server: asyncio.AbstractServer | None = None
 
-    async def start(self, node: "Node") -> None:
+    async def start(self, node: Node) -> None:
         loop = asyncio.get_running_loop()
         cfg = node.config
         self.server = await loop.create_server(
@@ -61,7 +61,7 @@ class ProtocolServer:
         if cfg.port == 0:
             cfg.port = self.server.sockets[0].getsockname()[1]
 
-    async def stop(self, node: "Node") -> None:
+    async def stop(self, node: Node) -> None:
         if self.server is None:
             return
         self.server.close()     # stop accepting
