@@ -58,3 +58,14 @@ def test_stats_reset(pycache):
         c.expect(b"stats reset\r\n", b"RESET\r\n")
         stats = dict(re.findall(rb"STAT (\S+) (\S+)\r\n", c.call(b"stats\r\n")))
     assert stats[b"cmd_get"] == b"0" and stats[b"get_misses"] == b"0"
+
+
+def test_stats_conns_lists_clients(pycache):
+    with Conn(pycache.port) as a, Conn(pycache.port) as b:
+        a.call(b"version\r\n")
+        out = b.call(b"stats conns\r\n")
+    assert out.endswith(b"END\r\n")
+    addrs = re.findall(rb"STAT \d+:addr (\S+)\r\n", out)
+    assert b"tcp:127.0.0.1:%d" % pycache.port in addrs          # the listener
+    assert len(addrs) >= 3                                          # and both clients
+    assert re.search(rb"STAT \d+:state conn_listening\r\n", out)
