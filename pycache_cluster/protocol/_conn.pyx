@@ -464,7 +464,9 @@ cdef class Connection:
             self.close_after_write = True
         elif cmd == PC_CMD_HTTP:
             self.closing = True
-        elif cmd == PC_CMD_ERROR:
+        elif cmd == PC_CMD_ERROR or cmd == PC_CMD_EXTENSION:
+            # The seam for commands that are not memcached's (cluster, locks): a Python
+            # handler registered in ServerState.extensions, else memcached's ERROR.
             if self.srv.extensions and tokens[0].value != NULL:
                 self._extension(tokens, ntokens)
             else:

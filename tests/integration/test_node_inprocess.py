@@ -1,0 +1,85 @@
+"""The node's lifecycle and seams in-process: start/stop on uvloop, an extension command
+handled in Python, housekeeping (clock and expiry crawler) running on the loop."""
+import asyncio
+
+import pytest
+
+uvloop = pytest.importorskip("uvloop")
+
+from pycache_cluster.config import Config
+from pycache_cluster.node import Node
+
+
+async def _talk(port, data, until=b"MN\r\n"):
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(data + b"mn\r\n")
+    out = await reader.readuntil(until)
+    writer.close()
+    await writer.wait_closed()
+    return out[: -len(until)]
+
+
+def test_start_stop_and_extension_command():
+    async def main():
+        node = Node(Config(port=0))
+        seen = []
+
+        def cluster(conn, args):
+            seen.append(args)
+            return b"CLUSTER " + b" ".join(args[1:]) + b"\r\n"
+
+        node.state.extensions[b"cluster"] = cluster
+        await node.start()
+        try:
+            port = node.config.port
+            assert await _talk(port, b"cluster members\r\n") == b"CLUSTER members\r\n"
+            assert seen == [[b"cluster", b"members"]]
+            # Unregistered commands are still memcached's ERROR.
+            assert await _talk(port, b"lock x\r\nbogus\r\n") == b"ERROR\r\nERROR\r\n"
+            assert await _talk(port, b"set a 0 0 1\r\nx\r\nget a\r\n") == \
+                b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n"
+        finally:
+            await node.stop()
+        # Stopped: the port no longer accepts.
+        with pytest.raises(OSError):
+            await asyncio.open_connection("127.0.0.1", port)
+
+    uvloop.run(main())
+
+
+def test_crawler_reclaims_expired_items_on_the_loop():
+    async def main():
+        node = Node(Config(port=0, crawl_interval=0.001, crawl_buckets=1 << 16))
+        await node.start()
+        try:
+            port = node.config.port
+            # Absolute times in the past are already expired; only the crawler frees them.
+            for i in range(50):
+                await _talk(port, b"set k%d 0 1000000000 1\r\nx\r\n" % i)
+            for _ in range(2000):
+                if node.store.stats()["crawler_reclaimed"] >= 50:
+                    break
+                await asyncio.sleep(0.001)
+            st = node.store.stats()
+            assert st["crawler_reclaimed"] >= 50 and st["curr_items"] == 0
+        finally:
+            await node.stop()
+
+    uvloop.run(main())
+
+
+def test_store_clock_follows_wall_clock():
+    async def main():
+        node = Node(Config(port=0))
+        node.store.set_time(1_000_000_000)       # far in the past
+        await node.start()
+        try:
+            for _ in range(2000):
+                if node.store.now > 1_000_000_000:
+                    break
+                await asyncio.sleep(0.001)
+            assert node.store.now > 1_700_000_000
+        finally:
+            await node.stop()
+
+    uvloop.run(main())
