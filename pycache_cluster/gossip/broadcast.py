@@ -43,9 +43,6 @@ class BroadcastQueue:
     def __len__(self) -> int:
         return len(self._items)
 
-    def names(self) -> list[str]:
-        return [b.name for b in self._items]
-
     def queue(self, name: str, encoded: bytes, on_done: Callable[[], None] | None = None) -> None:
         old = self._by_name.pop(name, None)
         if old is not None:
@@ -84,7 +81,3 @@ class BroadcastQueue:
             else:
                 self._items.add(b)
         return [b.framed for b in taken]
-
-    def clear(self) -> None:
-        self._items.clear()
-        self._by_name.clear()

@@ -114,9 +114,6 @@ class SimNetwork:
         """The host vanishes: nothing reaches it or leaves it any more."""
         self._down.add(addr)
 
-    def is_down(self, addr: Addr) -> bool:
-        return addr in self._down
-
     def processing_delay(self, addr: Addr) -> float:
         mean = self.processing * self._slowness.get(addr, 1.0)
         return self.rng.expovariate(1.0 / mean) if mean > 0 else 0.0
