@@ -110,6 +110,8 @@ DEF REQS_PER_EVENT = 20
 # Pause reading a client whose unsent replies exceed this (resume at a quarter of it).
 DEF WRITE_HIGH_WATER = 4 * 1024 * 1024
 DEF KEY_MAX = 250
+# Replies beyond this are handed to the transport before the next request is parsed.
+DEF WBUF_FLUSH = 1024 * 1024
 
 
 cdef inline size_t _memcached_size(size_t nkey, size_t nbytes, uint32_t flags) noexcept:
@@ -289,6 +291,14 @@ cdef class Connection:
         if self.paused and self.transport is not None:
             self.paused = False
             self.transport.resume_reading()
+            if self.rend:
+                # Requests read before the pause are still waiting in the read buffer.
+                try:
+                    self._process()
+                except BaseException:
+                    if self.transport is not None:
+                        self.transport.abort()
+                    raise
 
     # -- buffers -----------------------------------------------------------------------------
 
@@ -344,6 +354,12 @@ cdef class Connection:
         cdef size_t pos = 0, avail, line_end, n, nline
         cdef int r
         while not self.closing:
+            if self.wbuf.len >= WBUF_FLUSH and self.state == ST_CMD:
+                # Big replies leave as they are made, so a client that does not read holds
+                # at most the transport's high-water mark plus one command's reply here.
+                self._flush()
+            if self.paused:
+                break           # resume_writing() carries on from here
             avail = self.rend - pos
             if self.state == ST_SWALLOW:
                 n = self.swallow_left if self.swallow_left < avail else avail

@@ -184,3 +184,38 @@ def test_thousand_concurrent_connections(node):
         for s in socks:
             s.close()
     assert _wait_connections(node.port, 1) == 1
+
+
+def test_reader_that_never_reads_does_not_grow_the_node(node):
+    psutil = pytest.importorskip("psutil", reason="psutil not installed (pip install -e .[test])")
+    value = b"w" * 1_000_000
+    with Conn(node.port) as setup:
+        setup.expect(b"set huge 0 0 %d\r\n%s\r\n" % (len(value), value), b"STORED\r\n")
+    proc = psutil.Process(node.pid)
+    rss_before = proc.memory_info().rss
+    s = socket.create_connection(("127.0.0.1", node.port), timeout=30)
+    try:
+        # 64 kB of requests asks for 6.5 GB of replies; the client reads none of it.
+        s.setblocking(False)
+        request = b"get huge\r\n" * 6500
+        sent = 0
+        while sent < len(request):
+            try:
+                sent += s.send(request[sent:])
+            except BlockingIOError:
+                break
+        # The node answers another client meanwhile, so it has handled what it could read.
+        with Conn(node.port) as other:
+            other.expect(b"version\r\n", b"VERSION 1.6.18\r\n")
+        grown = proc.memory_info().rss - rss_before
+        assert grown < 200 * 1024 * 1024, f"node grew by {grown} bytes"
+        # What does arrive is whole and in order.
+        s.setblocking(True)
+        one = b"VALUE huge 0 %d\r\n%s\r\nEND\r\n" % (len(value), value)
+        got = b""
+        while len(got) < 3 * len(one):
+            got += s.recv(1 << 20)
+        assert got[: 3 * len(one)] == one * 3
+    finally:
+        s.close()
+    assert _version_ok(node.port)
