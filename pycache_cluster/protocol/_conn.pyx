@@ -104,8 +104,8 @@ DEF ST_NREAD = 1
 DEF ST_SWALLOW = 2
 
 DEF RBUF_INITIAL = 16384
-# memcached's reqs_per_event: it writes replies out every 20 requests; a failed get
-# ("release items") drops the replies still unwritten, which we reproduce from this window.
+# memcached's reqs_per_event: it writes replies out after 21, 41, 61... requests of a read
+# event; a failed get ("release items") drops the replies not yet written since then.
 DEF REQS_PER_EVENT = 20
 # Pause reading a client whose unsent replies exceed this (resume at a quarter of it).
 DEF WRITE_HIGH_WATER = 4 * 1024 * 1024
@@ -261,6 +261,7 @@ cdef class Connection:
     def buffer_updated(self, Py_ssize_t nbytes):
         self.rend += nbytes
         self.srv.bytes_read += nbytes
+        self.nreqs = 0                  # a new read event, as memcached counts them
         try:
             self._process()
         except BaseException:
@@ -346,7 +347,6 @@ cdef class Connection:
             self.transport.write(out)
         pc_wbuf_clear(&self.wbuf)
         self.mark = 0
-        self.nreqs = 0
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -420,7 +420,9 @@ cdef class Connection:
     cdef inline void _request_done(self) noexcept:
         self.noreply = False
         self.nreqs += 1
-        if self.nreqs % REQS_PER_EVENT == 0:
+        # memcached yields (and writes) after 21 requests of a read event, then every 20:
+        # its counter starts at reqs_per_event and the write after a yield costs one count.
+        if self.nreqs > REQS_PER_EVENT and self.nreqs % REQS_PER_EVENT == 1:
             self.mark = self.wbuf.len
 
     cdef void _command(self, char *line, size_t line_end):

@@ -188,3 +188,39 @@ def test_item_size_limit_same_as_memcached(small_pair, commands):
     got = normalise(conversation(ours.port, data))
     want = normalise(conversation(theirs.port, data))
     assert got == want, f"\nsent: {data[:3000]!r}\nours:      {got[:3000]!r}\nmemcached: {want[:3000]!r}"
+
+
+# -- long pipelines --------------------------------------------------------------------------
+# More than memcached's 20 requests per event, so its write points (every 20 requests, after
+# each get, at mn) decide which replies a failing multi-get drops; odd bytes in keys.
+
+ODD_KEY = st.sampled_from([b"a", b"n", b"k\tk", b"k\rk", b"\xff\xfe", b"k" * 251, b"-1"])
+
+
+@st.composite
+def pipelined(draw):
+    kind = draw(st.integers(0, 5))
+    key = draw(ODD_KEY)
+    if kind == 0:
+        return b"set %s 0 0 1\r\nx\r\n" % key
+    if kind == 1:
+        return b"get " + b" ".join(draw(st.lists(ODD_KEY, min_size=1, max_size=30))) + b"\r\n"
+    if kind == 2:
+        return b"incr %s 1\r\n" % key
+    if kind == 3:
+        return draw(st.sampled_from([b"mn\r\n", b"version\r\n", b"bogus\r\n",
+                                     b"delete a noreply\r\n"]))
+    if kind == 4:
+        return b"mg %s v\r\n" % key
+    return draw(storage())
+
+
+@settings(max_examples=max(EXAMPLES // 4, 50), deadline=None,
+          suppress_health_check=list(HealthCheck))
+@given(commands=st.lists(pipelined(), min_size=15, max_size=70))
+def test_long_pipelines_same_as_memcached(pair, commands):
+    ours, theirs = pair
+    data = b"flush_all noreply\r\n" + b"".join(commands)
+    got = normalise(conversation(ours.port, data))
+    want = normalise(conversation(theirs.port, data))
+    assert got == want, f"\nsent: {data!r}\nours:      {got!r}\nmemcached: {want!r}"
