@@ -66,7 +66,12 @@ def simple(draw):
                                      b"flush_all 0 0 0\r\n"]))
     if kind == 5:
         return draw(st.sampled_from([b"version\r\n", b"verbosity 1\r\n", b"verbosity x\r\n",
-                                     b"verbosity\r\n", b"mn\r\n", b"\r\n", b"\n", b" \r\n"]))
+                                     b"verbosity\r\n", b"mn\r\n", b"\r\n", b"\n", b" \r\n",
+                                     b"quit\r\n", b"shutdown\r\n", b"cache_memlimit 64\r\n",
+                                     b"cache_memlimit 7\r\n", b"stats reset\r\n",
+                                     b"stats bogus\r\n", b"verbosity noreply\r\n",
+                                     b"slabs automove 1\r\n", b"lru x\r\n",
+                                     b"GET / HTTP/1.1\r\n", b"mn x\r\n", b"version x\r\n"]))
     if kind == 6:
         return b"me " + key + draw(st.sampled_from([b"", b" b"])) + b"\r\n"
     return draw(JUNK) + b"\r\n"
