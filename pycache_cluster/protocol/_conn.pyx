@@ -174,7 +174,12 @@ cdef class Connection:
     cdef char *rbuf
     cdef size_t rcap, rend
     cdef pc_wbuf wbuf
-    cdef size_t mark            # wbuf offset where the current 20-request window begins
+    cdef size_t mark            # wbuf offset of memcached's last write point in this batch
+    # Items an unwritten mg reply still references (memcached holds a refcount until the
+    # reply is written, which stops incr/decr from shrinking the value in place).
+    cdef void *pin_ptr[32]
+    cdef uint64_t pin_ver[32]
+    cdef int npin
     cdef unsigned nreqs
     cdef int state
     cdef bint noreply, closing, close_after_write, paused, rejected
@@ -347,6 +352,7 @@ cdef class Connection:
             self.transport.write(out)
         pc_wbuf_clear(&self.wbuf)
         self.mark = 0
+        self.npin = 0
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -423,7 +429,45 @@ cdef class Connection:
         # memcached yields (and writes) after 21 requests of a read event, then every 20:
         # its counter starts at reqs_per_event and the write after a yield costs one count.
         if self.nreqs > REQS_PER_EVENT and self.nreqs % REQS_PER_EVENT == 1:
-            self.mark = self.wbuf.len
+            self._write_point()
+
+    cdef inline void _write_point(self) noexcept:
+        self.mark = self.wbuf.len
+        self.npin = 0
+
+    cdef inline void _pin(self, pc_item *it) noexcept:
+        if self.npin < 32:
+            self.pin_ptr[self.npin] = <void *>it
+            self.pin_ver[self.npin] = it.version
+            self.npin += 1
+
+    cdef bint _pinned(self, const char *key, size_t nkey) noexcept:
+        cdef pc_item *it
+        cdef int i
+        if self.npin == 0:
+            return False
+        it = pc_store_peek(self.s, key, nkey)
+        if it == NULL:
+            return False
+        for i in range(self.npin):
+            if self.pin_ptr[i] == <void *>it and self.pin_ver[i] == it.version:
+                return True
+        return False
+
+    cdef pc_item *_unpad(self, const char *key, size_t nkey, pc_item *it, uint64_t result) \
+            noexcept:
+        # memcached rewrites a shorter incr/decr result in place (space padded) only when no
+        # one else holds the item; a pinned item is replaced by one of the exact length.
+        cdef char num[24]
+        cdef size_t n = _u64toa(result, num)
+        cdef pc_item *fresh = NULL
+        if it == NULL or it.nbytes <= n:
+            return it
+        if pc_store_store(self.s, PC_SET, key, nkey, it.flags,
+                          pc_store_unix_time(self.s, it.exptime) if it.exptime else 0,
+                          num, n, 0, 0, &fresh) == PC_STORED:
+            return fresh
+        return it
 
     cdef void _command(self, char *line, size_t line_end):
         cdef pc_token tokens[PC_MAX_TOKENS]
@@ -472,7 +516,7 @@ cdef class Connection:
             self._ma(tokens, ntokens)
         elif cmd == PC_CMD_MN:
             self._out(b"MN")
-            self.mark = self.wbuf.len     # "mn command forces immediate writeback flush"
+            self._write_point()     # "mn command forces immediate writeback flush"
         elif cmd == PC_CMD_ME:
             self._me(tokens, ntokens)
         elif cmd == PC_CMD_VERSION:
@@ -541,7 +585,7 @@ cdef class Connection:
             ntokens = pc_tokenize(key_token.value, tokens, PC_MAX_TOKENS)
             key_token = tokens
         pc_wbuf_add(&self.wbuf, b"END\r\n", 5)
-        self.mark = self.wbuf.len     # memcached writes out after every get (conn_mwrite)
+        self._write_point()     # memcached writes out after every get (conn_mwrite)
 
     # -- text protocol: storage --------------------------------------------------------------
 
@@ -661,8 +705,8 @@ cdef class Connection:
     cdef void _arith(self, pc_token *tokens, size_t ntokens, int incr):
         cdef uint64_t delta, result = 0
         cdef pc_status st
-        cdef char num[24]
-        cdef size_t n
+        cdef pc_item *it = NULL
+        cdef bint pinned
         self._noreply_maybe(tokens, ntokens)
         if tokens[1].length > KEY_MAX:
             self._out(b"CLIENT_ERROR bad command line format")
@@ -670,8 +714,11 @@ cdef class Connection:
         if not pc_strtoull(tokens[2].value, &delta):
             self._out(b"CLIENT_ERROR invalid numeric delta argument")
             return
+        pinned = self._pinned(tokens[1].value, tokens[1].length)
         st = pc_store_delta(self.s, tokens[1].value, tokens[1].length, incr, delta, 0, 0,
-                            &result, NULL)
+                            &result, &it)
+        if st == PC_OK and pinned:
+            self._unpad(tokens[1].value, tokens[1].length, it, result)
         if st == PC_OK:
             if self.noreply:
                 self.noreply = False
@@ -819,6 +866,7 @@ cdef class Connection:
             if of.value:
                 pc_wbuf_add(&self.wbuf, pc_item_value(it), it.nbytes)
                 pc_wbuf_add(&self.wbuf, b"\r\n", 2)
+            self._pin(it)
             # Counting and the LRU bump come last, so h and l saw the item as it was.
             if ttl_set:
                 # The touch counts and bumps; the flags already set the TTL in their order
@@ -1038,7 +1086,7 @@ cdef class Connection:
         cdef pc_status st
         cdef char num[24]
         cdef char c
-        cdef bint ok_skip
+        cdef bint ok_skip, pinned
         memset(&of, 0, sizeof(of))
         of.delta = 1
         if ntokens < 3:
@@ -1064,8 +1112,11 @@ cdef class Connection:
             self._out_err(b"CLIENT_ERROR invalid mode for ma M token")
             return
         start = self.wbuf.len
+        pinned = self._pinned(key, nkey)
         st = pc_store_delta(self.s, key, nkey, incr, of.delta,
                             of.req_cas_id if of.has_cas else 0, 0, &result, &it)
+        if st == PC_OK and pinned:
+            it = self._unpad(key, nkey, it, result)
         # memcached silences the whole reply of an applied delta under q, and only that.
         ok_skip = st == PC_OK and self.noreply
         if st == PC_OK:

@@ -75,6 +75,11 @@ CASES = [
      b"STORED\r\n100\r\nVALUE n 0 3\r\n100\r\nEND\r\n"),
     ("decr_pads_with_spaces", b"set n 0 0 3\r\n100\r\ndecr n 95\r\nget n\r\n",
      b"STORED\r\n5\r\nVALUE n 0 3\r\n5  \r\nEND\r\n"),
+    # memcached pads in place only when no unwritten reply still holds the item (mg does)
+    ("decr_after_unwritten_mg", b"set n 0 0 2\r\n10\r\nmg n v\r\ndecr n 1\r\nget n\r\n",
+     b"STORED\r\nVA 2\r\n10\r\n9\r\nVALUE n 0 1\r\n9\r\nEND\r\n"),
+    ("decr_after_written_mg", b"set n 0 0 2\r\n10\r\nmg n v\r\nget x\r\ndecr n 1\r\nget n\r\n",
+     b"STORED\r\nVA 2\r\n10\r\nEND\r\n9\r\nVALUE n 0 2\r\n9 \r\nEND\r\n"),
     ("decr_floor", b"set n 0 0 1\r\n5\r\ndecr n 10\r\n", b"STORED\r\n0\r\n"),
     ("incr_wraps", b"set n 0 0 20\r\n18446744073709551615\r\nincr n 2\r\n", b"STORED\r\n1\r\n"),
     ("incr_missing", b"incr n 1\r\ndecr n 1\r\n", b"NOT_FOUND\r\nNOT_FOUND\r\n"),
