@@ -38,6 +38,17 @@ def parse_size(text: str) -> int:
     return n * mult
 
 
+def parse_udp(text: str) -> int:
+    """memcached's -U: a port, 0 or "off" meaning no UDP."""
+    t = str(text).strip().lower()
+    if t in ("off", "no", "false"):
+        return 0
+    try:
+        return int(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid UDP port {text!r}") from None
+
+
 def _bool(text: str) -> bool:
     return str(text).strip().lower() in ("1", "true", "yes", "on")
 
@@ -65,7 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a cache node speaking memcached's text and meta protocols. Flags "
         "have memcached's names and meanings; each also reads an environment variable "
         "(flag wins).",
+        epilog="SIGTERM or SIGINT (and `shutdown` with -A) stop the node cleanly: it stops "
+        "accepting, sends the replies already in flight, closes its connections and exits 0.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    serve.add_argument("--version", action="version",
+                       version=f"pycache-cluster {__version__} (memcached 1.6.18 protocol)")
     serve.add_argument("-p", "--port", type=int,
                        default=_env_default("port", int, d.port),
                        help=f"TCP port to listen on [env {ENV['port']}]")
@@ -82,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default=_env_default("max_item_size", parse_size, d.max_item_size),
                        help="largest item, bytes or with k/m suffix, e.g. 1m "
                        f"[env {ENV['max_item_size']}]")
-    serve.add_argument("-U", "--udp-port", type=int, dest="udp_port",
-                       default=_env_default("udp_port", int, d.udp_port),
+    serve.add_argument("-U", "--udp-port", type=parse_udp, dest="udp_port",
+                       default=_env_default("udp_port", parse_udp, d.udp_port),
                        help=f"UDP port; only 0 (off) is supported [env {ENV['udp_port']}]")
     serve.add_argument("-v", "--verbose", action="count", dest="verbosity",
                        default=_env_default("verbosity", int, d.verbosity),

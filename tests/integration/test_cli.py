@@ -43,6 +43,12 @@ def test_udp_other_than_zero_is_refused_clearly():
     assert "UDP is not supported" in out.stderr
 
 
+def test_udp_off_is_accepted(request):
+    node = start_node("-U", "off")
+    request.addfinalizer(node.stop)
+    assert _settings(node.port)[b"udpport"] == b"0"
+
+
 def test_bad_item_size_is_refused():
     out = subprocess.run([*CLI, "serve", "-I", "1q"], capture_output=True, text=True,
                          cwd=REPO, timeout=60, check=False)
