@@ -651,6 +651,9 @@ cdef class Connection:
         if (self.p_mode == PC_APPEND or self.p_mode == PC_PREPEND) and \
                 self._join_too_large(nbytes):
             st = PC_NOT_STORED
+        elif self.p_meta and self.p_set_stale and self.p_mode == PC_CAS and \
+                self._stale_set(data, nbytes, &it):
+            st = PC_STORED
         else:
             st = pc_store_store(self.s, self.p_mode, self.p_key, self.p_nkey, self.p_flags,
                                 self.p_exptime, data, nbytes, self.p_cas, 0, &it)
@@ -682,6 +685,43 @@ cdef class Connection:
             return False
         return _memcached_size(self.p_nkey, old.nbytes + nbytes, old.flags) > \
             self.s.item_size_max
+
+    cdef bint _stale_set(self, const char *data, size_t nbytes, pc_item **out) noexcept:
+        # ms with I in CAS mode: a CAS older than the item's still stores, as a stale value
+        # that keeps the old TTL and win token (memcached's do_store_item).
+        cdef pc_item *old = pc_store_peek(self.s, self.p_key, self.p_nkey)
+        cdef pc_reltime exptime
+        cdef uint8_t token
+        if old == NULL or self.p_cas == 0 or self.p_cas >= old.version:
+            return False
+        exptime = old.exptime
+        token = old.bits & ITEM_TOKEN_SENT
+        if pc_store_store(self.s, PC_SET, self.p_key, self.p_nkey, self.p_flags, 0, data, nbytes,
+                          0, 0, out) != PC_STORED:
+            return False
+        out[0].exptime = exptime
+        out[0].bits |= ITEM_STALE | token
+        self.s.stats.cas_hits += 1
+        return True
+
+    cdef pc_item *_reversion(self, const char *key, size_t nkey, pc_item *it) noexcept:
+        # A new CAS for an item that otherwise stays as it is (the store has no call for
+        # that): store the same value again and carry the item's state over.
+        cdef pc_item *fresh = NULL
+        cdef pc_reltime exptime = it.exptime
+        cdef uint8_t bits = it.bits
+        cdef char *copy = <char *>malloc(it.nbytes + 1)
+        if copy == NULL:
+            return it
+        memcpy(copy, pc_item_value(it), it.nbytes)
+        if pc_store_store(self.s, PC_SET, key, nkey, it.flags, 0, copy, it.nbytes, 0, 0,
+                          &fresh) != PC_STORED:
+            free(copy)
+            return it
+        free(copy)
+        fresh.exptime = exptime
+        fresh.bits |= bits & (PC_ITEM_FETCHED | ITEM_TOKEN_SENT | ITEM_STALE | ITEM_KEY_BINARY)
+        return fresh
 
     cdef void _delete(self, pc_token *tokens, size_t ntokens):
         cdef bint hold_is_zero, sets_noreply, valid
@@ -1061,6 +1101,8 @@ cdef class Connection:
             self.s.stats.delete_misses += 1
             memcpy(self.wbuf.data + start, b"EX", 2)
         elif of.set_stale:
+            # Invalidate: the item stays, marked stale, with a new CAS (and TTL if given).
+            it = self._reversion(key, nkey, it)
             if of.new_ttl:
                 it.exptime = pc_store_exptime(self.s, of.exptime)
             it.bits |= ITEM_STALE

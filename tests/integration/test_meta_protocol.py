@@ -72,6 +72,13 @@ CASES = [
     ("mg_base64", b"mg Zm9v b v k\r\n", b"EN kZm9v b\r\n"),
     ("mg_stale_after_md_invalidate", b"ms a 1\r\nx\r\nmd a I T30\r\nmg a v\r\nmg a v\r\n",
      b"HD\r\nHD\r\nVA 1 X W\r\nx\r\nVA 1 Z X\r\nx\r\n"),
+    ("ms_invalidate_older_cas",
+     b"ms a 1\r\nw\r\nms a 1 T100\r\nx\r\nms a 1 I C1\r\ny\r\nmg a v\r\nmg a v\r\n",
+     b"HD\r\nHD\r\nHD\r\nVA 1 X W\r\ny\r\nVA 1 Z X\r\ny\r\n"),
+    ("ms_invalidate_zero_cas", b"ms a 1\r\nx\r\nms a 1 I C0\r\ny\r\n", b"HD\r\nEX\r\n"),
+    ("md_invalidate_keeps_item",
+     b"ms a 1 F3\r\nx\r\nmg a v\r\nmd a I T30\r\nmg a v f h\r\nmg a v\r\n",
+     b"HD\r\nVA 1\r\nx\r\nHD\r\nVA 1 f3 h1 X W\r\nx\r\nVA 1 Z X\r\nx\r\n"),
     # md
     ("md", b"ms a 1\r\nx\r\nmd a\r\nmd a\r\nmg a\r\n", b"HD\r\nHD\r\nNF\r\nEN\r\n"),
     ("md_quiet", b"ms a 1\r\nx\r\nmd a q\r\nmd a q\r\n", b"HD\r\nNF\r\n"),
@@ -147,3 +154,10 @@ def test_binary_key_round_trip(conn):
     conn.expect(b"ms " + enc + b" 2 b\r\nhi\r\n", b"HD\r\n")
     conn.expect(b"mg " + enc + b" b v k\r\n", b"VA 2 k" + enc + b" b\r\nhi\r\n")
     conn.expect(b"md " + enc + b" b\r\n", b"HD\r\n")
+
+
+def test_md_invalidate_gives_a_new_cas(conn):
+    cas1 = re.fullmatch(rb"HD c(\d+)\r\n", conn.call(b"ms a 1 c\r\nx\r\n")).group(1)
+    conn.expect(b"md a I\r\n", b"HD\r\n")
+    cas2 = re.fullmatch(rb"HD c(\d+) X W\r\n", conn.call(b"mg a c\r\n")).group(1)
+    assert cas2 != cas1
