@@ -122,6 +122,21 @@ class Node:
         await self._stopped.wait()
 
 
+def raise_fd_limit(conn_limit: int) -> None:
+    """As memcached does for -c: make room for conn_limit client sockets, within the hard
+    limit (beyond it, accepts fail and the loop logs them)."""
+    import resource
+
+    want = conn_limit + 64     # listeners, log files, the loop's own descriptors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < want:
+        new = want if hard == resource.RLIM_INFINITY else min(want, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        except (ValueError, OSError) as e:
+            log.warning("cannot raise the open-file limit to %d: %s", new, e)
+
+
 def run(config: Config) -> int:
     """Runs a node until SIGTERM/SIGINT (or `shutdown` with -A); returns the exit status."""
     import uvloop
@@ -130,6 +145,7 @@ def run(config: Config) -> int:
         level=logging.DEBUG if config.verbosity > 1 else
         logging.INFO if config.verbosity else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    raise_fd_limit(config.conn_limit)
     try:
         uvloop.run(Node(config).serve_forever())
     except OSError as e:
