@@ -24,18 +24,21 @@ sysdeps:
 	  command -v memcached >/dev/null || missing="$$missing memcached"; \
 	  command -v memccapable >/dev/null || missing="$$missing libmemcached-tools"; \
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	    case "$$missing" in *" memcached"*) \
+	      service memcached stop >/dev/null 2>&1 || true;; \
+	    esac; \
 	  fi; \
-	  pkill -x memcached 2>/dev/null || true; \
 	fi
 
 test-deps: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[test]"
 	-$(PIP) install -q pylibmc 2>/dev/null
 
-# The native code under AddressSanitizer + UBSan, built beside (not over) the release build,
-# running the store's tests.
+# The native code under AddressSanitizer + UBSan, built beside (not over) the release build:
+# the store's tests load it in process, and the protocol tests run their nodes on it.
 test-asan: test-deps
 	rm -rf build/asan
 	PYCACHE_DEBUG=1 $(PYTHON) setup.py -q build --build-base build/asan --build-lib $(ASAN_LIB_DIR)
@@ -43,6 +46,7 @@ test-asan: test-deps
 	  LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
 	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
+	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
 test: test-deps test-asan
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
