@@ -38,11 +38,11 @@ static inline const char *pc_item_key(const pc_item *it) { return it->data; }
 static inline char *pc_item_value(pc_item *it) { return it->data + it->nkey; }
 
 /* The size memcached 1.6 checks against -I for an item (its 56-byte header with CAS, the key
- * with its NUL, the value with its CRLF), so that values at the limit succeed or fail exactly
- * where memcached's do. */
-static inline size_t pc_item_memcached_size(size_t nkey, size_t nbytes)
+ * with its NUL, 4 bytes for non-zero client flags, the value with its CRLF), so that values at
+ * the limit succeed or fail exactly where memcached's do. */
+static inline size_t pc_item_memcached_size(size_t nkey, uint32_t flags, size_t nbytes)
 {
-    return 56 + nkey + 1 + nbytes + 2;
+    return 56 + nkey + 1 + (flags ? sizeof(flags) : 0) + nbytes + 2;
 }
 
 pc_item *pc_item_alloc(const char *key, size_t nkey, size_t nbytes, size_t *charged);

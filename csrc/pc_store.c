@@ -263,7 +263,7 @@ static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint3
         if (cas != 0 && cas != old->version)
             return PC_EXISTS;
         /* The joined value is checked against -I like any other (memcached: NOT_STORED). */
-        if (pc_item_memcached_size(nkey, old->nbytes + nbytes) > s->item_size_max)
+        if (pc_item_memcached_size(nkey, old->flags, old->nbytes + nbytes) > s->item_size_max)
             return PC_NOT_STORED;
         it = alloc_item(s, key, nkey, old->nbytes + nbytes, old);
         if (!it)
@@ -291,7 +291,7 @@ pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_
                          uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
                          uint64_t cas, uint64_t version, pc_item **out)
 {
-    if (pc_item_memcached_size(nkey, nbytes) > s->item_size_max)
+    if (pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
     uint32_t hv = pc_hash(key, nkey, 0);
     pc_item *old = lookup(s, key, nkey, hv);

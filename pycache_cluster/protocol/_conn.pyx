@@ -24,7 +24,7 @@ import time
 
 
 cdef extern from "pc_item.h":
-    size_t pc_item_memcached_size(size_t nkey, size_t nbytes)
+    size_t pc_item_memcached_size(size_t nkey, uint32_t flags, size_t nbytes)
 
 
 cdef extern from "pc_table.h":
@@ -112,11 +112,6 @@ DEF WRITE_HIGH_WATER = 4 * 1024 * 1024
 DEF KEY_MAX = 250
 # Replies beyond this are handed to the transport before the next request is parsed.
 DEF WBUF_FLUSH = 1024 * 1024
-
-
-cdef inline size_t _memcached_size(size_t nkey, size_t nbytes, uint32_t flags) noexcept:
-    # memcached's item_make_header: non-zero client flags take 4 more bytes of the item.
-    return pc_item_memcached_size(nkey, nbytes) + (4 if flags else 0)
 
 
 cdef inline bint _is(const char *tok, const char *lit) noexcept:
@@ -623,7 +618,7 @@ cdef class Connection:
         self.p_cas = cas
         self.p_vlen = <size_t>vlen + 2
         self.p_noreply = self.noreply
-        if _memcached_size(self.p_nkey, vlen, flags) > self.s.item_size_max:
+        if pc_item_memcached_size(self.p_nkey, flags, vlen) > self.s.item_size_max:
             self.srv.store_too_large += 1
             self._out(b"SERVER_ERROR object too large for cache")
             if mode == PC_SET:
@@ -648,10 +643,7 @@ cdef class Connection:
             self._out(b"CLIENT_ERROR bad data chunk")
             return
         self.srv.cmd_set += 1
-        if (self.p_mode == PC_APPEND or self.p_mode == PC_PREPEND) and \
-                self._join_too_large(nbytes):
-            st = PC_NOT_STORED
-        elif self.p_meta and self.p_set_stale and self.p_mode == PC_CAS and \
+        if self.p_meta and self.p_set_stale and self.p_mode == PC_CAS and \
                 self._stale_set(data, nbytes, &it):
             st = PC_STORED
         else:
@@ -676,15 +668,6 @@ cdef class Connection:
             self._out(b"SERVER_ERROR object too large for cache")
         else:
             self._out(b"SERVER_ERROR Unhandled storage type.")
-
-    cdef bint _join_too_large(self, size_t nbytes) noexcept:
-        # memcached sizes the joined item with the old item's client flags (4 bytes when
-        # non-zero); the store's limit check leaves them out, so the flagged edge is here.
-        cdef pc_item *old = pc_store_peek(self.s, self.p_key, self.p_nkey)
-        if old == NULL or (self.p_cas != 0 and self.p_cas != old.version):
-            return False
-        return _memcached_size(self.p_nkey, old.nbytes + nbytes, old.flags) > \
-            self.s.item_size_max
 
     cdef bint _stale_set(self, const char *data, size_t nbytes, pc_item **out) noexcept:
         # ms with I in CAS mode: a CAS older than the item's still stores, as a stale value
@@ -1005,7 +988,7 @@ cdef class Connection:
             return
         memcpy(self.p_key, tokens[1].value, tokens[1].length)
         self.p_nkey = tokens[1].length
-        if _memcached_size(self.p_nkey, vlen, of.client_flags) > self.s.item_size_max:
+        if pc_item_memcached_size(self.p_nkey, of.client_flags, vlen) > self.s.item_size_max:
             self.srv.store_too_large += 1
             pc_store_delete(self.s, self.p_key, self.p_nkey, 0)
             self._out_err(b"SERVER_ERROR object too large for cache")
@@ -1270,7 +1253,7 @@ cdef class Connection:
             pc_wbuf_add(&self.wbuf, b" fetch=yes", 10)
         else:
             pc_wbuf_add(&self.wbuf, b" fetch=no", 9)
-        ntotal = _memcached_size(it.nkey, it.nbytes, it.flags)
+        ntotal = pc_item_memcached_size(it.nkey, it.flags, it.nbytes)
         pc_wbuf_add(&self.wbuf, b" cls=", 5)
         pc_wbuf_add_u64(&self.wbuf, pc_proto_slab_class(ntotal, self.s.item_size_max))
         pc_wbuf_add(&self.wbuf, b" size=", 6)

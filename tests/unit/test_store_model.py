@@ -78,8 +78,13 @@ class Model:
     def put(self, key, value, flags, exp_rel):
         self.items[key] = [value, flags, exp_rel, self.version(), self.now]
 
+    @staticmethod
+    def too_large(key, flags, value):
+        # memcached's item header (56 B with CAS), key + NUL, 4 B for non-zero flags, CRLF.
+        return 56 + len(key) + 1 + (4 if flags else 0) + len(value) + 2 > ITEM_SIZE_MAX
+
     def store(self, mode, key, value, flags, exptime, cas=0):
-        if 56 + len(key) + 1 + len(value) + 2 > ITEM_SIZE_MAX:
+        if self.too_large(key, 0 if mode in ("append", "prepend") else flags, value):
             return R.TOO_LARGE
         it = self.live(key)
         if mode == "cas":
@@ -94,7 +99,7 @@ class Model:
             if cas and cas != it[3]:
                 return R.EXISTS
             joined = it[0] + value if mode == "append" else value + it[0]
-            if 56 + len(key) + 1 + len(joined) + 2 > ITEM_SIZE_MAX:
+            if self.too_large(key, it[1], joined):
                 return R.NOT_STORED
             self.put(key, joined, it[1], it[2])
             return R.STORED

@@ -106,6 +106,15 @@ def test_item_size_limit_uses_memcacheds_arithmetic():
     assert len(store.peek(key).value) == largest  # the store itself leaves the old value
 
 
+def test_nonzero_flags_cost_four_bytes_of_the_limit_as_in_memcached():
+    store = Store(item_size_max=1 << 20, now=T0)
+    largest = (1 << 20) - 56 - 1 - 1 - 2
+    assert store.set(b"k", b"v" * largest, flags=0) == R.STORED
+    assert store.set(b"k", b"v" * largest, flags=1) == R.TOO_LARGE
+    assert store.set(b"k", b"v" * (largest - 4), flags=1) == R.STORED
+    assert store.append(b"k", b"vvvv") == R.NOT_STORED  # joined item keeps the flags
+
+
 def test_append_past_the_limit_is_not_stored():
     store = Store(item_size_max=1024, now=T0)
     store.set(b"k", b"x" * 900)
