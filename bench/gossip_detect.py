@@ -1,9 +1,9 @@
-"""Failure detection time of real gossip processes: 5 members on loopback, one killed with -9.
+"""Failure detection time of real nodes: 5 `pycache-cluster serve` members on loopback, one killed with -9.
 
-Each run starts 5 `python -m pycache_cluster.gossip` members (own 127.0.0.x each), waits until
-they see each other, kills one with SIGKILL and measures the time until every survivor lists
-it as dead. Before the kill, the cluster runs --quiet seconds while --busy processes spin the
-CPU, and every suspicion raised in that time is counted (it should be zero).
+Each run starts 5 nodes with gossip on (own 127.0.0.x each), waits until they see each other,
+kills one with SIGKILL and measures the time until every survivor's `cluster members` lists it
+as dead. Before the kill, the cluster runs --quiet seconds while --busy processes spin the
+CPU, and every suspicion raised in that time (`stats gossip`) is counted (it should be zero).
 
   python bench/gossip_detect.py --preset lan --runs 5 --busy 4
   python bench/gossip_detect.py --preset memberlist --runs 5 --busy 4
@@ -14,11 +14,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import shutil
 import signal
+import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,51 +29,71 @@ sys.path.insert(0, str(REPO))
 from pycache_cluster.gossip.reply import parse_members
 from pycache_cluster.gossip.state import State
 
-PORT = 17947
-
 
 def _spin() -> None:
     while True:
         pass
 
 
-def _stats(path: Path) -> dict[str, int]:
-    out = {}
+def _call(host: str, port: int, request: bytes) -> list[str]:
+    """The reply lines to one request (up to END), [] if the node does not answer."""
     try:
-        for line in path.read_text().splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[0] == "STAT":
-                out[parts[1]] = int(parts[2])
-    except FileNotFoundError:
-        pass
+        with socket.create_connection((host, port), timeout=2) as s:
+            s.sendall(request)
+            buf = b""
+            while not buf.endswith(b"END\r\n") and not buf.endswith(b"ERROR\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+    except OSError:
+        return []
+    return buf.decode().splitlines()
+
+
+def _stats(host: str, port: int) -> dict[str, int]:
+    out = {}
+    for line in _call(host, port, b"stats gossip\r\n"):
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "STAT":
+            out[parts[1]] = int(parts[2])
     return out
 
 
-def _members(path: Path) -> dict:
+def _members(host: str, port: int) -> dict:
     try:
-        return parse_members(path.read_text().splitlines())
-    except (FileNotFoundError, ValueError):
+        return parse_members(_call(host, port, b"cluster members\r\n"))
+    except ValueError:
         return {}
 
 
-def one_run(preset: str, workdir: Path, quiet: float, busy: int) -> tuple[float, int]:
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def one_run(preset: str, quiet: float, busy: int) -> tuple[float, int]:
     hosts = [f"127.0.0.{101 + i}" for i in range(5)]
     names = [f"b{i}" for i in range(5)]
+    ports = [_free_port(h) for h in hosts]
+    gossip_ports = [_free_port(h) for h in hosts]
+    exe = shutil.which("pycache-cluster")
+    head = [exe] if exe else [sys.executable, "-m", "pycache_cluster"]
     procs = []
     env = dict(os.environ, PYTHONPATH=str(REPO))
-    for name, host in zip(names, hosts):
-        cmd = [sys.executable, "-m", "pycache_cluster.gossip", "--node-name", name, "--bind",
-               host, "--gossip-port", str(PORT), "--preset", preset, "--join",
-               f"{hosts[0]}:{PORT}", "--refresh", "0.02",
-               "--members-file", str(workdir / f"{name}.members"),
-               "--stats-file", str(workdir / f"{name}.stats")]
+    for name, host, port, gossip_port in zip(names, hosts, ports, gossip_ports):
+        cmd = [*head, "serve", "-l", host, "-p", str(port), "--node-name", name,
+               "--gossip-port", str(gossip_port), "--gossip-preset", preset,
+               "--join", f"{hosts[0]}:{gossip_ports[0]}"]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
                                       stderr=subprocess.DEVNULL))
+    nodes = list(zip(hosts, ports))
     spinners = [multiprocessing.Process(target=_spin, daemon=True) for _ in range(busy)]
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            views = [_members(workdir / f"{n}.members") for n in names]
+            views = [_members(*node) for node in nodes]
             if all(len(v) == 5 and all(e[2] == State.ALIVE for e in v.values()) for v in views):
                 break
             time.sleep(0.05)
@@ -80,15 +101,14 @@ def one_run(preset: str, workdir: Path, quiet: float, busy: int) -> tuple[float,
             raise RuntimeError("cluster did not form")
         for s in spinners:
             s.start()
-        before = sum(_stats(workdir / f"{n}.stats").get("suspicions", 0) for n in names)
+        before = sum(_stats(*node).get("suspicions", 0) for node in nodes)
         time.sleep(quiet)
-        suspicions = sum(_stats(workdir / f"{n}.stats").get("suspicions", 0)
-                         for n in names) - before
+        suspicions = sum(_stats(*node).get("suspicions", 0) for node in nodes) - before
         victim = names[-1]
         procs[-1].send_signal(signal.SIGKILL)
         killed = time.monotonic()
         while time.monotonic() - killed < 60:
-            views = [_members(workdir / f"{n}.members") for n in names[:-1]]
+            views = [_members(*node) for node in nodes[:-1]]
             if all(v.get(victim, (0, 0, None))[2] == State.DEAD for v in views):
                 return time.monotonic() - killed, suspicions
             time.sleep(0.01)
@@ -114,8 +134,7 @@ def main() -> int:
     args = ap.parse_args()
     times, false = [], 0
     for i in range(args.runs):
-        with tempfile.TemporaryDirectory() as tmp:
-            t, s = one_run(args.preset, Path(tmp), args.quiet, args.busy)
+        t, s = one_run(args.preset, args.quiet, args.busy)
         times.append(t)
         false += s
         print(f"run {i + 1}: dead everywhere after {t:.2f}s; suspicions before the kill: {s}",

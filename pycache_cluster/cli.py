@@ -6,7 +6,7 @@ import os
 import sys
 
 from pycache_cluster import __version__
-from pycache_cluster.config import Config
+from pycache_cluster.config import GOSSIP_PRESETS, Config
 
 # Environment variables (for containers) give defaults; flags on the command line win.
 ENV = {
@@ -18,6 +18,11 @@ ENV = {
     "udp_port": "PYCACHE_UDP_PORT",
     "verbosity": "PYCACHE_VERBOSITY",
     "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
+    "node_name": "PYCACHE_NODE_NAME",
+    "gossip_port": "PYCACHE_GOSSIP_PORT",
+    "join": "PYCACHE_JOIN",
+    "cluster_key_file": "PYCACHE_CLUSTER_KEY_FILE",
+    "gossip_preset": "PYCACHE_GOSSIP_PRESET",
 }
 
 
@@ -63,6 +68,15 @@ def _env_default(field: str, conv, fallback):
         raise SystemExit(f"pycache-cluster: bad {ENV[field]}={raw!r}: {e}") from None
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except empty ones (an off switch or a derived value says so itself)."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default == "":
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = Config()
     parser = argparse.ArgumentParser(
@@ -76,9 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run a cache node speaking memcached's text and meta protocols. Flags "
         "have memcached's names and meanings; each also reads an environment variable "
         "(flag wins).",
-        epilog="SIGTERM or SIGINT (and `shutdown` with -A) stop the node cleanly: it stops "
-        "accepting, sends the replies already in flight, closes its connections and exits 0.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        epilog="SIGTERM or SIGINT (and `shutdown` with -A) stop the node cleanly: a cluster "
+        "member first announces its leave (peers list it as left), then the node stops "
+        "accepting, sends the replies already in flight, closes its connections and exits 0. "
+        "Cluster: --gossip-port turns gossip membership on (without it the node runs alone, "
+        "as memcached); `cluster members` then answers one line per member, `MEMBER <name> "
+        "<host>:<gossip-port> <state> <incarnation>` (state alive, suspect, dead or left), "
+        "then END, and `stats gossip` the protocol's counters. `cluster` with a missing or "
+        "unknown sub-command answers ERROR; `cluster members` with arguments answers "
+        "CLIENT_ERROR bad command line format.",
+        formatter_class=_HelpFormatter)
     serve.add_argument("--version", action="version",
                        version=f"pycache-cluster {__version__} (memcached 1.6.18 protocol)")
     serve.add_argument("-p", "--port", type=int,
@@ -107,6 +128,37 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-A", "--enable-shutdown", action="store_true",
                        default=_env_default("enable_shutdown", _bool, d.enable_shutdown),
                        help=f"enable the shutdown command [env {ENV['enable_shutdown']}]")
+    cluster = serve.add_argument_group(
+        "cluster membership (gossip)",
+        "Off unless --gossip-port is given; the other cluster flags need it.")
+    cluster.add_argument("--gossip-port", type=int, dest="gossip_port",
+                         default=_env_default("gossip_port", int, d.gossip_port),
+                         help="UDP and TCP port for gossip, on the -l address (with -l "
+                         "0.0.0.0 the address this host's name resolves to is advertised); "
+                         "default: no gossip "
+                         f"[env {ENV['gossip_port']}]")
+    cluster.add_argument("--node-name", dest="node_name",
+                         default=_env_default("node_name", str, d.node_name),
+                         help="this node's unique name in the cluster; keep it across "
+                         "restarts (default: <hostname>:<port>, the client port -p) "
+                         f"[env {ENV['node_name']}]")
+    cluster.add_argument("--join", dest="join", metavar="SEEDS",
+                         default=_env_default("join", str, d.join),
+                         help="members to join, host[:port],... (port defaults to "
+                         "--gossip-port; a DNS name joins every address it resolves to); "
+                         "retried with backoff until one answers; none: start a cluster "
+                         f"[env {ENV['join']}]")
+    cluster.add_argument("--cluster-key-file", dest="cluster_key_file", metavar="PATH",
+                         default=_env_default("cluster_key_file", str, d.cluster_key_file),
+                         help="AES-GCM keyring: one base64 key (16, 24 or 32 bytes) per line, "
+                         "the first encrypts, all decrypt; every member needs a common key. "
+                         "Without it gossip runs in clear text (a warning at start-up) "
+                         f"[env {ENV['cluster_key_file']}]")
+    cluster.add_argument("--gossip-preset", dest="gossip_preset", choices=GOSSIP_PRESETS,
+                         default=_env_default("gossip_preset", str, d.gossip_preset),
+                         help="protocol timers: lan (detection in a few seconds), local "
+                         "(one machine, tighter), memberlist (hashicorp/memberlist's LAN "
+                         f"defaults) [env {ENV['gossip_preset']}]")
     return parser
 
 
@@ -114,7 +166,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
                   conn_limit=args.conn_limit, max_item_size=args.max_item_size,
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
-                  enable_shutdown=args.enable_shutdown)
+                  enable_shutdown=args.enable_shutdown, gossip_port=args.gossip_port,
+                  node_name=args.node_name, join=args.join,
+                  cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset)
 
 
 def main(argv: list[str] | None = None) -> int:

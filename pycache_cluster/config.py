@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Names of pycache_cluster.gossip.config.PRESETS (kept here so that a node without gossip never
+# imports the gossip package).
+GOSSIP_PRESETS = ("lan", "local", "memberlist")
+
 
 @dataclass
 class Config:
@@ -30,6 +34,21 @@ class Config:
     #: Seconds between crawler ticks.
     crawl_interval: float = 0.1
 
+    # Cluster membership (gossip). Off unless gossip_port is set: then the node runs alone,
+    # exactly as a memcached would, and none of the fields below matter.
+    #: UDP and TCP port for gossip, bound on the `listen` address; None = no gossip, 0 = any.
+    gossip_port: int | None = None
+    #: This node's unique name in the cluster; "" = "<hostname>:<port>" (stable across
+    #: restarts, which is what lets a restarted node reclaim its name).
+    node_name: str = ""
+    #: Seeds to join: "host[:port],..." (port defaults to gossip_port; DNS names resolve to
+    #: every address). "" = start a new cluster (others join us).
+    join: str = ""
+    #: AES-GCM keyring file (see pycache_cluster.gossip.keyring); "" = gossip in clear text.
+    cluster_key_file: str = ""
+    #: Timer preset of the membership protocol: lan, local (one machine) or memberlist.
+    gossip_preset: str = "lan"
+
     @property
     def memory_limit_bytes(self) -> int:
         return self.memory_limit_mb * 1024 * 1024
@@ -50,3 +69,31 @@ class Config:
             raise ValueError("cannot set item size limit higher than 1 gigabyte")
         if self.max_item_size > self.memory_limit_bytes // 2:
             raise ValueError("item max size cannot be larger than half the memory limit")
+        self._validate_gossip()
+
+    def _validate_gossip(self) -> None:
+        if self.gossip_port is None:
+            given = [flag for flag, value in (("--node-name", self.node_name),
+                                              ("--join", self.join),
+                                              ("--cluster-key-file", self.cluster_key_file))
+                     if value]
+            if given:
+                raise ValueError(f"{', '.join(given)} need --gossip-port (gossip is off)")
+            return
+        if not 0 <= self.gossip_port <= 65535:
+            raise ValueError(f"gossip port {self.gossip_port} is out of range")
+        if self.gossip_port and self.gossip_port == self.port:
+            raise ValueError(f"gossip port {self.gossip_port} is the client port (-p)")
+        if self.node_name and any(c.isspace() for c in self.node_name):
+            raise ValueError(f"node name {self.node_name!r} contains whitespace")
+        if self.gossip_preset not in GOSSIP_PRESETS:
+            raise ValueError(f"gossip preset {self.gossip_preset!r}: one of "
+                             f"{', '.join(GOSSIP_PRESETS)}")
+        for seed in self.seeds:
+            _, sep, port = seed.rpartition(":")
+            if sep and not (port.isdigit() and 0 < int(port) <= 65535):
+                raise ValueError(f"join seed {seed!r}: use host[:port] ([v6-address]:port)")
+
+    @property
+    def seeds(self) -> list[str]:
+        return [s.strip() for s in self.join.split(",") if s.strip()]

@@ -1,8 +1,9 @@
 """The node's lifecycle: wires store, protocol server and housekeeping; start/stop in order.
 
-Components are started in the order they are added and stopped in reverse, so a future
-membership (gossip) and router plug in with `node.add(component)`: anything with
-`async start(node)` and `async stop(node)`.
+Components are started in the order they are added and stopped in reverse; anything with
+`async start(node)` and `async stop(node)` plugs in with `node.add(component)`. With a gossip
+port the membership is the last one: it starts once the node serves and, on SIGTERM/SIGINT or
+`shutdown`, announces the leave first, then the server stops accepting and drains.
 """
 from __future__ import annotations
 
@@ -85,6 +86,10 @@ class Node:
         self.components: list = [Housekeeping(), ProtocolServer()]
         self._stopped = asyncio.Event()
         self._started: list = []
+        if config.gossip_port is not None:
+            # Imported only here: a node without gossip loads none of it.
+            from pycache_cluster.cluster.membership import Membership
+            self.add(Membership(config))
 
     def add(self, component) -> None:
         """Adds a component started after (and stopped before) the existing ones."""
@@ -147,8 +152,15 @@ def run(config: Config) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_fd_limit(config.conn_limit)
     try:
-        uvloop.run(Node(config).serve_forever())
+        node = Node(config)
+    except (OSError, ValueError) as e:     # the cluster key file
+        log.error("%s", e)
+        return 1
+    try:
+        uvloop.run(node.serve_forever())
     except OSError as e:
-        log.error("cannot listen on %s:%d: %s", config.listen, config.port, e)
+        ports = str(config.port) if config.gossip_port is None else \
+            f"{config.port} (gossip port {config.gossip_port})"
+        log.error("cannot listen on %s:%s: %s", config.listen, ports, e)
         return 1
     return 0

@@ -126,6 +126,9 @@ cdef class ServerState:
     cdef public object settings          # pycache_cluster.config.Config
     cdef public object on_shutdown       # callable(graceful: bool), set by the node
     cdef public dict extensions          # command name (bytes) -> handler(conn, [bytes]) -> bytes
+    # `stats <name>` sub-commands memcached does not have: name (bytes) -> handler([bytes]) ->
+    # bytes (STAT lines then END). Consulted only after memcached's own sub-commands.
+    cdef public dict stats_providers
     # Seam for a cluster router: None on a single node (every key is local).
     cdef public object router
     cdef public set conns
@@ -143,6 +146,7 @@ cdef class ServerState:
         self.settings = settings
         self.on_shutdown = None
         self.extensions = {}
+        self.stats_providers = {}
         self.router = None
         self.conns = set()
         self.verbosity = settings.verbosity
@@ -1370,6 +1374,9 @@ cdef class Connection:
             if len(args) < 4:
                 return b"CLIENT_ERROR bad command line\r\n"
             return b"END\r\n"
+        provider = self.srv.stats_providers.get(sub)
+        if provider is not None:
+            return provider(args)
         return b"ERROR\r\n"
 
 

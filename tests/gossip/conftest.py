@@ -1,28 +1,23 @@
-"""Gossip test fixtures: simulated clusters, and real member processes on their own 127.0.0.x.
+"""Gossip test fixtures: simulated clusters, and real node processes on their own 127.0.0.x.
 
-The process harness reads each member's view through `members_of()`; today that is the
-`cluster members` text the stand-alone agent writes to a file, later it can be the node's own
-`cluster members` command: only `AgentProcess.start` and `AgentProcess.members` change.
+The process harness runs `pycache-cluster serve` nodes with gossip on and reads each one's view
+over TCP with its `cluster members` command.
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from helpers.servers import Server, free_port, node_argv, node_env
+from helpers.wire import Conn
 
 from pycache_cluster.gossip import config
 from pycache_cluster.gossip.reply import parse_members
 from pycache_cluster.gossip.sim import Cluster
-
-REPO = Path(__file__).resolve().parents[2]
-GOSSIP_PORT = 17946
 
 
 @pytest.fixture
@@ -50,39 +45,61 @@ def key_file(tmp_path):
     return write
 
 
-class AgentProcess:
-    """One gossip member process, `python -m pycache_cluster.gossip`."""
+class NodeProcess:
+    """One `pycache-cluster serve` node with gossip on host. Its ports are chosen once, so a
+    restart comes back at the same address under the same name."""
 
-    def __init__(self, name: str, host: str, workdir: Path, key_file: Path | None,
-                 join: list[str]):
+    def __init__(self, name: str, host: str, key_file: Path | None, preset: str = "local"):
         self.name = name
         self.host = host
-        self.addr = f"{host}:{GOSSIP_PORT}"
-        self._members_file = workdir / f"{name}.members"
-        self._log = workdir / f"{name}.log"
-        self._key_file = key_file
-        self._join = join
-        self.proc: subprocess.Popen | None = None
+        self.port = free_port(host)
+        self.gossip_port = free_port(host, udp=True)
+        self.addr = f"{host}:{self.gossip_port}"
+        self._flags = ["--node-name", name, "--gossip-port", str(self.gossip_port),
+                       "--gossip-preset", preset]
+        if key_file:
+            self._flags += ["--cluster-key-file", str(key_file)]
+        self.join: list[str] = []
+        self.server: Server | None = None
+        self._logs: list[str] = []
 
-    def start(self) -> None:
-        self._members_file.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "pycache_cluster.gossip", "--node-name", self.name,
-               "--bind", self.host, "--gossip-port", str(GOSSIP_PORT), "--preset", "local",
-               "--members-file", str(self._members_file)]
-        if self._join:
-            cmd += ["--join", ",".join(self._join)]
-        if self._key_file:
-            cmd += ["--cluster-key-file", str(self._key_file)]
-        env = dict(os.environ, PYTHONPATH=str(REPO))
-        with open(self._log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=log, stderr=log)
+    @property
+    def proc(self):
+        return self.server.proc
+
+    def start(self, join: list[str] | None = None) -> NodeProcess:
+        """Starts (or restarts, with the same seeds) the node; returns once it accepts
+        clients (its gossip may still be starting)."""
+        if join is not None:
+            self.join = join
+        if self.server is not None:
+            self._logs.append(self.server.output())
+        flags = [*self._flags, "--join", ",".join(self.join)] if self.join else self._flags
+        self.server = Server(node_argv(self.port, *flags, listen=self.host), self.port,
+                             env=node_env(), host=self.host).start()
+        return self
+
+    def call(self, request: bytes) -> bytes:
+        with Conn(self.port, host=self.host, timeout=5) as c:
+            return c.call(request)
 
     def members(self) -> dict:
-        """name -> (host, port, State, incarnation), as this member sees the cluster."""
-        try:
-            return parse_members(self._members_file.read_text().splitlines())
-        except FileNotFoundError:
+        """name -> (host, port, State, incarnation), as this node sees the cluster ({} while
+        it is down or not yet gossiping)."""
+        if not self.server.alive():
             return {}
+        try:
+            return parse_members(self.call(b"cluster members\r\n").decode().splitlines())
+        except (OSError, ValueError):
+            return {}
+
+    def stats(self) -> dict[str, int]:
+        out = {}
+        for line in self.call(b"stats gossip\r\n").decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "STAT":
+                out[parts[1]] = int(parts[2])
+        return out
 
     def kill(self) -> None:
         self.proc.kill()
@@ -92,28 +109,28 @@ class AgentProcess:
         self.proc.send_signal(signal.SIGTERM)
         return self.proc.wait(10)
 
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(sig_first=False)
+
     def log_tail(self) -> str:
-        try:
-            return self._log.read_text()[-3000:]
-        except FileNotFoundError:
-            return ""
+        text = "".join(self._logs) + (self.server.output() if self.server else "")
+        return text[-3000:]
 
 
 @pytest.fixture
-def agents(tmp_path):
-    started: list[AgentProcess] = []
+def nodes():
+    """make(name, host, key_file=) -> a NodeProcess, not yet started; all killed at the end."""
+    made: list[NodeProcess] = []
 
-    def spawn(name: str, host: str, *, key_file: Path | None, join: list[str]) -> AgentProcess:
-        agent = AgentProcess(name, host, tmp_path, key_file, join)
-        agent.start()
-        started.append(agent)
-        return agent
+    def make(name: str, host: str, *, key_file: Path | None) -> NodeProcess:
+        node = NodeProcess(name, host, key_file)
+        made.append(node)
+        return node
 
-    yield spawn
-    for agent in started:
-        if agent.proc and agent.proc.poll() is None:
-            agent.proc.kill()
-            agent.proc.wait(10)
+    yield make
+    for node in made:
+        node.stop()
 
 
 @pytest.fixture

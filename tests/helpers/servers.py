@@ -15,11 +15,21 @@ REPO = Path(__file__).resolve().parents[2]
 MEMCACHED = shutil.which("memcached") or "/usr/bin/memcached"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (bound, read, released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_port(host: str = "127.0.0.1", udp: bool = False) -> int:
+    """A TCP port free on host right now (bound, read, released); with udp, one whose UDP
+    twin is free too (gossip binds both)."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if not udp:
+            return port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            try:
+                u.bind((host, port))
+                return port
+            except OSError:
+                continue
 
 
 def raise_nofile(want: int) -> int:
@@ -39,10 +49,11 @@ class Server:
 
     name = "server"
 
-    def __init__(self, argv: list[str], port: int, env: dict | None = None):
+    def __init__(self, argv: list[str], port: int, env: dict | None = None,
+                 host: str = "127.0.0.1"):
         self.argv = argv
         self.port = port
-        self.host = "127.0.0.1"
+        self.host = host
         self.env = env
         self.proc: subprocess.Popen | None = None
 
@@ -97,10 +108,10 @@ class Server:
         return f"<{self.name} :{self.port}>"
 
 
-def node_argv(port: int, *extra: str) -> list[str]:
+def node_argv(port: int, *extra: str, listen: str = "127.0.0.1") -> list[str]:
     exe = shutil.which("pycache-cluster")
     head = [exe] if exe else [sys.executable, "-m", "pycache_cluster"]
-    return [*head, "serve", "-p", str(port), "-l", "127.0.0.1", *extra]
+    return [*head, "serve", "-p", str(port), "-l", listen, *extra]
 
 
 def node_env(env: dict | None = None) -> dict | None:
@@ -119,10 +130,11 @@ def node_env(env: dict | None = None) -> dict | None:
     return env
 
 
-def start_node(*extra: str, port: int | None = None, env: dict | None = None) -> Server:
-    port = port or free_port()
+def start_node(*extra: str, port: int | None = None, env: dict | None = None,
+               listen: str = "127.0.0.1") -> Server:
+    port = port or free_port(listen)
     env = node_env(env)
-    s = Server(node_argv(port, *extra), port, env=env)
+    s = Server(node_argv(port, *extra, listen=listen), port, env=env, host=listen)
     s.name = "pycache"
     return s.start()
 

@@ -1,0 +1,1 @@
+"""Cluster: membership (gossip) wired into the node; ring, router and replication come here."""
