@@ -78,7 +78,8 @@ class Config:
                                               ("--cluster-key-file", self.cluster_key_file))
                      if value]
             if given:
-                raise ValueError(f"{', '.join(given)} need --gossip-port (gossip is off)")
+                verb = "needs" if len(given) == 1 else "need"
+                raise ValueError(f"{', '.join(given)} {verb} --gossip-port (gossip is off)")
             return
         if not 0 <= self.gossip_port <= 65535:
             raise ValueError(f"gossip port {self.gossip_port} is out of range")

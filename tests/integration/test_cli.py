@@ -1,10 +1,13 @@
 """The node as a user runs it: `pycache-cluster serve` flags, PYCACHE_* environment, --help,
 --version, clean exit on SIGTERM/SIGINT and on `shutdown` (with -A), connection limit."""
+import base64
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers.servers import REPO, Server, free_port, node_argv, node_env, start_node
@@ -25,7 +28,11 @@ def test_help_documents_every_flag():
     assert out.returncode == 0
     for flag in ("-p", "--port", "-l", "--listen", "-m", "--memory-limit", "-c", "--conn-limit",
                  "-I", "--max-item-size", "-U", "-v", "-A", "--enable-shutdown",
-                 "PYCACHE_PORT", "PYCACHE_LISTEN", "PYCACHE_MEMORY_LIMIT"):
+                 "PYCACHE_PORT", "PYCACHE_LISTEN", "PYCACHE_MEMORY_LIMIT",
+                 "--gossip-port", "--node-name", "--join", "--cluster-key-file",
+                 "--gossip-preset", "PYCACHE_GOSSIP_PORT", "PYCACHE_NODE_NAME", "PYCACHE_JOIN",
+                 "PYCACHE_CLUSTER_KEY_FILE", "PYCACHE_GOSSIP_PRESET", "<hostname>:<port>",
+                 "cluster members"):
         assert flag in out.stdout, flag
 
 
@@ -151,3 +158,96 @@ def test_too_many_connections(request):
     with Conn(node.port) as c:
         stats = dict(re.findall(rb"STAT (\S+) (\S+)\r\n", c.call(b"stats\r\n")))
     assert int(stats[b"rejected_connections"]) >= 1
+
+
+# -- cluster flags ---------------------------------------------------------------------------
+
+def _members(port, host="127.0.0.1"):
+    """The `cluster members` reply once gossip is up (the client port accepts first)."""
+    with Conn(port, host=host) as c:
+        for _ in range(500):
+            out = c.call(b"cluster members\r\n")
+            if out != b"ERROR\r\n":
+                return out
+            time.sleep(0.01)
+    return out
+
+
+def _key_file(tmp_path):
+    path = tmp_path / "cluster.key"
+    path.write_text("# the cluster's key\n" + base64.b64encode(os.urandom(32)).decode() + "\n")
+    return path
+
+
+def test_cluster_flags_reach_the_node(request, tmp_path):
+    gport = free_port(udp=True)
+    node = start_node("--node-name", "n1", "--gossip-port", str(gport),
+                      "--cluster-key-file", str(_key_file(tmp_path)), "--gossip-preset", "local")
+    request.addfinalizer(node.stop)
+    assert _members(node.port) == b"MEMBER n1 127.0.0.1:%d alive 1\r\nEND\r\n" % gport
+    assert "gossip runs in the clear" not in node.output()
+
+
+def test_cluster_environment_variables(request, tmp_path):
+    # Two nodes, the second joining the first through PYCACHE_JOIN, both keyed by env.
+    key = _key_file(tmp_path)
+    nodes = []
+    for name, join in (("e1", ""), ("e2", None)):
+        port, gport = free_port(), free_port(udp=True)
+        env = dict(os.environ, PYCACHE_PORT=str(port), PYCACHE_NODE_NAME=name,
+                   PYCACHE_GOSSIP_PORT=str(gport), PYCACHE_CLUSTER_KEY_FILE=str(key),
+                   PYCACHE_GOSSIP_PRESET="local",
+                   PYCACHE_JOIN=join if join is not None else f"127.0.0.1:{nodes[0][1]}")
+        node = Server([*CLI, "serve"], port, env=node_env(env)).start()
+        request.addfinalizer(node.stop)
+        nodes.append((node, gport))
+    want = b"MEMBER e1 127.0.0.1:%d alive 1\r\nMEMBER e2 127.0.0.1:%d alive 1\r\nEND\r\n" % (
+        nodes[0][1], nodes[1][1])
+    for _ in range(300):
+        if _members(nodes[0][0].port) == want:
+            break
+        time.sleep(0.02)
+    assert _members(nodes[0][0].port) == want
+
+
+def test_default_node_name_and_clear_text_warning(request):
+    node = start_node("--gossip-port", str(free_port(udp=True)))
+    request.addfinalizer(node.stop)
+    name = f"{socket.gethostname()}:{node.port}".encode()
+    assert _members(node.port).startswith(b"MEMBER " + name + b" ")
+    assert "gossip runs in the clear" in node.output()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--node-name", "x"], "--node-name needs --gossip-port"),
+    (["--join", "127.0.0.1:7946"], "--join needs --gossip-port"),
+    (["--gossip-port", "7946", "--join", "a:b"], "join seed 'a:b'"),
+    (["--gossip-port", "7946", "--node-name", "a b"], "contains whitespace"),
+    (["--gossip-port", "70000"], "gossip port 70000 is out of range"),
+])
+def test_bad_cluster_flags_are_refused(argv, message):
+    out = subprocess.run([*CLI, "serve", "-p", str(free_port()), *argv], capture_output=True,
+                         text=True, cwd=REPO, timeout=60, check=False)
+    assert out.returncode == 2
+    assert message in out.stderr
+
+
+def test_bad_key_file_is_refused(tmp_path):
+    bad = tmp_path / "bad.key"
+    bad.write_text("not base64!\n")
+    for path, message in ((bad, "not base64"), (tmp_path / "missing.key", "No such file")):
+        out = subprocess.run([*CLI, "serve", "-p", str(free_port()), "--gossip-port",
+                              str(free_port(udp=True)), "--cluster-key-file", str(path)],
+                             capture_output=True, text=True, cwd=REPO, timeout=60, check=False)
+        assert out.returncode == 1
+        assert message in out.stderr
+
+
+def test_sigterm_with_gossip_exits_cleanly():
+    node = start_node("--node-name", "t", "--gossip-port", str(free_port(udp=True)))
+    try:
+        assert _members(node.port).startswith(b"MEMBER t ")
+        node.proc.send_signal(signal.SIGTERM)
+        assert node.proc.wait(30) == 0
+    finally:
+        node.stop()

@@ -83,3 +83,47 @@ def test_store_clock_follows_wall_clock():
             await node.stop()
 
     uvloop.run(main())
+
+
+def test_without_gossip_port_no_membership():
+    node = Node(Config(port=0))
+    assert [type(c).__name__ for c in node.components] == ["Housekeeping", "ProtocolServer"]
+    assert node.state.extensions == {} and node.state.stats_providers == {}
+
+
+def test_gossip_members_active_and_a_stopped_node_is_left():
+    from pycache_cluster.gossip import State, Status
+
+    def gossip_config(name, join=""):
+        return Config(port=0, gossip_port=0, node_name=name, join=join, gossip_preset="local")
+
+    async def main():
+        a = Node(gossip_config("a"))
+        await a.start()
+        ml_a = a.components[-1].memberlist
+        b = Node(gossip_config("b", join=f"127.0.0.1:{ml_a.config.bind_port}"))
+        # Membership last: started once the node serves, stopped (leave announced) first.
+        assert [type(c).__name__ for c in b.components] == \
+            ["Housekeeping", "ProtocolServer", "Membership"]
+        await b.start()
+        try:
+            for _ in range(300):
+                seen = ml_a.member("b")
+                if seen is not None and seen.state == State.ALIVE:
+                    break
+                await asyncio.sleep(0.01)
+            assert seen.meta.status == Status.ACTIVE
+            assert seen.meta.client_port == b.config.port
+            assert b"cluster" in b.state.extensions
+            await b.stop()
+            assert b.state.extensions == {} and b.state.stats_providers == {}
+            for _ in range(300):
+                if ml_a.member("b").state == State.LEFT:
+                    break
+                await asyncio.sleep(0.01)
+            assert ml_a.member("b").state == State.LEFT
+        finally:
+            await b.stop()
+            await a.stop()
+
+    uvloop.run(main())
