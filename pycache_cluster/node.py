@@ -97,6 +97,8 @@ class Node:
 
     async def start(self) -> None:
         for c in self.components:
+            if getattr(self, "_stopping", False):
+                break       # a signal arrived while starting: start nothing more
             await c.start(self)
             self._started.append(c)
 
