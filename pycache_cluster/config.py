@@ -34,8 +34,8 @@ class Config:
     #: Seconds between crawler ticks.
     crawl_interval: float = 0.1
 
-    # Cluster membership (gossip). Off unless gossip_port is set: then the node runs alone,
-    # exactly as a memcached would, and none of the fields below matter.
+    # Cluster membership (gossip), on only when gossip_port is set. Without it the node runs
+    # alone, exactly as before gossip existed, and the other fields below must stay empty.
     #: UDP and TCP port for gossip, bound on the `listen` address; None = no gossip, 0 = any.
     gossip_port: int | None = None
     #: This node's unique name in the cluster; "" = "<hostname>:<port>" (stable across

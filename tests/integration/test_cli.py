@@ -234,6 +234,13 @@ def test_bad_cluster_flags_are_refused(argv, message):
     assert message in out.stderr
 
 
+def test_gossip_presets_are_the_librarys():
+    from pycache_cluster.config import GOSSIP_PRESETS
+    from pycache_cluster.gossip.config import PRESETS
+
+    assert set(GOSSIP_PRESETS) == set(PRESETS)
+
+
 def test_bad_key_file_is_refused(tmp_path):
     bad = tmp_path / "bad.key"
     bad.write_text("not base64!\n")
