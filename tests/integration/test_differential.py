@@ -2,6 +2,7 @@
 node and to the real memcached 1.6.18; the replies must be the same bytes (CAS values and
 times normalised). One server of each per module; every example starts from flush_all."""
 import os
+import re
 
 import pytest
 from helpers.wire import conversation, normalise
@@ -131,7 +132,12 @@ def test_same_bytes_as_memcached(pair, commands):
        ops=st.lists(st.tuples(SHORT_KEY, st.sampled_from([b"incr", b"decr"]),
                               st.integers(0, 2 ** 64 - 1)), max_size=8))
 def test_arithmetic_same_as_memcached(pair, values, ops):
-    """incr/decr over the whole 64-bit range, including wrap, floor and space padding."""
+    """incr/decr over the whole 64-bit range, including wrap and floor.
+
+    Whether a shrinking result is padded in place depends on nobody else holding the item,
+    and memcached's LRU maintainer and crawler threads take references at moments no client
+    controls (about one shrink in 5,000 here comes back unpadded). So this compares values
+    without their padding; the padding itself has deterministic conversation tests."""
     ours, theirs = pair
     data = b"flush_all noreply\r\n"
     for key, v in values:
@@ -139,9 +145,17 @@ def test_arithmetic_same_as_memcached(pair, values, ops):
         data += b"set %s 0 0 %d\r\n%s\r\n" % (key, len(s), s)
     for key, op, d in ops:
         data += b"%s %s %d\r\nget %s\r\n" % (op, key, d, key)
-    got = conversation(ours.port, data)
-    want = conversation(theirs.port, data)
+    got = _unpadded(conversation(ours.port, data))
+    want = _unpadded(conversation(theirs.port, data))
     assert got == want, f"\nsent: {data!r}\nours:      {got!r}\nmemcached: {want!r}"
+
+
+_PADDED_NUMBER = re.compile(rb"VALUE (\S+) (\d+) \d+\r\n(\d+) *\r\n")
+
+
+def _unpadded(reply: bytes) -> bytes:
+    return _PADDED_NUMBER.sub(
+        lambda m: b"VALUE %s %s %d\r\n%s\r\n" % (m[1], m[2], len(m[3]), m[3]), reply)
 
 
 # -- at the item size limit ---------------------------------------------------------------------
