@@ -10,6 +10,7 @@ import json
 import random
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 
 from bench import servers
@@ -40,12 +41,49 @@ def held_items(n: int = HELD_SETS, seed: int = HELD_SEED) -> Iterator[tuple[byte
 
 # --- against a server process ------------------------------------------------------------
 
-def server_rss_per_item(server: servers.ServerProcess, n: int = RSS_ITEMS) -> dict:
-    before = servers.wait_rss_stable(server.pid)
-    with TextClient(server.address) as c:
-        c.load(set_noreply(k, v) for k, v in rss_items(n))
-        after = servers.wait_rss_stable(server.pid)
+def wait_settled(server: servers.ServerProcess, c: TextClient, interval: float = 0.25,
+                 samples: int = 4, timeout: float = 60.0) -> tuple[int, dict]:
+    """RSS and stats once the server is at rest: RSS and hash_power_level unchanged over
+    `samples` reads and no hash expansion running. memcached grows its hash table from a
+    background thread some time after the insert that crossed 1.5 items per bucket, and RSS
+    alone can look stable before that thread has started."""
+    deadline = time.monotonic() + timeout
+    last, same = None, 0
+    while True:
         st = c.stats()
+        now = (server.rss(), st.get("hash_power_level"), st.get("hash_is_expanding", "0"))
+        same = same + 1 if now == last and now[2] == "0" else 0
+        last = now
+        if same >= samples - 1 or time.monotonic() > deadline:
+            return now[0], st
+        time.sleep(interval)
+
+
+def grow_hash_table(c: TextClient, key: bytes, value: bytes, timeout: float = 30.0) -> None:
+    """Bring memcached's hash table to the size its item count calls for. memcached asks its
+    maintenance thread to grow the table from an insert (a trylock: the request is dropped
+    when the thread is busy), so after a bulk load the table can stay a power of two short
+    until the next write. Re-setting an existing key (same value, same item count) retries
+    the request; a server without these stats is left alone."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        st = c.stats()
+        try:
+            power, items = int(st["hash_power_level"]), int(st["curr_items"])
+        except (KeyError, ValueError):
+            return
+        if st.get("hash_is_expanding", "0") == "0" and items <= (1 << power) * 3 // 2:
+            return
+        c.load([set_noreply(key, value)])
+        time.sleep(0.25)
+
+
+def server_rss_per_item(server: servers.ServerProcess, n: int = RSS_ITEMS) -> dict:
+    with TextClient(server.address) as c:
+        before, _ = wait_settled(server, c)
+        c.load(set_noreply(k, v) for k, v in rss_items(n))
+        grow_hash_table(c, *next(rss_items(1)))
+        after, st = wait_settled(server, c)
     items = stat_int(st, "curr_items")
     return {"items": items, "rss_before": before, "rss_after": after,
             "bytes_per_item": (after - before) / max(items, 1),
