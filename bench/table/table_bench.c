@@ -4,7 +4,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <math.h>
 #include <time.h>
+
+#define ROUNDS 5
 
 #include "pc_hash.h"
 #include "pc_table.h"
@@ -67,7 +70,7 @@ int main(int argc, char **argv)
     pc_table_init(&chained, 16);
     probe_table probe = {calloc(1 << 16, sizeof(slot)), (1 << 16) - 1, 0};
     double t0, ins_c, ins_p, hit_c, hit_p, miss_c, miss_p;
-    size_t found = 0;
+    size_t found;
 
     t0 = now_ns();
     for (size_t i = 0; i < n; i++)
@@ -88,30 +91,39 @@ int main(int argc, char **argv)
         order[i] = order[j];
         order[j] = tmp;
     }
-    t0 = now_ns();
-    for (size_t i = 0; i < n; i++) {
-        pc_item *it = items[order[i]];
-        found += pc_table_find(&chained, it->data, it->nkey, pc_hash(it->data, it->nkey, 0)) != NULL;
+    /* Misses look up keys that were never stored; their text is made before timing. */
+    char (*missing)[32] = malloc(n * sizeof(*missing));
+    size_t *missing_len = malloc(n * sizeof(*missing_len));
+    for (size_t i = 0; i < n; i++)
+        missing_len[i] = (size_t)snprintf(missing[i], 32, "miss:%010zu", order[i]);
+
+    /* Best of ROUNDS passes: the machine is shared and noisy, the minimum is the design. */
+    hit_c = hit_p = miss_c = miss_p = 1e18;
+    for (int round = 0; round < ROUNDS; round++) {
+        found = 0;
+        t0 = now_ns();
+        for (size_t i = 0; i < n; i++) {
+            pc_item *it = items[order[i]];
+            found += pc_table_find(&chained, it->data, it->nkey, pc_hash(it->data, it->nkey, 0)) != NULL;
+        }
+        hit_c = fmin(hit_c, now_ns() - t0);
+        t0 = now_ns();
+        for (size_t i = 0; i < n; i++) {
+            pc_item *it = items[order[i]];
+            found += probe_find(&probe, it->data, it->nkey, pc_hash(it->data, it->nkey, 0)) != NULL;
+        }
+        hit_p = fmin(hit_p, now_ns() - t0);
+        t0 = now_ns();
+        for (size_t i = 0; i < n; i++)
+            found += pc_table_find(&chained, missing[i], missing_len[i],
+                                   pc_hash(missing[i], missing_len[i], 0)) != NULL;
+        miss_c = fmin(miss_c, now_ns() - t0);
+        t0 = now_ns();
+        for (size_t i = 0; i < n; i++)
+            found += probe_find(&probe, missing[i], missing_len[i],
+                                pc_hash(missing[i], missing_len[i], 0)) != NULL;
+        miss_p = fmin(miss_p, now_ns() - t0);
     }
-    hit_c = now_ns() - t0;
-    t0 = now_ns();
-    for (size_t i = 0; i < n; i++) {
-        pc_item *it = items[order[i]];
-        found += probe_find(&probe, it->data, it->nkey, pc_hash(it->data, it->nkey, 0)) != NULL;
-    }
-    hit_p = now_ns() - t0;
-    t0 = now_ns();
-    for (size_t i = 0; i < n; i++) {
-        int len = snprintf(key, sizeof(key), "miss:%010zu", order[i]);
-        found += pc_table_find(&chained, key, (size_t)len, pc_hash(key, (size_t)len, 0)) != NULL;
-    }
-    miss_c = now_ns() - t0;
-    t0 = now_ns();
-    for (size_t i = 0; i < n; i++) {
-        int len = snprintf(key, sizeof(key), "miss:%010zu", order[i]);
-        found += probe_find(&probe, key, (size_t)len, pc_hash(key, (size_t)len, 0)) != NULL;
-    }
-    miss_p = now_ns() - t0;
     if (found != 2 * n) {
         fprintf(stderr, "lookup mismatch: %zu\n", found);
         return 1;
