@@ -245,7 +245,8 @@ def _notes(args, results, thr, seconds, rounds, errors) -> list[str]:
     mem = results["memory"]
     if "rss-per-item" in mem:
         r = mem["rss-per-item"]
-        notes.append("rss-per-item: (RSS after - RSS before) / curr_items, RSS read once stable; "
+        notes.append("rss-per-item: (RSS after - RSS before) / curr_items, read once RSS and the "
+                     "hash stats are stable and memcached's hash table has grown to its items; "
                      f"memcached {_g(r['memcached'], 'items')} items, "
                      f"ours {_g(r['ours'], 'items')} items.")
     if "items-held" in mem:
