@@ -48,7 +48,7 @@ test-asan: test-deps
 	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
 	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
 
-test: test-deps test-asan
+test: test-deps lint test-asan
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
 # The harness against real memcached 1.6.18 (bench/RESULTS.md keeps the latest tables): the

@@ -1,9 +1,9 @@
 """Fixtures for the store's unit tests: a store on a fake clock."""
 import os
 
+import pycache_cluster.store._store as native
 import pytest
 
-import pycache_cluster.store._store as native
 from pycache_cluster.store import Store
 
 T0 = 1_700_000_000  # a fixed "now" in unix seconds

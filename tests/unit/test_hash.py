@@ -1,6 +1,7 @@
 """The store's murmur3 is bit-identical to the mmh3 package the cluster's ring uses."""
 import mmh3
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pycache_cluster.store import hash_key
 
@@ -11,7 +12,7 @@ def test_matches_mmh3_on_random_keys(key, seed):
 
 
 def test_matches_mmh3_on_every_tail_length():
-    for n in range(0, 64):
+    for n in range(64):
         key = bytes(range(n))
         assert hash_key(key) == mmh3.hash(key, 0, signed=False)
 

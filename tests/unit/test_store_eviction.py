@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from pycache_cluster.store import Store, StoreResult as R
+from pycache_cluster.store import Store
+from pycache_cluster.store import StoreResult as R
 
 T0 = 1_700_000_000
 LIMIT = 4 << 20

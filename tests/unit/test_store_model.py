@@ -1,10 +1,12 @@
 """Random operation sequences against a pure-Python model of memcached's item semantics."""
 import re
 
-from hypothesis import settings, strategies as st
+from hypothesis import settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from pycache_cluster.store import Store, StoreResult as R
+from pycache_cluster.store import Store
+from pycache_cluster.store import StoreResult as R
 
 T0 = 1_700_000_000
 EPOCH = T0 - 62  # memcached's process_started lies 62 s before its birth; so does the store's

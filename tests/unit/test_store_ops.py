@@ -1,7 +1,8 @@
 """Every store operation and its memcached edge cases, on one store with a fake clock."""
 import pytest
 
-from pycache_cluster.store import Store, StoreResult as R
+from pycache_cluster.store import Store
+from pycache_cluster.store import StoreResult as R
 
 T0 = 1_700_000_000  # the clock fixture's start (conftest.T0)
 

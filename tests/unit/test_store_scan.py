@@ -1,5 +1,6 @@
 """The resumable scan cursor: complete under concurrent inserts, deletes and table growth."""
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pycache_cluster.store import Store
 
