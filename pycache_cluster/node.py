@@ -85,6 +85,7 @@ class Node:
         self.state.on_shutdown = self._on_shutdown_command
         self.components: list = [Housekeeping(), ProtocolServer()]
         self._stopped = asyncio.Event()
+        self._stopping = False
         self._started: list = []
         if config.gossip_port is not None:
             # Imported only here: a node without gossip loads none of it.
@@ -97,7 +98,7 @@ class Node:
 
     async def start(self) -> None:
         for c in self.components:
-            if getattr(self, "_stopping", False):
+            if self._stopping:
                 break       # a signal arrived while starting: start nothing more
             await c.start(self)
             self._started.append(c)
@@ -112,7 +113,7 @@ class Node:
         self._stopped.set()
 
     def request_stop(self) -> None:
-        if not self._stopped.is_set() and not getattr(self, "_stopping", False):
+        if not self._stopped.is_set() and not self._stopping:
             self._stopping = True
             asyncio.ensure_future(self.stop())
 
