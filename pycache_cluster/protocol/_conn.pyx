@@ -1043,28 +1043,37 @@ cdef class Connection:
                                 else 0)
         pc_wbuf_add(&self.wbuf, b"\r\n", 2)
 
+    cdef bint _meta_begin(self, pc_token *tokens, size_t ntokens, pc_meta_flags *of) noexcept:
+        """md's and ma's shared checks and flag parse, with their error lines (memcached's
+        process_mdelete_command and process_marithmetic_command open alike). False once an
+        error has been answered."""
+        cdef const char *errstr = b"CLIENT_ERROR bad command line format"
+        memset(of, 0, sizeof(of[0]))
+        of.delta = 1                # ma's default step; md has no D flag
+        if ntokens < 3:
+            self._out(b"ERROR")
+            return False
+        if tokens[1].length > KEY_MAX:
+            self._out(b"CLIENT_ERROR bad command line format")
+            return False
+        if ntokens > PC_MFLAG_MAX_OPT_LENGTH:
+            self._out(b"CLIENT_ERROR options flags too long")
+            return False
+        if pc_meta_preparse(tokens, 2, of, &errstr) != 0:
+            self._out_err(b"CLIENT_ERROR invalid or duplicate flag")
+            return False
+        self.noreply = of.no_reply
+        return True
+
     cdef void _md(self, pc_token *tokens, size_t ntokens):
         cdef pc_meta_flags of
-        cdef const char *errstr = b"CLIENT_ERROR bad command line format"
         cdef size_t i, start
         cdef pc_item *it
         cdef char *key
         cdef size_t nkey
         cdef char c
-        memset(&of, 0, sizeof(of))
-        if ntokens < 3:
-            self._out(b"ERROR")
+        if not self._meta_begin(tokens, ntokens, &of):
             return
-        if tokens[1].length > KEY_MAX:
-            self._out(b"CLIENT_ERROR bad command line format")
-            return
-        if ntokens > PC_MFLAG_MAX_OPT_LENGTH:
-            self._out(b"CLIENT_ERROR options flags too long")
-            return
-        if pc_meta_preparse(tokens, 2, &of, &errstr) != 0:
-            self._out_err(b"CLIENT_ERROR invalid or duplicate flag")
-            return
-        self.noreply = of.no_reply
         key = tokens[1].value
         nkey = tokens[1].length
         start = self.wbuf.len
@@ -1106,7 +1115,6 @@ cdef class Connection:
 
     cdef void _ma(self, pc_token *tokens, size_t ntokens):
         cdef pc_meta_flags of
-        cdef const char *errstr = b"CLIENT_ERROR bad command line format"
         cdef size_t i, start, nkey, nnum = 0
         cdef pc_item *it = NULL
         cdef char *key
@@ -1116,21 +1124,8 @@ cdef class Connection:
         cdef char num[24]
         cdef char c
         cdef bint ok_skip, pinned
-        memset(&of, 0, sizeof(of))
-        of.delta = 1
-        if ntokens < 3:
-            self._out(b"ERROR")
+        if not self._meta_begin(tokens, ntokens, &of):
             return
-        if tokens[1].length > KEY_MAX:
-            self._out(b"CLIENT_ERROR bad command line format")
-            return
-        if ntokens > PC_MFLAG_MAX_OPT_LENGTH:
-            self._out(b"CLIENT_ERROR options flags too long")
-            return
-        if pc_meta_preparse(tokens, 2, &of, &errstr) != 0:
-            self._out_err(b"CLIENT_ERROR invalid or duplicate flag")
-            return
-        self.noreply = of.no_reply
         key = tokens[1].value
         nkey = tokens[1].length
         if of.mode == 0 or of.mode == b'I' or of.mode == b'+':
