@@ -913,16 +913,8 @@ cdef class Connection:
             self.srv.cmd_get += 1
             pc_store_get(self.s, key, nkey)
             pc_wbuf_add(&self.wbuf, b"EN", 2)
-            for i in range(2, ntokens - 1):
-                c = tokens[i].value[0]
-                if c == b'O':
-                    if tokens[i].length > PC_MFLAG_MAX_OPAQUE_LENGTH:
-                        self.wbuf.len = start
-                        self._out_err(b"CLIENT_ERROR opaque token too long")
-                        return
-                    self._meta_opaque(&tokens[i])
-                elif c == b'k':
-                    self._meta_key(key, nkey, of.key_binary)
+            if not self._echo_opaque_and_key(tokens, ntokens, start, key, nkey, of.key_binary):
+                return
             pc_wbuf_add(&self.wbuf, b"\r\n", 2)
             if self.noreply:
                 self.wbuf.len = start
@@ -1043,6 +1035,24 @@ cdef class Connection:
                                 else 0)
         pc_wbuf_add(&self.wbuf, b"\r\n", 2)
 
+    cdef bint _echo_opaque_and_key(self, pc_token *tokens, size_t ntokens, size_t start,
+                                   const char *key, size_t nkey, bint key_binary) noexcept:
+        """The O and k flags of a meta reply that carries no other return flags. False once a
+        too-long opaque has been answered (the reply begun at `start` is dropped)."""
+        cdef size_t i
+        cdef char c
+        for i in range(2, ntokens - 1):
+            c = tokens[i].value[0]
+            if c == b'O':
+                if tokens[i].length > PC_MFLAG_MAX_OPAQUE_LENGTH:
+                    self.wbuf.len = start
+                    self._out_err(b"CLIENT_ERROR opaque token too long")
+                    return False
+                self._meta_opaque(&tokens[i])
+            elif c == b'k':
+                self._meta_key(key, nkey, key_binary)
+        return True
+
     cdef bint _meta_begin(self, pc_token *tokens, size_t ntokens, pc_meta_flags *of) noexcept:
         """md's and ma's shared checks and flag parse, with their error lines (memcached's
         process_mdelete_command and process_marithmetic_command open alike). False once an
@@ -1067,27 +1077,18 @@ cdef class Connection:
 
     cdef void _md(self, pc_token *tokens, size_t ntokens):
         cdef pc_meta_flags of
-        cdef size_t i, start
+        cdef size_t start
         cdef pc_item *it
         cdef char *key
         cdef size_t nkey
-        cdef char c
         if not self._meta_begin(tokens, ntokens, &of):
             return
         key = tokens[1].value
         nkey = tokens[1].length
         start = self.wbuf.len
         pc_wbuf_add(&self.wbuf, b"XX", 2)
-        for i in range(2, ntokens - 1):
-            c = tokens[i].value[0]
-            if c == b'O':
-                if tokens[i].length > PC_MFLAG_MAX_OPAQUE_LENGTH:
-                    self.wbuf.len = start
-                    self._out_err(b"CLIENT_ERROR opaque token too long")
-                    return
-                self._meta_opaque(&tokens[i])
-            elif c == b'k':
-                self._meta_key(key, nkey, of.key_binary)
+        if not self._echo_opaque_and_key(tokens, ntokens, start, key, nkey, of.key_binary):
+            return
         pc_wbuf_add(&self.wbuf, b"\r\n", 2)
         it = pc_store_peek(self.s, key, nkey)
         if it == NULL:
@@ -1195,16 +1196,8 @@ cdef class Connection:
                 pc_wbuf_add(&self.wbuf, b"\r\n", 2)
                 pc_wbuf_add(&self.wbuf, num, nnum)
         else:
-            for i in range(2, ntokens - 1):
-                c = tokens[i].value[0]
-                if c == b'O':
-                    if tokens[i].length > PC_MFLAG_MAX_OPAQUE_LENGTH:
-                        self.wbuf.len = start
-                        self._out_err(b"CLIENT_ERROR opaque token too long")
-                        return
-                    self._meta_opaque(&tokens[i])
-                elif c == b'k':
-                    self._meta_key(key, nkey, of.key_binary)
+            if not self._echo_opaque_and_key(tokens, ntokens, start, key, nkey, of.key_binary):
+                return
         pc_wbuf_add(&self.wbuf, b"\r\n", 2)
         if ok_skip:
             self.wbuf.len = start
