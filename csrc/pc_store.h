@@ -15,7 +15,6 @@ typedef enum pc_status {
     PC_EXISTS,       /* cas mismatch */
     PC_NOT_FOUND,
     PC_DELETED,
-    PC_TOUCHED,
     PC_OK,           /* incr/decr applied */
     PC_NON_NUMERIC,  /* incr/decr on a value that is not a 64-bit decimal */
     PC_TOO_LARGE,    /* larger than item_size_max */

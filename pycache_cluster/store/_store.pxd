@@ -28,7 +28,6 @@ cdef extern from "pc_store.h":
         PC_EXISTS
         PC_NOT_FOUND
         PC_DELETED
-        PC_TOUCHED
         PC_OK
         PC_NON_NUMERIC
         PC_TOO_LARGE

@@ -10,8 +10,7 @@ class StoreResult(enum.IntEnum):
     EXISTS = 2
     NOT_FOUND = 3
     DELETED = 4
-    TOUCHED = 5
-    OK = 6
-    NON_NUMERIC = 7
-    TOO_LARGE = 8
-    NO_MEMORY = 9
+    OK = 5
+    NON_NUMERIC = 6
+    TOO_LARGE = 7
+    NO_MEMORY = 8
