@@ -22,7 +22,7 @@ else:
     EXT_COMPILE, EXT_LINK = ["-O2"], []
 
 CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_table", "pc_lru", "pc_store",
-                                                 "pc_proto")]
+                                                 "pc_proto", "pc_ring", "pc_reply")]
 
 
 def extension(name, pyx):

@@ -7,6 +7,23 @@
 #include <string.h>
 
 #include "pc_hash.h"
+#include "pc_lru.h"
+#include "pc_table.h"
+
+struct pc_store {
+    pc_table table;
+    pc_lru lru;
+    pc_store_stats stats;
+    size_t limit_bytes;        /* items plus hash table, from real allocation sizes */
+    size_t item_bytes;         /* charged bytes of linked items */
+    size_t item_size_max;
+    int64_t epoch;             /* unix time of reltime 0 */
+    pc_reltime now;
+    pc_reltime oldest_live;    /* flush_all: items last stored at or before it are gone... */
+    uint64_t oldest_version;   /* ...and so are items older than this version, once active */
+    uint64_t last_version;
+    uint64_t crawl_cursor;
+};
 
 /* memcached's REALTIME_MAXDELTA: larger exptimes are absolute unix times. */
 #define PC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
@@ -57,6 +74,8 @@ void pc_store_set_time(pc_store *s, int64_t now)
         s->now = rel > (int64_t)UINT32_MAX ? UINT32_MAX : (pc_reltime)rel;
 }
 
+pc_reltime pc_store_now(const pc_store *s) { return s->now; }
+
 int64_t pc_store_unix_time(const pc_store *s, pc_reltime t) { return s->epoch + t; }
 
 pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime)
@@ -79,6 +98,29 @@ pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime)
 void pc_store_set_limit(pc_store *s, size_t limit_bytes) { s->limit_bytes = limit_bytes; }
 
 size_t pc_store_bytes(const pc_store *s) { return s->item_bytes; }
+
+size_t pc_store_item_size_max(const pc_store *s) { return s->item_size_max; }
+
+size_t pc_store_count(const pc_store *s) { return s->table.count; }
+
+void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out)
+{
+    out->counters = s->stats;
+    out->curr_items = s->table.count;
+    out->item_bytes = s->item_bytes;
+    out->limit_bytes = s->limit_bytes;
+    out->item_size_max = s->item_size_max;
+    out->hash_bytes = pc_table_bytes(&s->table);
+    out->hash_power = s->table.power;
+    out->hash_is_expanding = pc_table_is_growing(&s->table);
+    for (int seg = 0; seg < PC_NSEGMENTS; seg++)
+        out->lru_items[seg] = s->lru.items[seg];
+    out->moves_to_cold = s->lru.moves_to_cold;
+    out->moves_to_warm = s->lru.moves_to_warm;
+    out->moves_within_warm = s->lru.moves_within_warm;
+}
+
+void pc_store_reset_stats(pc_store *s) { memset(&s->stats, 0, sizeof(s->stats)); }
 
 static size_t used_bytes(const pc_store *s) { return s->item_bytes + pc_table_bytes(&s->table); }
 
@@ -115,6 +157,7 @@ static void unlink_free(pc_store *s, pc_item *it, uint32_t hv)
 static pc_item *lookup(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     assert(nkey > 0 && nkey <= PC_KEY_MAX);
+    assert(hv == pc_hash(key, nkey, 0));
     pc_item *it = pc_table_find(&s->table, key, nkey, hv);
     if (!it)
         return NULL;
@@ -203,34 +246,65 @@ static pc_item *alloc_item(pc_store *s, const char *key, size_t nkey, size_t nby
     return it;
 }
 
-pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey)
+pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
-    pc_item *it = lookup(s, key, nkey, pc_hash(key, nkey, 0));
-    if (!it) {
-        s->stats.get_misses++;
-        return NULL;
-    }
-    s->stats.get_hits++;
-    pc_lru_hit(&s->lru, it, s->now);
+    pc_item *it = lookup(s, key, nkey, hv);
+    pc_store_note_get(s, it, 1);
     return it;
 }
 
-pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime)
+pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           int64_t exptime)
 {
-    pc_item *it = lookup(s, key, nkey, pc_hash(key, nkey, 0));
+    pc_item *it = lookup(s, key, nkey, hv);
     if (!it) {
         s->stats.touch_misses++;
         return NULL;
     }
-    s->stats.touch_hits++;
     it->exptime = pc_store_exptime(s, exptime);
-    pc_lru_hit(&s->lru, it, s->now);
+    pc_store_note_touch(s, it);
     return it;
 }
 
-pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey)
+pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
-    return lookup(s, key, nkey, pc_hash(key, nkey, 0));
+    return lookup(s, key, nkey, hv);
+}
+
+void pc_store_note_get(pc_store *s, pc_item *it, int bump)
+{
+    if (!it) {
+        s->stats.get_misses++;
+        return;
+    }
+    s->stats.get_hits++;
+    if (bump)
+        pc_lru_hit(&s->lru, it, s->now);
+}
+
+void pc_store_note_touch(pc_store *s, pc_item *it)
+{
+    s->stats.touch_hits++;
+    pc_lru_hit(&s->lru, it, s->now);
+}
+
+/* The stale value keeps the old item's TTL and win token, and is marked stale. */
+static pc_status store_stale(pc_store *s, pc_item *old, uint32_t hv, const char *key,
+                             size_t nkey, uint32_t flags, const char *value, size_t nbytes,
+                             uint64_t version, pc_item **out)
+{
+    pc_item *it = alloc_item(s, key, nkey, nbytes, old);
+    if (!it)
+        return PC_NO_MEMORY;
+    it->flags = flags;
+    it->exptime = old->exptime;
+    it->bits |= (uint8_t)(PC_ITEM_STALE | (old->bits & PC_ITEM_TOKEN_SENT));
+    memcpy(pc_item_value(it), value, nbytes);
+    s->stats.cas_hits++;
+    replace(s, old, it, hv, version);
+    if (out)
+        *out = it;
+    return PC_STORED;
 }
 
 static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint32_t hv,
@@ -242,6 +316,11 @@ static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint3
     switch (mode) {
     case PC_ADD:
         return PC_NOT_STORED;
+    case PC_CAS_STALE:
+        if (cas != 0 && cas < old->version)
+            return store_stale(s, old, hv, key, nkey, flags, value, nbytes, version, out);
+        /* A current or newer CAS is a plain cas. */
+        /* fall through */
     case PC_CAS:
         if (cas == 0 || cas != old->version) {
             s->stats.cas_badval++;
@@ -287,19 +366,18 @@ static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint3
     return PC_STORED;
 }
 
-pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
-                         uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
-                         uint64_t cas, uint64_t version, pc_item **out)
+pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
 {
     if (pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
-    uint32_t hv = pc_hash(key, nkey, 0);
     pc_item *old = lookup(s, key, nkey, hv);
     if (old)
         return store_over(s, mode, old, hv, key, nkey, flags, exptime, value, nbytes, cas,
                           version, out);
 
-    if (mode == PC_CAS) {
+    if (mode == PC_CAS || mode == PC_CAS_STALE) {
         s->stats.cas_misses++;
         return PC_NOT_FOUND;
     }
@@ -317,19 +395,37 @@ pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_
     return PC_STORED;
 }
 
-pc_status pc_store_delete(pc_store *s, const char *key, size_t nkey, uint64_t cas)
+pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             int has_cas, uint64_t cas)
 {
-    uint32_t hv = pc_hash(key, nkey, 0);
     pc_item *it = lookup(s, key, nkey, hv);
     if (!it) {
         s->stats.delete_misses++;
         return PC_NOT_FOUND;
     }
-    if (cas != 0 && cas != it->version)
+    if (has_cas && cas != it->version) {
+        s->stats.delete_misses++;
         return PC_EXISTS;
+    }
     s->stats.delete_hits++;
     unlink_free(s, it, hv);
     return PC_DELETED;
+}
+
+pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
+{
+    pc_item *it = lookup(s, key, nkey, hv);
+    if (!it || (has_cas && cas != it->version)) {
+        s->stats.delete_misses++;
+        return it ? PC_EXISTS : PC_NOT_FOUND;
+    }
+    if (new_ttl)
+        it->exptime = pc_store_exptime(s, exptime);
+    it->bits |= PC_ITEM_STALE;
+    it->bits &= (uint8_t)~PC_ITEM_TOKEN_SENT;
+    it->version = next_version(s, 0);
+    return PC_OK;
 }
 
 static int is_space(char c)
@@ -368,10 +464,10 @@ int pc_parse_u64(const char *p, size_t n, uint64_t *out)
     return 1;
 }
 
-pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, uint64_t delta,
-                         uint64_t cas, uint64_t version, uint64_t *result, pc_item **out)
+pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
+                            uint64_t delta, uint64_t cas, uint64_t version, int shared,
+                            uint64_t *result, pc_item **out)
 {
-    uint32_t hv = pc_hash(key, nkey, 0);
     pc_item *it = lookup(s, key, nkey, hv);
     if (!it) {
         if (incr)
@@ -397,7 +493,7 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
 
     char digits[24];
     size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu", (unsigned long long)value);
-    if (len <= it->nbytes) {
+    if (len == it->nbytes || (len < it->nbytes && !shared)) {
         /* memcached rewrites in place and pads with spaces, keeping the length. */
         memcpy(pc_item_value(it), digits, len);
         memset(pc_item_value(it) + len, ' ', it->nbytes - len);
@@ -418,6 +514,41 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
     if (out)
         *out = it;
     return PC_OK;
+}
+
+pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey)
+{
+    return pc_store_get_hv(s, key, nkey, pc_hash(key, nkey, 0));
+}
+
+pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime)
+{
+    return pc_store_touch_hv(s, key, nkey, pc_hash(key, nkey, 0), exptime);
+}
+
+pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey)
+{
+    return pc_store_peek_hv(s, key, nkey, pc_hash(key, nkey, 0));
+}
+
+pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                         uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                         uint64_t cas, uint64_t version, pc_item **out)
+{
+    return pc_store_store_hv(s, mode, key, nkey, pc_hash(key, nkey, 0), flags, exptime, value,
+                             nbytes, cas, version, out);
+}
+
+pc_status pc_store_delete(pc_store *s, const char *key, size_t nkey, uint64_t cas)
+{
+    return pc_store_delete_hv(s, key, nkey, pc_hash(key, nkey, 0), cas != 0, cas);
+}
+
+pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, uint64_t delta,
+                         uint64_t cas, uint64_t version, uint64_t *result, pc_item **out)
+{
+    return pc_store_delta_hv(s, key, nkey, pc_hash(key, nkey, 0), incr, delta, cas, version, 0,
+                             result, out);
 }
 
 void pc_store_flush(pc_store *s, int64_t delay)

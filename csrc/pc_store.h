@@ -6,8 +6,9 @@
 #include <stdint.h>
 
 #include "pc_item.h"
-#include "pc_lru.h"
-#include "pc_table.h"
+
+/* Opaque: callers see items, never the store's insides (snapshot() for numbers). */
+typedef struct pc_store pc_store;
 
 typedef enum pc_status {
     PC_STORED,
@@ -15,7 +16,7 @@ typedef enum pc_status {
     PC_EXISTS,       /* cas mismatch */
     PC_NOT_FOUND,
     PC_DELETED,
-    PC_OK,           /* incr/decr applied */
+    PC_OK,           /* incr/decr or invalidation applied */
     PC_NON_NUMERIC,  /* incr/decr on a value that is not a 64-bit decimal */
     PC_TOO_LARGE,    /* larger than item_size_max */
     PC_NO_MEMORY,    /* nothing left to evict, or malloc failed */
@@ -23,6 +24,9 @@ typedef enum pc_status {
 
 typedef enum pc_store_mode {
     PC_SET, PC_ADD, PC_REPLACE, PC_APPEND, PC_PREPEND, PC_CAS,
+    /* meta's ms with I in CAS mode: a CAS older than the item's still stores, as a stale
+     * value that keeps the old TTL and win token (memcached's do_store_item set_stale). */
+    PC_CAS_STALE,
 } pc_store_mode;
 
 /* Counters named as memcached's `stats` names them. */
@@ -34,55 +38,84 @@ typedef struct pc_store_stats {
     uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses;
 } pc_store_stats;
 
-typedef struct pc_store {
-    pc_table table;
-    pc_lru lru;
-    pc_store_stats stats;
-    size_t limit_bytes;        /* items plus hash table, from real allocation sizes */
-    size_t item_bytes;         /* charged bytes of linked items */
-    size_t item_size_max;
-    int64_t epoch;             /* unix time of reltime 0 */
-    pc_reltime now;
-    pc_reltime oldest_live;    /* flush_all: items last stored at or before it are gone... */
-    uint64_t oldest_version;   /* ...and so are items older than this version, once active */
-    uint64_t last_version;
-    uint64_t crawl_cursor;
-} pc_store;
+/* Everything `stats` reports about the store, copied at one instant. */
+typedef struct pc_store_snapshot {
+    pc_store_stats counters;
+    size_t curr_items, item_bytes, limit_bytes, item_size_max, hash_bytes;
+    unsigned hash_power;
+    int hash_is_expanding;
+    size_t lru_items[PC_NSEGMENTS];
+    uint64_t moves_to_cold, moves_to_warm, moves_within_warm;
+} pc_store_snapshot;
 
 /* A freshly created store holds no items; `now` is unix seconds. */
 pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now);
 void pc_store_free(pc_store *s);
 void pc_store_set_time(pc_store *s, int64_t now);
+pc_reltime pc_store_now(const pc_store *s);
 int64_t pc_store_unix_time(const pc_store *s, pc_reltime t);
 /* memcached's realtime(): 0 never expires, <= 30 days is relative, larger is absolute unix
  * time, negative (or an absolute time in the past) is already expired. */
 pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime);
 /* Lowering the limit evicts lazily, on the following stores. */
 void pc_store_set_limit(pc_store *s, size_t limit_bytes);
+size_t pc_store_item_size_max(const pc_store *s);
 size_t pc_store_bytes(const pc_store *s);
+size_t pc_store_count(const pc_store *s);
+void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out);
+void pc_store_reset_stats(pc_store *s);
 
-/* Keys are 1..PC_KEY_MAX bytes (the protocol validates them).
- * Returned items stay valid until the next call that stores, deletes or crawls. */
+/* Keys are 1..PC_KEY_MAX bytes (the protocol validates them). `hv` is pc_hash(key, nkey, 0):
+ * callers that already hashed the key (to find its owner) pass it down instead of hashing
+ * twice. Returned items stay valid until the next call that stores, deletes or crawls. */
 
 /* get/gets: a live item counts a hit and a read for the LRU. */
-pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey);
+pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 /* gat/gats/touch: sets a new exptime on a live item; counts touch hits/misses. */
-pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime);
+pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           int64_t exptime);
 /* A lookup that counts nothing and moves nothing (meta commands that only peek). */
-pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey);
+pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
+/* What a peek left uncounted: a get hit (bumping the LRU unless `bump` is 0) or, for
+ * it == NULL, a get miss; note_touch counts a touch hit on a peeked item and bumps it. */
+void pc_store_note_get(pc_store *s, pc_item *it, int bump);
+void pc_store_note_touch(pc_store *s, pc_item *it);
 
-/* set/add/replace/append/prepend/cas. `cas` is compared for PC_CAS only. `version` 0 means
- * "assign the next local version"; otherwise the item takes it (replication) and local
- * versions continue above it. The stored item is returned through *out when out != NULL. */
+/* set/add/replace/append/prepend/cas. `cas` is compared for PC_CAS(_STALE), and for
+ * append/prepend when non-zero. `version` 0 means "assign the next local version";
+ * otherwise the item takes it (replication) and local versions continue above it. The
+ * stored item is returned through *out when out != NULL. */
+pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out);
+
+/* delete; with has_cas only an item of version `cas` (PC_EXISTS otherwise). Misses and
+ * mismatches count as delete_misses, as memcached's md counts them. */
+pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             int has_cas, uint64_t cas);
+
+/* md with I: the item stays but is marked stale, loses its win token and gets a new
+ * version (and the exptime when new_ttl), in place as memcached does. PC_OK, PC_NOT_FOUND
+ * or PC_EXISTS (has_cas and another version); misses count as delete_misses. */
+pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 int has_cas, uint64_t cas, int new_ttl, int64_t exptime);
+
+/* incr/decr: 64-bit unsigned, incr wraps, decr floors at 0; a shorter result is written in
+ * place and padded with spaces, as memcached does, unless `shared` says an unsent reply
+ * still references the item (memcached's refcount > 2): then the result replaces it at its
+ * exact length. `cas` != 0 must match (PC_EXISTS). */
+pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
+                            uint64_t delta, uint64_t cas, uint64_t version, int shared,
+                            uint64_t *result, pc_item **out);
+
+/* The same operations for callers that have not hashed the key. */
+pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey);
+pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime);
+pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey);
 pc_status pc_store_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
                          uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
                          uint64_t cas, uint64_t version, pc_item **out);
-
-/* delete; with cas != 0 only an item of that version (PC_EXISTS otherwise). */
 pc_status pc_store_delete(pc_store *s, const char *key, size_t nkey, uint64_t cas);
-
-/* incr/decr: 64-bit unsigned, incr wraps, decr floors at 0; a shorter result is written in
- * place and padded with spaces, as memcached does. `cas` != 0 must match (PC_EXISTS). */
 pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, uint64_t delta,
                          uint64_t cas, uint64_t version, uint64_t *result, pc_item **out);
 

@@ -78,15 +78,15 @@ class Membership:
         self.memberlist = ml
         # The protocol server started before us: this node is serving.
         ml.update_meta(status=Status.ACTIVE)
-        node.state.extensions[b"cluster"] = self._cluster_command
-        node.state.stats_providers[b"gossip"] = self._stats_gossip
+        node.state.extensions.add_command(b"cluster", self._cluster_command)
+        node.state.extensions.add_stats(b"gossip", self._stats_gossip)
         if cfg.seeds:
             self._joiner = asyncio.ensure_future(self._join(cfg.seeds))
         log.info("gossip member %s on %s:%d", ml.name, *ml.config.advertise())
 
     async def stop(self, node) -> None:
-        node.state.extensions.pop(b"cluster", None)
-        node.state.stats_providers.pop(b"gossip", None)
+        node.state.extensions.remove_command(b"cluster")
+        node.state.extensions.remove_stats(b"gossip")
         if self._joiner is not None:
             self._joiner.cancel()
             await asyncio.gather(self._joiner, return_exceptions=True)

@@ -1,5 +1,10 @@
 # Declarations of the native store (csrc/pc_store.h) for Cython modules that cimport it.
+# The store itself is opaque: callers see items, and numbers through a snapshot.
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+
+cdef extern from "pc_hash.h":
+    uint32_t pc_hash(const void *key, size_t length, uint32_t seed) nogil
 
 
 cdef extern from "pc_item.h":
@@ -17,8 +22,12 @@ cdef extern from "pc_item.h":
         PC_KEY_MAX
         PC_ITEM_FETCHED
         PC_ITEM_ACTIVE
+        PC_ITEM_TOKEN_SENT
+        PC_ITEM_STALE
+        PC_ITEM_KEY_BINARY
     const char *pc_item_key(const pc_item *it)
     char *pc_item_value(pc_item *it)
+    size_t pc_item_memcached_size(size_t nkey, uint32_t flags, size_t nbytes)
 
 
 cdef extern from "pc_store.h":
@@ -40,6 +49,7 @@ cdef extern from "pc_store.h":
         PC_APPEND
         PC_PREPEND
         PC_CAS
+        PC_CAS_STALE
 
     ctypedef struct pc_store_stats:
         uint64_t total_items, evictions, reclaimed, crawler_reclaimed
@@ -48,36 +58,51 @@ cdef extern from "pc_store.h":
         uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses
         uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses
 
-    ctypedef struct pc_lru:
-        size_t items[3]
-        size_t bytes[3]
+    ctypedef struct pc_store_snapshot:
+        pc_store_stats counters
+        size_t curr_items, item_bytes, limit_bytes, item_size_max, hash_bytes
+        unsigned hash_power
+        int hash_is_expanding
+        size_t lru_items[3]
         uint64_t moves_to_cold, moves_to_warm, moves_within_warm
 
-    ctypedef struct pc_table:
-        unsigned power
-        size_t count
-    size_t pc_table_bytes(const pc_table *t) nogil
-    int pc_table_is_growing(const pc_table *t) nogil
-
     ctypedef struct pc_store:
-        pc_table table
-        pc_lru lru
-        pc_store_stats stats
-        size_t limit_bytes
-        size_t item_bytes
-        size_t item_size_max
-        pc_reltime now
-        uint64_t last_version
+        pass
 
     ctypedef void (*pc_store_visit)(pc_item *it, void *ctx) noexcept
 
     pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now) nogil
     void pc_store_free(pc_store *s) nogil
     void pc_store_set_time(pc_store *s, int64_t now) nogil
+    pc_reltime pc_store_now(const pc_store *s) nogil
     int64_t pc_store_unix_time(const pc_store *s, pc_reltime t) nogil
     pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime) nogil
     void pc_store_set_limit(pc_store *s, size_t limit_bytes) nogil
+    size_t pc_store_item_size_max(const pc_store *s) nogil
     size_t pc_store_bytes(const pc_store *s) nogil
+    size_t pc_store_count(const pc_store *s) nogil
+    void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out) nogil
+    void pc_store_reset_stats(pc_store *s) nogil
+
+    pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
+    pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                               int64_t exptime) nogil
+    pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
+    void pc_store_note_get(pc_store *s, pc_item *it, int bump) nogil
+    void pc_store_note_touch(pc_store *s, pc_item *it) nogil
+    pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                                uint32_t hv, uint32_t flags, int64_t exptime,
+                                const char *value, size_t nbytes, uint64_t cas,
+                                uint64_t version, pc_item **out) nogil
+    pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 int has_cas, uint64_t cas) nogil
+    pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                     int has_cas, uint64_t cas, int new_ttl,
+                                     int64_t exptime) nogil
+    pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                int incr, uint64_t delta, uint64_t cas, uint64_t version,
+                                int shared, uint64_t *result, pc_item **out) nogil
+
     pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey) nogil
     pc_item *pc_store_touch(pc_store *s, const char *key, size_t nkey, int64_t exptime) nogil
     pc_item *pc_store_peek(pc_store *s, const char *key, size_t nkey) nogil

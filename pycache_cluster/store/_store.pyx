@@ -123,13 +123,13 @@ cdef class Store:
 
     @property
     def now(self):
-        return pc_store_unix_time(self._s, self._s.now)
+        return pc_store_unix_time(self._s, pc_store_now(self._s))
 
     def set_limit(self, size_t limit_bytes):
         pc_store_set_limit(self._s, limit_bytes)
 
     def __len__(self):
-        return self._s.table.count
+        return pc_store_count(self._s)
 
     def get(self, key):
         """The live item (value, flags, version...), or None; counts a hit or miss."""
@@ -227,17 +227,18 @@ cdef class Store:
 
     def stats(self):
         """Counters under memcached's `stats` / `stats items` names."""
-        cdef pc_store *s = self._s
-        cdef pc_store_stats *c = &s.stats
+        cdef pc_store_snapshot snap
+        pc_store_snapshot_take(self._s, &snap)
+        cdef pc_store_stats *c = &snap.counters
         return {
-            "curr_items": s.table.count,
+            "curr_items": snap.curr_items,
             "total_items": c.total_items,
-            "bytes": pc_store_bytes(s),
-            "limit_maxbytes": s.limit_bytes,
-            "item_size_max": s.item_size_max,
-            "hash_power_level": s.table.power,
-            "hash_bytes": pc_table_bytes(&s.table),
-            "hash_is_expanding": pc_table_is_growing(&s.table),
+            "bytes": snap.item_bytes,
+            "limit_maxbytes": snap.limit_bytes,
+            "item_size_max": snap.item_size_max,
+            "hash_power_level": snap.hash_power,
+            "hash_bytes": snap.hash_bytes,
+            "hash_is_expanding": snap.hash_is_expanding,
             "evictions": c.evictions,
             "reclaimed": c.reclaimed,
             "crawler_reclaimed": c.crawler_reclaimed,
@@ -258,17 +259,16 @@ cdef class Store:
             "cas_badval": c.cas_badval,
             "delete_hits": c.delete_hits,
             "delete_misses": c.delete_misses,
-            "number_hot": s.lru.items[0],
-            "number_warm": s.lru.items[1],
-            "number_cold": s.lru.items[2],
-            "moves_to_cold": s.lru.moves_to_cold,
-            "moves_to_warm": s.lru.moves_to_warm,
-            "moves_within_lru": s.lru.moves_within_warm,
+            "number_hot": snap.lru_items[0],
+            "number_warm": snap.lru_items[1],
+            "number_cold": snap.lru_items[2],
+            "moves_to_cold": snap.moves_to_cold,
+            "moves_to_warm": snap.moves_to_warm,
+            "moves_within_lru": snap.moves_within_warm,
         }
 
-
-cdef extern from "pc_hash.h":
-    uint32_t pc_hash(const void *key, size_t length, uint32_t seed) nogil
+    def reset_stats(self):
+        pc_store_reset_stats(self._s)
 
 
 def hash_key(const unsigned char[:] key, uint32_t seed=0):

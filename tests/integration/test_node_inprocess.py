@@ -28,7 +28,7 @@ def test_start_stop_and_extension_command():
             seen.append(args)
             return b"CLUSTER " + b" ".join(args[1:]) + b"\r\n"
 
-        node.state.extensions[b"cluster"] = cluster
+        node.state.extensions.add_command(b"cluster", cluster)
         await node.start()
         try:
             port = node.config.port
@@ -88,7 +88,7 @@ def test_store_clock_follows_wall_clock():
 def test_without_gossip_port_no_membership():
     node = Node(Config(port=0))
     assert [type(c).__name__ for c in node.components] == ["Housekeeping", "ProtocolServer"]
-    assert node.state.extensions == {} and node.state.stats_providers == {}
+    assert node.state.extensions.names() == ([], [])
 
 
 def test_gossip_members_active_and_a_stopped_node_is_left():
@@ -114,9 +114,9 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
                 await asyncio.sleep(0.01)
             assert seen.meta.status == Status.ACTIVE
             assert seen.meta.client_port == b.config.port
-            assert b"cluster" in b.state.extensions
+            assert b.state.extensions.names() == ([b"cluster"], [b"gossip"])
             await b.stop()
-            assert b.state.extensions == {} and b.state.stats_providers == {}
+            assert b.state.extensions.names() == ([], [])
             for _ in range(300):
                 if ml_a.member("b").state == State.LEFT:
                     break

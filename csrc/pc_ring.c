@@ -1,0 +1,103 @@
+/* pc_ring: consistent-hash ring snapshot (see pc_ring.h). */
+#include "pc_ring.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A bucket index on the top bits of the position narrows the binary search to the few
+ * points of one bucket; about one bucket per point keeps it to a step or two. */
+struct pc_ring {
+    uint32_t *points;
+    uint16_t *slots;
+    size_t npoints;
+    unsigned nslots;
+    unsigned shift;        /* position >> shift = bucket */
+    uint32_t *bucket;      /* bucket[b] = first point index whose bucket >= b; nbuckets + 1 */
+};
+
+pc_ring *pc_ring_new(const uint32_t *points, const uint16_t *slots, size_t npoints,
+                     unsigned nslots)
+{
+    if (npoints == 0 || nslots == 0 || nslots > PC_RING_MAX_SLOTS || npoints > UINT32_MAX)
+        return NULL;
+    unsigned bits = 8;
+    while (bits < 20 && ((size_t)1 << bits) < npoints)
+        bits++;
+    size_t nbuckets = (size_t)1 << bits;
+    pc_ring *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return NULL;
+    r->points = malloc(npoints * sizeof(*r->points));
+    r->slots = malloc(npoints * sizeof(*r->slots));
+    r->bucket = malloc((nbuckets + 1) * sizeof(*r->bucket));
+    if (r->points == NULL || r->slots == NULL || r->bucket == NULL) {
+        pc_ring_free(r);
+        return NULL;
+    }
+    memcpy(r->points, points, npoints * sizeof(*points));
+    memcpy(r->slots, slots, npoints * sizeof(*slots));
+    r->npoints = npoints;
+    r->nslots = nslots;
+    r->shift = 32 - bits;
+    size_t i = 0;
+    for (size_t b = 0; b <= nbuckets; b++) {
+        while (i < npoints && (size_t)(points[i] >> r->shift) < b)
+            i++;
+        r->bucket[b] = (uint32_t)i;
+    }
+    return r;
+}
+
+void pc_ring_free(pc_ring *r)
+{
+    if (r == NULL)
+        return;
+    free(r->points);
+    free(r->slots);
+    free(r->bucket);
+    free(r);
+}
+
+size_t pc_ring_npoints(const pc_ring *r) { return r->npoints; }
+
+unsigned pc_ring_nslots(const pc_ring *r) { return r->nslots; }
+
+/* Index of the first point >= hv, or npoints when hv is past the last point. */
+static size_t successor(const pc_ring *r, uint32_t hv)
+{
+    size_t b = hv >> r->shift;
+    size_t lo = r->bucket[b], hi = r->bucket[b + 1];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (r->points[mid] < hv)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+unsigned pc_ring_primary(const pc_ring *r, uint32_t hv)
+{
+    size_t i = successor(r, hv);
+    return r->slots[i == r->npoints ? 0 : i];
+}
+
+unsigned pc_ring_owners(const pc_ring *r, uint32_t hv, unsigned n, uint16_t *out)
+{
+    if (n > r->nslots)
+        n = r->nslots;
+    size_t i = successor(r, hv);
+    unsigned found = 0;
+    for (size_t walked = 0; found < n && walked < r->npoints; walked++, i++) {
+        if (i == r->npoints)
+            i = 0;
+        uint16_t slot = r->slots[i];
+        unsigned k = 0;
+        while (k < found && out[k] != slot)
+            k++;
+        if (k == found)
+            out[found++] = slot;
+    }
+    return found;
+}

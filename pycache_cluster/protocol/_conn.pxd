@@ -1,0 +1,148 @@
+# The protocol's classes, declared so that other Cython modules (the cluster's peer links and
+# ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
+from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+
+from pycache_cluster.protocol._cdefs cimport PC_MAX_TOKENS, pc_cmd, pc_ring, pc_token, pc_wbuf
+from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
+
+
+# What a hole's reply becomes in the client's protocol (see _route.pxi).
+cdef enum HoleKind:
+    HK_RAW = 0          # the owner's reply line(s), as they are
+    HK_GET = 1          # an `mg <key> v f` answer, re-spoken as get's VALUE line (or nothing)
+    HK_GETS = 2         # the same with the CAS
+    HK_QUIET_EN = 3     # mg with q: a miss (EN) is dropped
+    HK_QUIET_HD = 4     # ms/md with q: success (HD) is dropped
+    HK_QUIET_MA = 5     # ma with q: an applied delta (HD or VA) is dropped
+    HK_PY = 6           # filled by Python (an extension's awaitable, a cluster broadcast)
+
+
+# A storage command waiting for its value (ST_NREAD): decided when its line is read, acted on
+# when the value is complete.
+cdef struct Pending:
+    pc_cmd cmd
+    bint meta
+    char key[256]
+    size_t nkey
+    uint32_t hv
+    uint32_t flags
+    int64_t exptime
+    uint64_t cas
+    size_t vlen              # value length including the trailing \r\n
+    bint noreply
+    pc_store_mode mode
+    bint key_binary, set_stale
+    char ret[PC_MAX_TOKENS]  # ms return flags in request order: 'O', 'k', 'c'
+    int nret
+    char opaque[40]
+    size_t nopaque
+    int owner                # ring slot of the owner it is forwarded to, -1 when local
+    uint8_t kind             # HoleKind of a forwarded one
+
+
+cdef class ServerState:
+    cdef public Store store
+    cdef pc_store *s
+    cdef public object settings          # pycache_cluster.config.Config
+    cdef public object on_shutdown       # callable(graceful: bool), set by the node
+    cdef public object extensions        # pycache_cluster.protocol.extensions.Extensions
+    cdef public set conns
+    cdef public int verbosity
+    cdef public double started
+    cdef public uint64_t curr_conns, total_conns, rejected_conns
+    cdef public uint64_t cmd_get, cmd_set, cmd_touch, cmd_flush, cmd_meta
+    cdef public uint64_t store_too_large, store_no_memory
+    cdef public uint64_t bytes_read, bytes_written
+    cdef public bint detail_enabled
+    # Routing: installed by the cluster (pycache_cluster.cluster._ring). NULL ring: every key
+    # is local, the single-node path exactly.
+    cdef const pc_ring *ring
+    cdef object ring_ref                 # keeps the snapshot behind `ring` alive
+    cdef int self_slot                   # this node's slot, -1 when it owns nothing
+    cdef list links                      # Link per slot (None at self_slot)
+    cdef public object cluster           # the cluster component (broadcasts), None alone
+    cdef public uint64_t forwarded, forward_errors, fanout_gets, peer_requests
+
+    cdef Link link(self, unsigned slot)
+
+
+cdef class Link:
+    # One request (head, then tail: a line and a value) for the owner of the key hashed hv;
+    # h receives its reply (None: the reply is dropped).
+    cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
+                  size_t ntail) except -1
+
+
+cdef class Hole:
+    cdef Connection conn        # None once the client is gone
+    cdef uint64_t at            # output offset (bytes ever queued) its reply goes before
+    cdef object data            # bytes once filled
+    cdef bint filled
+    cdef uint8_t kind           # HoleKind
+    cdef uint8_t nkey
+    cdef char key[250]          # HK_GET/HK_GETS: the key its VALUE line names
+    cdef public object task     # an asyncio task to cancel when the client goes away
+
+    cdef void reply(self, const char *frame, size_t n)
+    cdef void fail(self, const char *why)
+
+
+cdef class Connection:
+    cdef ServerState srv
+    cdef pc_store *s
+    cdef object transport
+    cdef char *rbuf
+    cdef size_t rcap, rend
+    cdef pc_wbuf wbuf
+    cdef uint64_t wbase         # output offset of wbuf.data[0]
+    cdef size_t mark            # wbuf offset of memcached's last write point in this batch
+    # Items an unwritten mg reply still references (memcached holds a refcount until the
+    # reply is written, which stops incr/decr from shrinking the value in place).
+    cdef void *pin_ptr[32]
+    cdef uint64_t pin_ver[32]
+    cdef int npin
+    cdef unsigned nreqs
+    cdef int state
+    cdef bint noreply, closing, close_after_write, paused, rejected
+    cdef bint peer              # a proven peer link: requests on it are never forwarded
+    cdef size_t swallow_left
+    cdef Pending p
+    cdef object p_line          # a forwarded storage command's request line (bytes)
+    # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
+    cdef object holes           # collections.deque of Hole
+    cdef Py_ssize_t nholes
+    cdef bint holes_paused, reading_paused, draining, busy
+    cdef public object peername
+    cdef public str peer_name
+    cdef public object session      # a peer handshake's state while it runs
+    cdef int fd
+
+    cdef void _out(self, const char *line) noexcept
+    cdef void _out_err(self, const char *line) noexcept
+    cdef void _write_point(self) noexcept
+    cdef void _pin(self, pc_item *it) noexcept
+    cdef bint _pinned(self, const char *key, size_t nkey, uint32_t hv) noexcept
+    cdef bint _noreply_maybe(self, pc_token *tokens, size_t ntokens) noexcept
+    cdef void _swallow(self, size_t n) noexcept
+    cdef Hole _hole(self, uint8_t kind)
+    cdef void _hole_filled(self, Hole h)
+    cdef void _drain(self)
+    cdef void _update_reading(self)
+    cdef void _consume(self, size_t n) noexcept
+    cdef void _emit(self, size_t upto)
+    cdef void _run(self)
+    cdef void _process(self)
+    cdef void _request_done(self) noexcept
+    cdef int _grow(self, size_t need) except -1
+    cdef void _command(self, char *line, size_t line_end)
+    cdef void _complete_nread(self, const char *data)
+    cdef void _extension(self, pc_token *tokens, size_t ntokens)
+    cdef void _reply_py(self, object result)
+    cdef list _args(self, pc_token *tokens, size_t ntokens)
+    cdef void _write_py(self, bytes out)
+
+
+# A peer link fills holes of many connections from one read; between these two calls each
+# connection is written once, at the end.
+cdef void replies_begin() noexcept
+cdef void replies_end()

@@ -1,0 +1,207 @@
+# Routing on the request path, included by _conn.pyx: a request for a key another node owns
+# goes to that node over a peer link and leaves a hole for its reply.
+#
+# The owner test is native and object-free: murmur3 of the key (the hash the store uses, so
+# it is computed once and passed down) looked up in the ring snapshot. A forwarded request
+# is the client's own line (without noreply or q, so that every request on a link has exactly
+# one reply), except a get's keys, which travel one `mg <key> v f [c] [T<exptime>]` each and
+# come back as that key's VALUE line. The owner runs the very same command code, so its
+# reply (errors included) is already the one the client must see. A request that arrives on
+# a peer link is answered locally and never forwarded again: two nodes that disagree about
+# the ring cannot bounce a request between them.
+
+cdef pc_wbuf _scratch
+pc_wbuf_init(&_scratch)
+
+
+cdef bint key_hash(pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t *hv) noexcept:
+    """Sets *hv to the hash of the command's key as the store will see it (a meta 'b' key
+    decoded). False when the command will not use the key (it answers an error instead)."""
+    cdef unsigned char decoded[256]
+    cdef size_t i, n, start
+    cdef pc_token *key = &tokens[1]
+    if key.length > KEY_MAX:
+        return False
+    if cmd == PC_CMD_ME:
+        if ntokens >= 4 and tokens[2].length == 1 and tokens[2].value[0] == b'b':
+            return _decoded_hash(key, decoded, hv)
+    elif PC_CMD_MG <= cmd <= PC_CMD_MA:
+        start = 3 if cmd == PC_CMD_MS else 2
+        for i in range(start, ntokens - 1):
+            if tokens[i].value[0] == b'b':
+                return _decoded_hash(key, decoded, hv)
+    hv[0] = pc_hash(key.value, key.length, 0)
+    return True
+
+
+cdef inline bint _decoded_hash(pc_token *key, unsigned char *buf, uint32_t *hv) noexcept:
+    cdef size_t n = pc_base64_decode(<const unsigned char *>key.value, key.length, buf, 256)
+    if n == 0:
+        return False
+    hv[0] = pc_hash(buf, n, 0)
+    return True
+
+
+cdef inline bint _is_quiet(pc_token *t) noexcept:
+    return t.value[0] == b'q'
+
+
+cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                        uint32_t hv):
+    """The owner test of a single-key command. True when the request went to its owner; a
+    storage command is only marked (c.p.owner) and reads its value in its arm first."""
+    cdef ServerState srv = c.srv
+    cdef unsigned slot
+    cdef size_t i, skip = 0, nq = 0, start
+    cdef uint8_t kind = HK_RAW
+    cdef bint discard = False
+    cdef bytes line
+    if tokens[ntokens - 1].value != NULL:
+        return False    # more tokens than a line of this command has: it answers an error
+    slot = pc_ring_primary(srv.ring, hv)
+    if <int>slot == srv.self_slot:
+        return False
+    if cmd <= PC_CMD_TOUCH:
+        # Text: a trailing noreply (never the key) is dropped; the reply then is too.
+        if ntokens >= 4 and _is(tokens[ntokens - 2].value, b"noreply"):
+            skip = ntokens - 2
+            discard = True
+    elif cmd != PC_CMD_ME:
+        start = 3 if cmd == PC_CMD_MS else 2
+        for i in range(start, ntokens - 1):
+            if _is_quiet(&tokens[i]):
+                nq += 1
+                skip = i
+        if nq == 1:
+            kind = (HK_QUIET_EN if cmd == PC_CMD_MG else
+                    HK_QUIET_MA if cmd == PC_CMD_MA else HK_QUIET_HD)
+        else:
+            skip = 0    # none, or a duplicate the owner refuses as memcached does
+    line = _join(tokens, ntokens, skip)
+    if cmd == PC_CMD_MS or PC_CMD_SET <= cmd <= PC_CMD_CAS:
+        c.p.owner = slot
+        c.p.kind = 255 if discard else kind
+        c.p_line = line
+        return False
+    srv.forwarded += 1
+    srv.link(slot).send(None if discard else c._hole(kind), hv, PyBytes_AS_STRING(line),
+                        PyBytes_GET_SIZE(line), NULL, 0)
+    return True
+
+
+cdef bytes _join(pc_token *tokens, size_t ntokens, size_t skip):
+    # memcached's tokenizer collapses spaces, so single spaces give the same tokens.
+    cdef list parts = []
+    cdef size_t i
+    for i in range(ntokens - 1):
+        if i != skip or skip == 0:
+            parts.append(PyBytes_FromStringAndSize(tokens[i].value, tokens[i].length))
+    return b" ".join(parts) + b"\r\n"
+
+
+cdef void route_store(Connection c, const char *data, size_t n):
+    """A storage command whose value is complete goes to its owner: line and value in one
+    copy into the link's buffer."""
+    cdef bytes line = c.p_line
+    cdef Hole h = None if c.p.kind == 255 else c._hole(c.p.kind)
+    c.p_line = None
+    c.srv.forwarded += 1
+    c.srv.link(<unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
+                                         PyBytes_GET_SIZE(line), data, n)
+
+
+cdef void drop_pending_key(Connection c):
+    """memcached deletes the key of a set too large to store: here, or at its owner (the key
+    travels base64, whatever its bytes)."""
+    cdef unsigned char enc[400]
+    cdef size_t n
+    if c.p.owner < 0:
+        pc_store_delete_hv(c.s, c.p.key, c.p.nkey, c.p.hv, 0, 0)
+        return
+    n = pc_base64_encode(<const unsigned char *>c.p.key, c.p.nkey, enc, sizeof(enc))
+    line = b"md " + PyBytes_FromStringAndSize(<char *>enc, n) + b" b\r\n"
+    c.srv.link(<unsigned>c.p.owner).send(None, c.p.hv, PyBytes_AS_STRING(line),
+                                         PyBytes_GET_SIZE(line), NULL, 0)
+
+
+cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
+                        bint return_cas, bint touch, int32_t exptime):
+    """One key of get/gets/gat/gats: False when it is ours; else a hole for its VALUE line
+    (nothing on a miss) and an mg to its owner."""
+    cdef ServerState srv = c.srv
+    cdef unsigned slot = pc_ring_primary(srv.ring, hv)
+    cdef char line[300]
+    cdef size_t n = 3
+    cdef Hole h
+    if <int>slot == srv.self_slot:
+        return False
+    memcpy(line, b"mg ", 3)
+    memcpy(line + n, key, nkey)
+    n += nkey
+    memcpy(line + n, b" v f", 4)
+    n += 4
+    if return_cas:
+        memcpy(line + n, b" c", 2)
+        n += 2
+    if touch:
+        memcpy(line + n, b" T", 2)
+        n += 2
+        if exptime < 0:
+            line[n] = b'-'
+            n += 1
+        n += pc_u64toa(<uint64_t>(-<int64_t>exptime if exptime < 0 else exptime), line + n)
+    memcpy(line + n, b"\r\n", 2)
+    n += 2
+    h = c._hole(HK_GETS if return_cas else HK_GET)
+    memcpy(h.key, key, nkey)
+    h.nkey = <uint8_t>nkey
+    srv.forwarded += 1
+    srv.link(slot).send(h, hv, line, n, NULL, 0)
+    return True
+
+
+cdef void route_get_abort(Connection c, Py_ssize_t holes0, size_t mark0):
+    """A get that fails part-way drops what it answered so far (memcached's "release
+    items"), its remote keys included: their replies are ignored when they come."""
+    cdef Hole h
+    while c.nholes > holes0:
+        h = <Hole>c.holes.pop()
+        h.conn = None
+        h.filled = True
+        c.nholes -= 1
+    c.mark = mark0
+
+
+cdef void route_flush_all(Connection c, int32_t delay):
+    """flush_all applies to the whole cluster: every other member flushes too; the reply is
+    OK once they all did (or names those that could not)."""
+    aw = c.srv.cluster.flush_all(delay)
+    if c.noreply:
+        c.noreply = False
+        settle(None, aw, c.srv.extensions.timeout)
+    else:
+        settle(c._hole(HK_PY), aw, c.srv.extensions.timeout)
+
+
+cdef void hole_reply(Hole h, const char *frame, size_t n):
+    cdef int r
+    if h.kind == HK_GET or h.kind == HK_GETS:
+        _scratch.len = 0
+        r = pc_reply_value(frame, n, h.key, h.nkey, h.kind == HK_GETS, &_scratch)
+        h.data = PyBytes_FromStringAndSize(_scratch.data, _scratch.len) if r > 0 else b""
+        pc_wbuf_clear(&_scratch)
+        return
+    if n >= 2 and ((h.kind == HK_QUIET_EN and frame[0] == b'E' and frame[1] == b'N')
+                   or ((h.kind == HK_QUIET_HD or h.kind == HK_QUIET_MA)
+                       and frame[0] == b'H' and frame[1] == b'D')
+                   or (h.kind == HK_QUIET_MA and frame[0] == b'V' and frame[1] == b'A')):
+        h.data = b""
+        return
+    h.data = PyBytes_FromStringAndSize(frame, n)
+
+
+cdef void hole_fail(Hole h, const char *why):
+    if h.kind == HK_GET or h.kind == HK_GETS:
+        h.data = b""        # a cache: the key is a miss (stats cluster counts the failure)
+    else:
+        h.data = b"SERVER_ERROR " + <bytes>why + b"\r\n"

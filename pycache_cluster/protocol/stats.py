@@ -1,0 +1,264 @@
+"""`stats` and its sub-commands: memcached 1.6.18's names in its order, read at request time.
+
+Plain Python on purpose: these run once per request for them, never per cached operation.
+"""
+from __future__ import annotations
+
+import os
+import resource
+import time
+
+from pycache_cluster import __version__
+
+MEMCACHED_VERSION = "1.6.18"
+DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+
+
+def command(srv, args: list[bytes]):
+    """`stats [<sub-command> ...]`: bytes, or an awaitable of them from a provider."""
+    if len(args) == 1:
+        return general(srv)
+    sub = args[1]
+    if sub == b"reset":
+        srv.reset_stats()
+        return b"RESET\r\n"
+    if sub == b"detail":
+        if len(args) < 3:
+            return DETAIL_USAGE
+        if args[2] == b"on" or args[2] == b"off":
+            srv.detail_enabled = args[2] == b"on"
+            return b"OK\r\n"
+        if args[2] == b"dump":
+            return b"END\r\n"
+        return DETAIL_USAGE
+    fixed = _SUBCOMMANDS.get(sub)
+    if fixed is not None:
+        return fixed(srv)
+    if sub == b"sizes":
+        return b"STAT sizes_status disabled\r\nEND\r\n"
+    if sub == b"cachedump":
+        return b"CLIENT_ERROR bad command line\r\n" if len(args) < 4 else b"END\r\n"
+    provider = srv.extensions.stats(sub)
+    if provider is not None:
+        return provider(args)
+    return b"ERROR\r\n"
+
+
+def lines(pairs) -> bytes:
+    """STAT lines for (name, value) pairs, then END."""
+    return b"".join(b"STAT %s %s\r\n" % (k.encode(), str(v).encode()) for k, v in pairs) \
+        + b"END\r\n"
+
+
+def general(srv) -> bytes:
+    """`stats`: memcached 1.6.18's keys in its order (0 where we have no such thing), then
+    ours."""
+    st = srv.store.stats()
+    nbufs, buf_bytes = srv.read_buffers()
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    now = time.time()
+    cfg = srv.settings
+    pairs = [
+        ("pid", os.getpid()),
+        ("uptime", int(now - srv.started)),
+        ("time", int(now)),
+        ("version", MEMCACHED_VERSION),
+        ("libevent", "uvloop"),
+        ("pointer_size", 64),
+        ("rusage_user", f"{ru.ru_utime:.6f}"),
+        ("rusage_system", f"{ru.ru_stime:.6f}"),
+        ("max_connections", cfg.conn_limit),
+        ("curr_connections", srv.curr_conns),
+        ("total_connections", srv.total_conns),
+        ("rejected_connections", srv.rejected_conns),
+        ("connection_structures", srv.curr_conns + 1),
+        ("response_obj_oom", 0),
+        ("response_obj_count", 0),
+        ("response_obj_bytes", 0),
+        ("read_buf_count", nbufs),
+        ("read_buf_bytes", buf_bytes),
+        ("read_buf_bytes_free", 0),
+        ("read_buf_oom", 0),
+        ("reserved_fds", 0),
+        ("cmd_get", srv.cmd_get),
+        ("cmd_set", srv.cmd_set),
+        ("cmd_flush", srv.cmd_flush),
+        ("cmd_touch", srv.cmd_touch),
+        ("cmd_meta", srv.cmd_meta),
+        ("get_hits", st["get_hits"]),
+        ("get_misses", st["get_misses"]),
+        ("get_expired", st["get_expired"]),
+        ("get_flushed", st["get_flushed"]),
+        ("delete_misses", st["delete_misses"]),
+        ("delete_hits", st["delete_hits"]),
+        ("incr_misses", st["incr_misses"]),
+        ("incr_hits", st["incr_hits"]),
+        ("decr_misses", st["decr_misses"]),
+        ("decr_hits", st["decr_hits"]),
+        ("cas_misses", st["cas_misses"]),
+        ("cas_hits", st["cas_hits"]),
+        ("cas_badval", st["cas_badval"]),
+        ("touch_hits", st["touch_hits"]),
+        ("touch_misses", st["touch_misses"]),
+        ("store_too_large", srv.store_too_large),
+        ("store_no_memory", srv.store_no_memory),
+        ("auth_cmds", 0),
+        ("auth_errors", 0),
+        ("bytes_read", srv.bytes_read),
+        ("bytes_written", srv.bytes_written),
+        ("limit_maxbytes", st["limit_maxbytes"]),
+        ("accepting_conns", 1),
+        ("listen_disabled_num", 0),
+        ("time_in_listen_disabled_us", 0),
+        ("threads", 1),
+        ("conn_yields", 0),
+        ("hash_power_level", st["hash_power_level"]),
+        ("hash_bytes", st["hash_bytes"]),
+        ("hash_is_expanding", st["hash_is_expanding"]),
+        ("slab_reassign_rescues", 0),
+        ("slab_reassign_chunk_rescues", 0),
+        ("slab_reassign_evictions_nomem", 0),
+        ("slab_reassign_inline_reclaim", 0),
+        ("slab_reassign_busy_items", 0),
+        ("slab_reassign_busy_deletes", 0),
+        ("slab_reassign_running", 0),
+        ("slabs_moved", 0),
+        ("lru_crawler_running", 0),
+        ("lru_crawler_starts", 0),
+        ("lru_maintainer_juggles", 0),
+        ("malloc_fails", 0),
+        ("log_worker_dropped", 0),
+        ("log_worker_written", 0),
+        ("log_watcher_skipped", 0),
+        ("log_watcher_sent", 0),
+        ("log_watchers", 0),
+        ("unexpected_napi_ids", 0),
+        ("round_robin_fallback", 0),
+        ("bytes", st["bytes"]),
+        ("curr_items", st["curr_items"]),
+        ("total_items", st["total_items"]),
+        ("slab_global_page_pool", 0),
+        ("expired_unfetched", st["expired_unfetched"]),
+        ("evicted_unfetched", st["evicted_unfetched"]),
+        ("evicted_active", 0),
+        ("evictions", st["evictions"]),
+        ("reclaimed", st["reclaimed"]),
+        ("crawler_reclaimed", st["crawler_reclaimed"]),
+        ("crawler_items_checked", 0),
+        ("lrutail_reflocked", 0),
+        ("moves_to_cold", st["moves_to_cold"]),
+        ("moves_to_warm", st["moves_to_warm"]),
+        ("moves_within_lru", st["moves_within_lru"]),
+        ("direct_reclaims", 0),
+        ("lru_bumps_dropped", 0),
+        ("pycache_version", __version__),
+    ]
+    return lines(pairs)
+
+
+def settings(srv) -> bytes:
+    cfg = srv.settings
+    pairs = [
+        ("maxbytes", cfg.memory_limit_mb * 1024 * 1024),
+        ("maxconns", cfg.conn_limit),
+        ("tcpport", cfg.port),
+        ("udpport", 0),
+        ("inter", cfg.listen),
+        ("verbosity", srv.verbosity),
+        ("oldest", 0),
+        ("evictions", "on"),
+        ("domain_socket", "NULL"),
+        ("umask", 700),
+        ("shutdown_command", "yes" if cfg.enable_shutdown else "no"),
+        ("growth_factor", "1.25"),
+        ("chunk_size", 48),
+        ("num_threads", 1),
+        ("num_threads_per_udp", 1),
+        ("stat_key_prefix", ":"),
+        ("detail_enabled", "yes" if srv.detail_enabled else "no"),
+        ("reqs_per_event", srv.reqs_per_event),
+        ("cas_enabled", "yes"),
+        ("tcp_backlog", 1024),
+        ("binding_protocol", "ascii"),
+        ("auth_enabled_sasl", "no"),
+        ("auth_enabled_ascii", "no"),
+        ("item_size_max", cfg.max_item_size),
+        ("maxconns_fast", "yes"),
+        ("hashpower_init", 0),
+        ("slab_reassign", "no"),
+        ("slab_automove", 0),
+        ("lru_crawler", "yes"),
+        ("lru_segmented", "yes"),
+        ("hot_lru_pct", 20),
+        ("warm_lru_pct", 40),
+        ("flush_enabled", "yes"),
+        ("hash_algorithm", "murmur3"),
+        ("idle_timeout", 0),
+    ]
+    return lines(pairs)
+
+
+def conns(srv) -> bytes:
+    cfg = srv.settings
+    out = [("0:addr", f"tcp:{cfg.listen}:{cfg.port}"), ("0:state", "conn_listening")]
+    for i, conn in enumerate(list(srv.conns), 1):
+        peer = conn.peername
+        addr = f"tcp:{peer[0]}:{peer[1]}" if peer else "tcp:?"
+        out += [(f"{i}:addr", addr),
+                (f"{i}:listen_addr", f"tcp:{cfg.listen}:{cfg.port}"),
+                (f"{i}:state", "conn_parse_cmd"),
+                (f"{i}:secs_since_last_cmd", 0)]
+    return lines(out)
+
+
+def items(srv) -> bytes:
+    st = srv.store.stats()
+    if not st["curr_items"]:
+        return b"END\r\n"
+    p = "items:1:"
+    return lines([
+        (p + "number", st["curr_items"]),
+        (p + "number_hot", st["number_hot"]),
+        (p + "number_warm", st["number_warm"]),
+        (p + "number_cold", st["number_cold"]),
+        (p + "age_hot", 0), (p + "age_warm", 0), (p + "age", 0),
+        (p + "mem_requested", st["bytes"]),
+        (p + "evicted", st["evictions"]),
+        (p + "evicted_nonzero", 0), (p + "evicted_time", 0), (p + "outofmemory", 0),
+        (p + "tailrepairs", 0),
+        (p + "reclaimed", st["reclaimed"]),
+        (p + "expired_unfetched", st["expired_unfetched"]),
+        (p + "evicted_unfetched", st["evicted_unfetched"]),
+        (p + "evicted_active", 0),
+        (p + "crawler_reclaimed", st["crawler_reclaimed"]),
+        (p + "crawler_items_checked", 0), (p + "lrutail_reflocked", 0),
+        (p + "moves_to_cold", st["moves_to_cold"]),
+        (p + "moves_to_warm", st["moves_to_warm"]),
+        (p + "moves_within_lru", st["moves_within_lru"]),
+        (p + "direct_reclaims", 0),
+        (p + "hits_to_hot", 0), (p + "hits_to_warm", 0), (p + "hits_to_cold", 0),
+        (p + "hits_to_temp", 0),
+    ])
+
+
+def slabs(srv) -> bytes:
+    st = srv.store.stats()
+    if not st["curr_items"]:
+        return lines([("active_slabs", 0), ("total_malloced", 0)])
+    return lines([
+        ("1:chunk_size", 96),
+        ("1:used_chunks", st["curr_items"]),
+        ("1:get_hits", st["get_hits"]),
+        ("1:cmd_set", srv.cmd_set),
+        ("1:delete_hits", st["delete_hits"]),
+        ("1:incr_hits", st["incr_hits"]),
+        ("1:decr_hits", st["decr_hits"]),
+        ("1:cas_hits", st["cas_hits"]),
+        ("1:cas_badval", st["cas_badval"]),
+        ("1:touch_hits", st["touch_hits"]),
+        ("active_slabs", 1),
+        ("total_malloced", st["bytes"]),
+    ])
+
+
+_SUBCOMMANDS = {b"settings": settings, b"conns": conns, b"items": items, b"slabs": slabs}
