@@ -39,6 +39,8 @@ def extension(name, pyx):
 extensions = [
     extension("pycache_cluster.store._store", "pycache_cluster/store/_store.pyx"),
     extension("pycache_cluster.protocol._conn", "pycache_cluster/protocol/_conn.pyx"),
+    extension("pycache_cluster.cluster._ring", "pycache_cluster/cluster/_ring.pyx"),
+    extension("pycache_cluster.cluster._link", "pycache_cluster/cluster/_link.pyx"),
 ]
 
 setup(

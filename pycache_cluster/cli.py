@@ -23,6 +23,11 @@ ENV = {
     "join": "PYCACHE_JOIN",
     "cluster_key_file": "PYCACHE_CLUSTER_KEY_FILE",
     "gossip_preset": "PYCACHE_GOSSIP_PRESET",
+    "advertise_addr": "PYCACHE_ADVERTISE_ADDR",
+    "weight": "PYCACHE_WEIGHT",
+    "vnodes": "PYCACHE_VNODES",
+    "forward_timeout": "PYCACHE_FORWARD_TIMEOUT",
+    "peer_links": "PYCACHE_PEER_LINKS",
 }
 
 
@@ -159,6 +164,28 @@ def build_parser() -> argparse.ArgumentParser:
                          help="protocol timers: lan (detection in a few seconds), local "
                          "(one machine, tighter), memberlist (hashicorp/memberlist's LAN "
                          f"defaults) [env {ENV['gossip_preset']}]")
+    cluster.add_argument("--advertise-addr", dest="advertise_addr", metavar="HOST",
+                         default=_env_default("advertise_addr", str, d.advertise_addr),
+                         help="address peers and clients should use to reach this node "
+                         "(containers, -l 0.0.0.0); default: the -l address "
+                         f"[env {ENV['advertise_addr']}]")
+    cluster.add_argument("--weight", type=int, dest="weight",
+                         default=_env_default("weight", int, d.weight),
+                         help="this node's share of the keys relative to the others, 1..100 "
+                         f"[env {ENV['weight']}]")
+    cluster.add_argument("--vnodes", type=int, dest="vnodes",
+                         default=_env_default("vnodes", int, d.vnodes),
+                         help="ring points per unit of weight; give every node the same "
+                         f"[env {ENV['vnodes']}]")
+    cluster.add_argument("--forward-timeout", type=float, dest="forward_timeout",
+                         metavar="SECONDS",
+                         default=_env_default("forward_timeout", float, d.forward_timeout),
+                         help="how long a request forwarded to its owner may wait before "
+                         f"its client gets SERVER_ERROR [env {ENV['forward_timeout']}]")
+    cluster.add_argument("--peer-links", type=int, dest="peer_links",
+                         default=_env_default("peer_links", int, d.peer_links),
+                         help="pipelined connections to each peer, 1..16 "
+                         f"[env {ENV['peer_links']}]")
     return parser
 
 
@@ -168,7 +195,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
                   enable_shutdown=args.enable_shutdown, gossip_port=args.gossip_port,
                   node_name=args.node_name, join=args.join,
-                  cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset)
+                  cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,
+                  advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,
+                  forward_timeout=args.forward_timeout, peer_links=args.peer_links)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 # Names of pycache_cluster.gossip.config.PRESETS (kept here so that a node without gossip never
 # imports the gossip package).
 GOSSIP_PRESETS = ("lan", "local", "memberlist")
+# pycache_cluster.cluster.ring.DEFAULT_VNODES, for the same reason.
+DEFAULT_VNODES = 1000
 
 
 @dataclass
@@ -48,6 +50,20 @@ class Config:
     cluster_key_file: str = ""
     #: Timer preset of the membership protocol: lan, local (one machine) or memberlist.
     gossip_preset: str = "lan"
+    #: Address peers and clients are told to reach this node at (containers, -l 0.0.0.0);
+    #: "" = the -l address (or, on a wildcard, what this host's name resolves to).
+    advertise_addr: str = ""
+    #: This node's share of the key space relative to the others (1..100).
+    weight: int = 1
+    #: Ring points per unit of weight; the same on every node (see cluster/ring.py).
+    vnodes: int = DEFAULT_VNODES
+    #: Owners per key (one until replication arrives).
+    replicas: int = 1
+    #: Seconds a request forwarded to a peer may wait for its reply (connect included)
+    #: before its client is answered SERVER_ERROR.
+    forward_timeout: float = 1.0
+    #: Pipelined connections to each peer (a key always uses the same one).
+    peer_links: int = 1
 
     @property
     def memory_limit_bytes(self) -> int:
@@ -75,7 +91,8 @@ class Config:
         if self.gossip_port is None:
             given = [flag for flag, value in (("--node-name", self.node_name),
                                               ("--join", self.join),
-                                              ("--cluster-key-file", self.cluster_key_file))
+                                              ("--cluster-key-file", self.cluster_key_file),
+                                              ("--advertise-addr", self.advertise_addr))
                      if value]
             if given:
                 verb = "needs" if len(given) == 1 else "need"
@@ -90,6 +107,16 @@ class Config:
         if self.gossip_preset not in GOSSIP_PRESETS:
             raise ValueError(f"gossip preset {self.gossip_preset!r}: one of "
                              f"{', '.join(GOSSIP_PRESETS)}")
+        if not 1 <= self.weight <= 100:
+            raise ValueError(f"weight {self.weight} is out of range 1..100")
+        if not 1 <= self.vnodes <= 10000:
+            raise ValueError(f"vnodes {self.vnodes} is out of range 1..10000")
+        if not 0 < self.forward_timeout <= 60:
+            raise ValueError(f"forward timeout {self.forward_timeout} must be in (0, 60] s")
+        if not 1 <= self.peer_links <= 16:
+            raise ValueError(f"peer links {self.peer_links} is out of range 1..16")
+        if self.advertise_addr and any(c.isspace() or c == "," for c in self.advertise_addr):
+            raise ValueError(f"advertise address {self.advertise_addr!r} is not an address")
         for seed in self.seeds:
             _, sep, port = seed.rpartition(":")
             if sep and not (port.isdigit() and 0 < int(port) <= 65535):

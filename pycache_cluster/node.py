@@ -89,8 +89,8 @@ class Node:
         self._started: list = []
         if config.gossip_port is not None:
             # Imported only here: a node without gossip loads none of it.
-            from pycache_cluster.cluster.membership import Membership
-            self.add(Membership(config))
+            from pycache_cluster.cluster.component import Cluster
+            self.add(Cluster(config))
 
     def add(self, component) -> None:
         """Adds a component started after (and stopped before) the existing ones."""

@@ -76,6 +76,7 @@ cdef class Link:
 cdef class Hole:
     cdef Connection conn        # None once the client is gone
     cdef uint64_t at            # output offset (bytes ever queued) its reply goes before
+    cdef uint64_t seq           # holes its connection made before it
     cdef object data            # bytes once filled
     cdef bint filled
     cdef uint8_t kind           # HoleKind
@@ -111,6 +112,8 @@ cdef class Connection:
     # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
     cdef object holes           # collections.deque of Hole
     cdef Py_ssize_t nholes
+    cdef uint64_t hole_seq      # holes ever made
+    cdef uint64_t mark_seq      # hole_seq at the last write point
     cdef bint holes_paused, reading_paused, draining, busy
     cdef public object peername
     cdef public str peer_name
@@ -129,7 +132,9 @@ cdef class Connection:
     cdef void _drain(self)
     cdef void _update_reading(self)
     cdef void _consume(self, size_t n) noexcept
-    cdef void _emit(self, size_t upto)
+    cdef void _emit(self, size_t upto, uint64_t seq_limit)
+    cdef void _emit_ready(self)
+    cdef void _drop_to_mark(self)
     cdef void _run(self)
     cdef void _process(self)
     cdef void _request_done(self) noexcept

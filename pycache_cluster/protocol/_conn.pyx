@@ -14,11 +14,13 @@
 # Holes. A request answered elsewhere (by the key's owner, or by an extension's awaitable)
 # leaves a Hole at the current end of the output; later replies keep queueing behind it;
 # nothing past the first unfilled hole is written; once it is filled, everything up to the
-# next unfilled hole leaves in one write. Invariants: a hole is one of memcached's write
-# points (_hole calls _write_point), so the reply-dropping rules before it are unchanged;
-# holes are filled in bounded time (the link's timeout, the extension's timeout); reading
-# pauses while holes or the bytes queued behind them pile up; close waits for them. With no
-# hole outstanding the path is the plain one.
+# next unfilled hole leaves in one write. Invariants: a hole is a reply like any other for
+# memcached's write points: one made after the last write point is held while a value is
+# read, and dropped (its reply ignored when it comes) where memcached drops the unwritten
+# replies (_drop_to_mark), so error paths stay byte-exact; holes are filled in bounded time
+# (the link's timeout, the extension's timeout); reading pauses while holes or the bytes
+# queued behind them pile up; close waits for them. With no hole open the path is the plain
+# one.
 cimport cython
 from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
@@ -33,7 +35,7 @@ import collections
 import sys
 
 from pycache_cluster.protocol import admin, stats
-from pycache_cluster.protocol.extensions import Extensions, settle
+from pycache_cluster.protocol.extensions import Extensions, call, settle
 
 # The version memcached clients (and memccapable) are shown; ours is in `stats`.
 MEMCACHED_VERSION = "1.6.18"
@@ -273,8 +275,8 @@ cdef class Connection:
         # A half-closed client still gets the replies to what it sent; then we close. As in
         # memcached, replies held back for an unfinished value are dropped with it.
         if self.state != ST_CMD:
-            self.wbuf.len = self.mark
-        self._emit(self.wbuf.len)
+            self._drop_to_mark()
+        self._emit(self.wbuf.len, self.hole_seq)
         if self.nholes:
             # Keep the socket open for the replies peers still owe; _drain closes it.
             self.closing = True
@@ -370,9 +372,30 @@ cdef class Connection:
         self.wbase += n
         self.mark = self.mark - n if self.mark > n else 0
 
-    cdef void _emit(self, size_t upto):
+    cdef void _drop_to_mark(self):
+        """memcached drops the replies made since its last write point: those in wbuf, and
+        those still to come (their holes)."""
+        cdef Hole h
+        self.wbuf.len = self.mark
+        while self.nholes and (<Hole>self.holes[-1]).seq >= self.mark_seq:
+            h = <Hole>self.holes.pop()
+            self.nholes -= 1
+            h.conn = None
+            h.filled = True
+            if h.task is not None:
+                h.task.cancel()
+
+    cdef void _emit_ready(self):
+        # Waiting for a command, memcached writes everything; reading a value, only what
+        # came before its last write point.
+        if self.state == ST_CMD:
+            self._emit(self.wbuf.len, self.hole_seq)
+        else:
+            self._emit(self.mark, self.mark_seq)
+
+    cdef void _emit(self, size_t upto, uint64_t seq_limit):
         """Writes wbuf[0:upto] with the filled holes in their places, stopping at the first
-        unfilled hole: one transport.write."""
+        unfilled hole (or the first made at seq_limit or later): one transport.write."""
         cdef Hole h
         cdef size_t rel
         cdef list parts
@@ -390,7 +413,7 @@ cdef class Connection:
         while self.nholes:
             h = <Hole>self.holes[0]
             rel = <size_t>(h.at - self.wbase)
-            if rel > upto:
+            if rel > upto or h.seq >= seq_limit:
                 break
             if rel:
                 parts.append(PyBytes_FromStringAndSize(self.wbuf.data, rel))
@@ -416,9 +439,10 @@ cdef class Connection:
         h.conn = self
         h.kind = kind
         h.at = self.wbase + self.wbuf.len
+        h.seq = self.hole_seq
+        self.hole_seq += 1
         self.holes.append(h)
         self.nholes += 1
-        self._write_point()
         return h
 
     cdef void _hole_filled(self, Hole h):
@@ -438,12 +462,12 @@ cdef class Connection:
         gone."""
         if self.transport is None:
             return
-        self._emit(self.wbuf.len if self.state == ST_CMD else self.mark)
         if self.closing:
+            self._emit(self.wbuf.len, self.hole_seq)
             if self.nholes == 0:
-                self._emit(self.wbuf.len)
                 self.transport.close()
             return
+        self._emit_ready()
         if self.holes_paused and self.nholes < HOLES_HIGH // 4 and self.wbuf.len < WBUF_FLUSH:
             self.holes_paused = False
             self._update_reading()
@@ -472,7 +496,7 @@ cdef class Connection:
             if self.wbuf.len >= WBUF_FLUSH and self.state == ST_CMD:
                 # Big replies leave as they are made, so a client that does not read holds
                 # at most the transport's high-water mark plus one command's reply here.
-                self._emit(self.wbuf.len)
+                self._emit(self.wbuf.len, self.hole_seq)
             if self.paused:
                 break           # resume_writing() carries on from here
             if self.nholes and (self.nholes >= HOLES_HIGH or self.wbuf.len >= WBUF_FLUSH):
@@ -523,8 +547,8 @@ cdef class Connection:
             self.rcap = RBUF_INITIAL
         if self.closing:
             if not self.close_after_write:
-                self.wbuf.len = self.mark
-            self._emit(self.wbuf.len)
+                self._drop_to_mark()
+            self._emit(self.wbuf.len, self.hole_seq)
             if self.transport is not None:
                 if self.nholes == 0:
                     self.transport.close()
@@ -534,7 +558,7 @@ cdef class Connection:
         # memcached writes replies out while it waits for a command line, but not while it
         # reads (or discards) a value: replies after its last write point (`mark`) leave once
         # the value is complete.
-        self._emit(self.wbuf.len if self.state == ST_CMD else self.mark)
+        self._emit_ready()
 
     cdef void _request_done(self) noexcept:
         self.noreply = False
@@ -546,6 +570,7 @@ cdef class Connection:
 
     cdef void _write_point(self) noexcept:
         self.mark = self.wbuf.len
+        self.mark_seq = self.hole_seq
         self.npin = 0
 
     cdef void _pin(self, pc_item *it) noexcept:
@@ -699,7 +724,7 @@ cdef class Connection:
         if handler is None:
             self._out(b"ERROR")
             return
-        self._reply_py(handler(self, args))
+        self._reply_py(call(handler, self, args))
 
     cdef void _reply_py(self, object result):
         """A Python handler's answer: bytes now, or an awaitable whose bytes fill a hole."""

@@ -160,18 +160,6 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     return True
 
 
-cdef void route_get_abort(Connection c, Py_ssize_t holes0, size_t mark0):
-    """A get that fails part-way drops what it answered so far (memcached's "release
-    items"), its remote keys included: their replies are ignored when they come."""
-    cdef Hole h
-    while c.nholes > holes0:
-        h = <Hole>c.holes.pop()
-        h.conn = None
-        h.filled = True
-        c.nholes -= 1
-    c.mark = mark0
-
-
 cdef void route_flush_all(Connection c, int32_t delay):
     """flush_all applies to the whole cluster: every other member flushes too; the reply is
     OK once they all did (or names those that could not)."""

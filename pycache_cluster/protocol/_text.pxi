@@ -23,8 +23,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
     cdef int32_t exptime = 0
     cdef pc_item *it
     cdef uint32_t hv
-    cdef size_t mark0 = c.mark
-    cdef Py_ssize_t holes0 = c.nholes
+    cdef uint64_t holes0 = c.hole_seq
     cdef bint routing = c.srv.ring != NULL and not c.peer
     if touch:
         if not pc_strtol(tokens[1].value, &exptime):
@@ -35,9 +34,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
         while key_token.length != 0:
             if key_token.length > KEY_MAX:
                 # memcached drops the replies it has not written yet, then errors.
-                if routing:
-                    route_get_abort(c, holes0, mark0)
-                c.wbuf.len = c.mark
+                c._drop_to_mark()
                 c._out(b"CLIENT_ERROR bad command line format")
                 return
             hv = pc_hash(key_token.value, key_token.length, 0)
@@ -59,7 +56,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
         # More keys than one tokenize pass holds: go on from where it stopped.
         ntokens = pc_tokenize(key_token.value, tokens, PC_MAX_TOKENS)
         key_token = tokens
-    if c.nholes != holes0:
+    if c.hole_seq != holes0:
         c.srv.fanout_gets += 1
     pc_wbuf_add(&c.wbuf, b"END\r\n", 5)
     c._write_point()     # memcached writes out after every get (conn_mwrite)
@@ -205,7 +202,7 @@ cdef void text_admin(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens)
     """stats, verbosity, shutdown, cache_memlimit and memcached's machinery commands."""
     cdef list args = c._args(tokens, ntokens)
     if cmd == PC_CMD_STATS:
-        c._reply_py(stats.command(c.srv, args))
+        c._reply_py(call(stats.command, c.srv, args))
     elif cmd == PC_CMD_VERBOSITY or cmd == PC_CMD_CACHE_MEMLIMIT:
         c._noreply_maybe(tokens, ntokens)
         c._out(admin.setting_command(c.srv, args))

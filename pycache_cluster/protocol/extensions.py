@@ -59,6 +59,16 @@ class Extensions:
         return sorted(self._commands), sorted(self._stats)
 
 
+def call(handler: Callable[..., Reply], *args) -> Reply:
+    """Runs a handler; its exception becomes the client's SERVER_ERROR line, never a lost
+    connection."""
+    try:
+        return handler(*args)
+    except Exception as exc:  # a handler's bug must cost one reply, not the connection
+        log.exception("extension failed")
+        return b"SERVER_ERROR %s\r\n" % _oneline(exc)
+
+
 def settle(hole, awaitable: Awaitable[bytes], timeout: float) -> asyncio.Future:
     """Runs the awaitable and fills the hole with its bytes (None: no reply is owed)."""
     task = asyncio.ensure_future(_settle(hole, awaitable, timeout))

@@ -100,11 +100,11 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
     async def main():
         a = Node(gossip_config("a"))
         await a.start()
-        ml_a = a.components[-1].memberlist
+        ml_a = a.components[-1].membership.memberlist
         b = Node(gossip_config("b", join=f"127.0.0.1:{ml_a.config.bind_port}"))
         # Membership last: started once the node serves, stopped (leave announced) first.
         assert [type(c).__name__ for c in b.components] == \
-            ["Housekeeping", "ProtocolServer", "Membership"]
+            ["Housekeeping", "ProtocolServer", "Cluster"]
         await b.start()
         try:
             for _ in range(300):
@@ -114,7 +114,7 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
                 await asyncio.sleep(0.01)
             assert seen.meta.status == Status.ACTIVE
             assert seen.meta.client_port == b.config.port
-            assert b.state.extensions.names() == ([b"cluster"], [b"gossip"])
+            assert b.state.extensions.names() == ([b"cluster"], [b"cluster", b"gossip"])
             await b.stop()
             assert b.state.extensions.names() == ([], [])
             for _ in range(300):

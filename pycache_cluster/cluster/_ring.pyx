@@ -1,0 +1,75 @@
+# The native ring snapshot (csrc/pc_ring.h) a node routes with: built from ring.Ring's
+# arrays, read-only, swapped whole into the protocol's ServerState on every ring change.
+cimport cython
+from libc.stdint cimport uint16_t, uint32_t
+
+from pycache_cluster.protocol._cdefs cimport (
+    PC_RING_MAX_SLOTS, pc_ring, pc_ring_free, pc_ring_new, pc_ring_npoints, pc_ring_nslots,
+    pc_ring_owners, pc_ring_primary)
+from pycache_cluster.protocol._conn cimport Link, ServerState
+from pycache_cluster.store._store cimport pc_hash
+
+
+@cython.final
+cdef class RingSnapshot:
+    """Positions -> node slots; slot i is the i-th name of `names`."""
+    cdef pc_ring *r
+    cdef readonly tuple names
+
+    def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names):
+        self.names = tuple(names)
+        if positions.shape[0] != slots.shape[0] or positions.shape[0] == 0:
+            raise ValueError("a ring needs as many slots as positions, at least one")
+        if not 0 < len(self.names) <= PC_RING_MAX_SLOTS:
+            raise ValueError(f"a ring has 1..{PC_RING_MAX_SLOTS} nodes")
+        self.r = pc_ring_new(&positions[0], &slots[0], positions.shape[0], len(self.names))
+        if self.r == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        pc_ring_free(self.r)
+
+    def __len__(self):
+        return pc_ring_npoints(self.r)
+
+    def primary(self, uint32_t position):
+        return self.names[pc_ring_primary(self.r, position)]
+
+    def owners(self, bytes key, unsigned n=1):
+        """The key's first n distinct owners, by the native lookup the request path uses."""
+        cdef uint16_t out[64]
+        cdef unsigned i, found
+        if n > 64:
+            n = 64
+        found = pc_ring_owners(self.r, pc_hash(<const char *>key, len(key), 0), n, out)
+        return [self.names[out[i]] for i in range(found)]
+
+    def lookup_loop(self, const uint32_t[::1] positions, unsigned rounds=1):
+        """Primary owners of every position, `rounds` times, in C (for the benchmark)."""
+        cdef size_t i, n = positions.shape[0]
+        cdef unsigned r, acc = 0
+        for r in range(rounds):
+            for i in range(n):
+                acc += pc_ring_primary(self.r, positions[i])
+        return acc
+
+    def install(self, ServerState srv, int self_slot, list links):
+        """Routes the server's requests by this ring from now on: links[slot] carries the
+        requests of each other slot's keys (None at self_slot)."""
+        if len(links) != len(self.names):
+            raise ValueError("one link per slot")
+        for i, link in enumerate(links):
+            if i != self_slot and not isinstance(link, Link):
+                raise TypeError(f"slot {i}: {link!r} is not a Link")
+        srv.links = list(links)
+        srv.self_slot = self_slot
+        srv.ring_ref = self
+        srv.ring = self.r
+
+
+def uninstall(ServerState srv):
+    """Back to the single-node path: every key is local."""
+    srv.ring = NULL
+    srv.ring_ref = None
+    srv.self_slot = -1
+    srv.links = []

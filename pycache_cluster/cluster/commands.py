@@ -1,0 +1,92 @@
+"""The cluster's text commands, in memcached's style (extensions of the protocol):
+
+    cluster members       MEMBER <name> <host>:<gossip-port> <state> <incarnation> ... END
+    cluster ring          RING epoch=<n> checksum=<hex> vnodes=<per weight> nodes=<n>
+                          NODE <name> <host>:<client-port> weight=<w> share=<fraction> ...
+                          END        (nodes in name order; RING ... nodes=0 and END alone
+                          while this node has no ring)
+    cluster owners <key>  OWNER <name> <host>:<client-port> ... END   (preference order)
+    cluster peer|auth     the peer handshake (cluster/handshake.py)
+    stats cluster         STAT <counter> <value> ... END
+
+`cluster` with no or an unknown sub-command answers ERROR, as `stats <unknown>` does; a known
+one with the wrong arguments answers CLIENT_ERROR bad command line format.
+"""
+from __future__ import annotations
+
+from pycache_cluster.gossip import members_reply
+from pycache_cluster.protocol.stats import lines
+
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+KEY_MAX = 250
+
+
+class Commands:
+    """Answers the commands above for one node's Cluster component."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+
+    def cluster_command(self, conn, args: list[bytes]) -> bytes:
+        sub = args[1] if len(args) > 1 else None
+        if sub == b"members":
+            return members_reply(self.cluster.members()) if len(args) == 2 else BAD_FORMAT
+        if sub == b"ring":
+            return self.ring() if len(args) == 2 else BAD_FORMAT
+        if sub == b"owners":
+            if len(args) != 3 or len(args[2]) > KEY_MAX:
+                return BAD_FORMAT
+            return self.owners(args[2])
+        if sub == b"peer":
+            return self.cluster.handshake.on_peer(conn, args)
+        if sub == b"auth":
+            return self.cluster.handshake.on_auth(conn, args)
+        return b"ERROR\r\n"
+
+    def ring(self) -> bytes:
+        ring = self.cluster.ring
+        addrs = self.cluster.router.addresses
+        shares = ring.shares() if ring.weights else {}
+        out = [b"RING epoch=%d checksum=%s vnodes=%d nodes=%d\r\n"
+               % (ring.epoch, ring.checksum.encode(), ring.vnodes, len(ring.weights))]
+        for name in ring.nodes:
+            host, port = addrs.get(name, ("?", 0))
+            out.append(b"NODE %s %s:%d weight=%d share=%.6f\r\n"
+                       % (name.encode(), host.encode(), port, ring.weights[name], shares[name]))
+        out.append(b"END\r\n")
+        return b"".join(out)
+
+    def owners(self, key: bytes) -> bytes:
+        cluster = self.cluster
+        addrs = cluster.router.addresses
+        out = []
+        for name in cluster.ring.owners(key, cluster.config.replicas):
+            host, port = addrs[name]
+            out.append(b"OWNER %s %s:%d\r\n" % (name.encode(), host.encode(), port))
+        out.append(b"END\r\n")
+        return b"".join(out)
+
+    def stats(self, args: list[bytes]) -> bytes:
+        if len(args) != 2:
+            return BAD_FORMAT
+        c = self.cluster
+        st = c.state
+        peers = c.pool.counters() if c.pool is not None else {}
+        ring = c.ring
+        return lines([
+            ("ring_epoch", ring.epoch),
+            ("ring_checksum", ring.checksum),
+            ("ring_nodes", len(ring.weights)),
+            ("ring_vnodes", ring.vnodes),
+            ("ring_owner", 1 if c.name in ring.weights else 0),
+            ("forwarded", st.forwarded),
+            ("forward_errors", peers.get("failed", 0)),
+            ("forward_timeouts", peers.get("timeouts", 0)),
+            ("fanout_gets", st.fanout_gets),
+            ("peer_requests_sent", peers.get("requests", 0)),
+            ("peer_replies_received", peers.get("replies", 0)),
+            ("peer_requests_waiting", peers.get("waiting", 0)),
+            ("peer_connects", peers.get("connects", 0)),
+            ("peer_links_ready", peers.get("links_ready", 0)),
+            ("peer_requests_served", st.peer_requests),
+        ])

@@ -1,0 +1,113 @@
+"""The Cluster node component: gossip membership feeds the ring, the ring feeds routing.
+
+    Membership (gossip) --events--> Cluster.refresh --> Ring (epoch, checksum)
+                                                    --> Router.install --> ServerState
+                                                        (native snapshot + peer links)
+
+Started after the protocol server (a member that gossips already serves), stopped before it:
+the leave is announced first, then routing stops and the links close, and the server drains
+its clients. Ring owners are the members gossip sees alive (or suspect: not yet dead) whose
+status is active; joining and leaving members own nothing, and a member drops out when the
+failure detector declares it dead or it leaves.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from pycache_cluster.cluster.commands import Commands
+from pycache_cluster.cluster.handshake import Handshake
+from pycache_cluster.cluster.membership import Membership
+from pycache_cluster.cluster.peers import PeerPool
+from pycache_cluster.cluster.ring import Ring
+from pycache_cluster.cluster.router import Router
+from pycache_cluster.config import Config
+from pycache_cluster.gossip import Listener, Member, State, Status
+
+log = logging.getLogger(__name__)
+
+#: Membership events within this many seconds rebuild the ring once.
+REFRESH_DELAY = 0.02
+
+
+class Cluster(Listener):
+    """Owns membership, ring, peer links and routing for one node."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self.membership = Membership(config, listener=self)
+        self.name = self.membership.name
+        self.ring = Ring(config.vnodes)
+        self.commands = Commands(self)
+        self.handshake = Handshake(self.name, self.membership.keyring)
+        self.state = None
+        self.pool: PeerPool | None = None
+        self.router: Router | None = None
+        self._refresh: asyncio.TimerHandle | None = None
+        self._warned: set[str] = set()
+
+    async def start(self, node) -> None:
+        self.state = node.state
+        self.pool = PeerPool(self.handshake, self.config.forward_timeout,
+                             self.config.peer_links)
+        self.router = Router(node.state, self.pool, self.name)
+        ext = node.state.extensions
+        ext.add_command(b"cluster", self.commands.cluster_command)
+        ext.add_stats(b"cluster", self.commands.stats)
+        node.state.cluster = self
+        await self.membership.start(node, tags={"vnodes": str(self.config.vnodes)})
+        self.refresh()
+
+    async def stop(self, node) -> None:
+        await self.membership.stop(node)
+        if self._refresh is not None:
+            self._refresh.cancel()
+        self.router.uninstall()
+        self.pool.close()
+        node.state.cluster = None
+        node.state.extensions.remove_command(b"cluster")
+        node.state.extensions.remove_stats(b"cluster")
+
+    # -- membership events (on the loop) -----------------------------------------------------
+
+    def on_join(self, member: Member) -> None:
+        self._schedule()
+
+    def on_leave(self, member: Member) -> None:
+        self._schedule()
+
+    def on_update(self, member: Member) -> None:
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._refresh is None and self.router is not None:
+            self._refresh = asyncio.get_running_loop().call_later(REFRESH_DELAY, self.refresh)
+
+    def members(self) -> list[Member]:
+        ml = self.membership.memberlist
+        return ml.members() if ml is not None else []
+
+    def refresh(self) -> None:
+        """Rebuilds the ring from what gossip says now; reinstalls routing if it changed."""
+        self._refresh = None
+        weights, addresses = {}, {}
+        for m in self.members():
+            if m.state not in (State.ALIVE, State.SUSPECT) or m.meta.status != Status.ACTIVE:
+                continue
+            vnodes = m.meta.tags.get("vnodes")
+            if vnodes != str(self.config.vnodes) and m.name not in self._warned:
+                self._warned.add(m.name)
+                log.warning("member %s routes with vnodes=%s, this node with %d: their rings "
+                            "differ (give every node the same --vnodes)", m.name, vnodes,
+                            self.config.vnodes)
+            weights[m.name] = m.meta.weight
+            addresses[m.name] = (m.meta.client_host, m.meta.client_port)
+        changed = self.ring.update(weights)
+        if changed or addresses != self.router.addresses:
+            self.router.install(self.ring, addresses)
+
+    # -- what the protocol asks of the cluster -----------------------------------------------
+
+    def flush_all(self, delay: int):
+        """Queued to every other member now; an awaitable of the client's reply."""
+        return self.router.flush_all(delay)

@@ -1,0 +1,76 @@
+"""Routing policy: keeps the protocol's routing table in step with the ring, and the few
+requests that go to every member (flush_all).
+
+Which node serves a key is the ring's answer; this module turns each new ring into what the
+request path reads natively: a ring snapshot, this node's slot in it, and one link per other
+slot (cluster/_ring.pyx installs them into the ServerState in one step). No sockets here:
+links come from the PeerPool.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+
+from pycache_cluster.cluster import _ring
+from pycache_cluster.cluster.peers import PeerPool
+from pycache_cluster.cluster.ring import Ring
+
+log = logging.getLogger(__name__)
+
+
+class Router:
+    """Installs rings into one ServerState and broadcasts to the ring's other members."""
+
+    def __init__(self, state, pool: PeerPool, self_name: str):
+        self.state = state
+        self.pool = pool
+        self.self_name = self_name
+        self.addresses: dict[str, tuple[str, int]] = {}
+        self.snapshot: _ring.RingSnapshot | None = None
+
+    def install(self, ring: Ring, addresses: dict[str, tuple[str, int]]) -> None:
+        """Routes by `ring` from now on. addresses: client (host, port) of every ring node."""
+        names = ring.nodes
+        self.addresses = {n: addresses[n] for n in names}
+        if not names:
+            self.uninstall()
+            return
+        positions, slots = ring.arrays()
+        snapshot = _ring.RingSnapshot(positions, slots, names)
+        links = [None if n == self.self_name else self.pool.link(n, *self.addresses[n])
+                 for n in names]
+        self_slot = names.index(self.self_name) if self.self_name in names else -1
+        snapshot.install(self.state, self_slot, links)
+        self.snapshot = snapshot
+        self.pool.keep_only({n for n in names if n != self.self_name})
+        log.info("ring epoch %d: %d node(s), checksum %s", ring.epoch, len(names),
+                 ring.checksum)
+
+    def uninstall(self) -> None:
+        _ring.uninstall(self.state)
+        self.snapshot = None
+
+    def others(self) -> list[str]:
+        return [n for n in self.addresses if n != self.self_name]
+
+    def flush_all(self, delay: int) -> Awaitable[bytes]:
+        """Every other ring member runs `flush_all <delay>` (this node already has). The
+        requests are queued now, on every link, so that they keep their place among the
+        requests the client sent before and after. Answers OK once all did; otherwise the
+        members that did not, in one SERVER_ERROR line."""
+        request = b"flush_all %d\r\n" % delay
+        calls = {n: self.pool.link(n, *self.addresses[n]).call_all(request)
+                 for n in self.others()}
+        return self._flushed(calls)
+
+    async def _flushed(self, calls: dict[str, list[asyncio.Future]]) -> bytes:
+        failed = []
+        for name, futures in calls.items():
+            replies = await asyncio.gather(*futures, return_exceptions=True)
+            if any(r != b"OK\r\n" for r in replies):
+                failed.append(name)
+                log.warning("flush_all on %s: %s", name, replies)
+        if not failed:
+            return b"OK\r\n"
+        return b"SERVER_ERROR flush_all failed on " + ",".join(failed).encode() + b"\r\n"

@@ -1,0 +1,98 @@
+"""Real node processes with gossip on, each on its own 127.0.0.x: started as a user would
+(the CLI), restartable at the same address, read over TCP."""
+from __future__ import annotations
+
+import signal
+import time
+from pathlib import Path
+
+from helpers.servers import Server, free_port, node_argv, node_env
+from helpers.wire import Conn
+from pycache_cluster.gossip.reply import parse_members
+
+
+class NodeProcess:
+    """One `pycache-cluster serve` node with gossip on host. Its ports are chosen once, so a
+    restart comes back at the same address under the same name."""
+
+    def __init__(self, name: str, host: str, key_file: Path | None, preset: str = "local",
+                 extra: tuple[str, ...] = ()):
+        self.name = name
+        self.host = host
+        self.port = free_port(host)
+        self.gossip_port = free_port(host, udp=True)
+        self.addr = f"{host}:{self.gossip_port}"
+        self._flags = ["--node-name", name, "--gossip-port", str(self.gossip_port),
+                       "--gossip-preset", preset]
+        if key_file:
+            self._flags += ["--cluster-key-file", str(key_file)]
+        self._flags += list(extra)
+        self.join: list[str] = []
+        self.server: Server | None = None
+        self._logs: list[str] = []
+
+    @property
+    def proc(self):
+        return self.server.proc
+
+    def start(self, join: list[str] | None = None) -> NodeProcess:
+        """Starts (or restarts, with the same seeds) the node; returns once it accepts
+        clients (its gossip may still be starting)."""
+        if join is not None:
+            self.join = join
+        if self.server is not None:
+            self._logs.append(self.server.output())
+        flags = [*self._flags, "--join", ",".join(self.join)] if self.join else self._flags
+        self.server = Server(node_argv(self.port, *flags, listen=self.host), self.port,
+                             env=node_env(), host=self.host).start()
+        return self
+
+    def call(self, request: bytes) -> bytes:
+        with Conn(self.port, host=self.host, timeout=5) as c:
+            return c.call(request)
+
+    def conn(self, timeout: float = 10.0) -> Conn:
+        return Conn(self.port, host=self.host, timeout=timeout)
+
+    def members(self) -> dict:
+        """name -> (host, port, State, incarnation), as this node sees the cluster ({} while
+        it is down or not yet gossiping)."""
+        if not self.server.alive():
+            return {}
+        try:
+            return parse_members(self.call(b"cluster members\r\n").decode().splitlines())
+        except (OSError, ValueError):
+            return {}
+
+    def stats(self, which: str = "gossip") -> dict[str, int | str]:
+        out = {}
+        for line in self.call(b"stats " + which.encode() + b"\r\n").decode().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == "STAT":
+                out[parts[1]] = int(parts[2]) if parts[2].isdigit() else parts[2]
+        return out
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait(10)
+
+    def terminate(self) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop(sig_first=False)
+
+    def log_tail(self) -> str:
+        text = "".join(self._logs) + (self.server.output() if self.server else "")
+        return text[-3000:]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05, detail=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail()}")
