@@ -38,6 +38,7 @@ DEF BACKOFF_MAX = 2.0
 cdef struct Waiting:
     PyObject *hole      # a Hole or an asyncio Future (a reference is held); NULL: dropped
     double queued
+    bint quiet          # fenced by an mn: its reply, if any, comes before MN
 
 
 cdef inline double _now() noexcept nogil:
@@ -61,6 +62,7 @@ cdef class PeerLink(Link):
     cdef int state
     cdef pc_wbuf out
     cdef bint flush_scheduled, watching
+    cdef bint fence_due     # the next frame is the MN fencing a quiet request's reply
     cdef Waiting *q
     cdef size_t qcap, qhead, qlen
     cdef char *rbuf
@@ -104,21 +106,21 @@ cdef class PeerLink(Link):
     # -- the request side (called by connections on the request path) ------------------------
 
     cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail) except -1:
-        return self._send(h, head, nhead, tail, ntail)
+                  size_t ntail, bint quiet) except -1:
+        return self._send(h, head, nhead, tail, ntail, quiet)
 
     def call(self, bytes request):
         """Python's way to send one request (a line, with its value if any): a future of
         the reply's bytes, or of PeerError. Queued at once, behind what was sent before."""
         fut = self.loop.create_future()
-        self._send(fut, request, len(request), NULL, 0)
+        self._send(fut, request, len(request), NULL, 0, False)
         return fut
 
     def call_all(self, bytes request):
         return [self.call(request)]
 
     cdef int _send(self, object waiter, const char *head, size_t nhead, const char *tail,
-                   size_t ntail) except -1:
+                   size_t ntail, bint quiet) except -1:
         cdef double now = _now()
         if self.state == ST_DOWN and now < self.retry_at:
             self.failed += 1
@@ -132,10 +134,12 @@ cdef class PeerLink(Link):
             self.state = ST_CONNECTING
             self.connects += 1
             self.owner.connect(self)
-        self._push(waiter, now)
+        self._push(waiter, now, quiet)
         pc_wbuf_add(&self.out, head, nhead)
         if ntail:
             pc_wbuf_add(&self.out, tail, ntail)
+        if quiet:
+            pc_wbuf_add(&self.out, b"mn\r\n", 4)
         self.requests += 1
         if self.state == ST_READY and not self.flush_scheduled:
             self.flush_scheduled = True
@@ -145,7 +149,7 @@ cdef class PeerLink(Link):
             self.loop.call_later(self.timeout / 4, self._watch)
         return 0
 
-    cdef void _push(self, object waiter, double now):
+    cdef void _push(self, object waiter, double now, bint quiet):
         cdef Waiting *grown
         cdef size_t i
         if self.qlen == self.qcap:
@@ -160,6 +164,7 @@ cdef class PeerLink(Link):
             self.qcap *= 2
         cdef Waiting *w = &self.q[(self.qhead + self.qlen) % self.qcap]
         w.queued = now
+        w.quiet = quiet
         w.hole = NULL
         if waiter is not None:
             Py_INCREF(waiter)
@@ -203,6 +208,7 @@ cdef class PeerLink(Link):
         self.retry_at = _now() + self.backoff
         self.backoff = min(self.backoff * 2, BACKOFF_MAX)
         self.rend = 0
+        self.fence_due = False
         pc_wbuf_clear(&self.out)
         replies_begin()
         try:
@@ -289,22 +295,36 @@ cdef class PeerLink(Link):
     cdef void _replies(self):
         cdef size_t pos = 0, n
         cdef int r
+        cdef bint is_mn
         replies_begin()
         try:
             while pos < self.rend:
                 r = pc_reply_frame(self.rbuf + pos, self.rend - pos, &n)
                 if r == 0:
                     break
+                is_mn = n == 4 and self.rbuf[pos] == b'M' and self.rbuf[pos + 1] == b'N'
+                if self.fence_due:
+                    if not is_mn:
+                        self.down(b"peer " + self.peer.encode() + b" sent garbage")
+                        return
+                    self.fence_due = False
+                    pos += n
+                    continue
                 if r < 0 or self.qlen == 0:
                     self.down(b"peer " + self.peer.encode() + b" sent garbage")
                     return
+                if self.q[self.qhead].quiet:
+                    if is_mn:
+                        n = 0           # nothing came before the fence: an empty reply
+                    else:
+                        self.fence_due = True
                 w = self._pop()
                 self.replies += 1
                 if type(w) is Hole:
                     (<Hole>w).reply(self.rbuf + pos, n)
                 elif w is not None and not w.done():
                     w.set_result(PyBytes_FromStringAndSize(self.rbuf + pos, n))
-                pos += n
+                pos += 4 if n == 0 else n
         finally:
             replies_end()
         if pos:
@@ -341,8 +361,9 @@ cdef class LinkGroup(Link):
             raise ValueError("a link group needs a link")
 
     cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail) except -1:
-        return (<Link>self.links[hv % len(self.links)]).send(h, hv, head, nhead, tail, ntail)
+                  size_t ntail, bint quiet) except -1:
+        return (<Link>self.links[hv % len(self.links)]).send(h, hv, head, nhead, tail, ntail,
+                                                             quiet)
 
     def call_all(self, bytes request):
         """The request on every link, so it keeps its place before later keys on any."""

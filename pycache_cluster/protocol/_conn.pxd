@@ -8,13 +8,10 @@ from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mod
 
 # What a hole's reply becomes in the client's protocol (see _route.pxi).
 cdef enum HoleKind:
-    HK_RAW = 0          # the owner's reply line(s), as they are
+    HK_RAW = 0          # the owner's reply, as it is (possibly nothing, for noreply or q)
     HK_GET = 1          # an `mg <key> v f` answer, re-spoken as get's VALUE line (or nothing)
     HK_GETS = 2         # the same with the CAS
-    HK_QUIET_EN = 3     # mg with q: a miss (EN) is dropped
-    HK_QUIET_HD = 4     # ms/md with q: success (HD) is dropped
-    HK_QUIET_MA = 5     # ma with q: an applied delta (HD or VA) is dropped
-    HK_PY = 6           # filled by Python (an extension's awaitable, a cluster broadcast)
+    HK_PY = 3           # filled by Python (an extension's awaitable, a cluster broadcast)
 
 
 # A storage command waiting for its value (ST_NREAD): decided when its line is read, acted on
@@ -37,7 +34,7 @@ cdef struct Pending:
     char opaque[40]
     size_t nopaque
     int owner                # ring slot of the owner it is forwarded to, -1 when local
-    uint8_t kind             # HoleKind of a forwarded one
+    bint quiet               # forwarded with noreply or q: fenced by mn
 
 
 cdef class ServerState:
@@ -68,9 +65,10 @@ cdef class ServerState:
 
 cdef class Link:
     # One request (head, then tail: a line and a value) for the owner of the key hashed hv;
-    # h receives its reply (None: the reply is dropped).
+    # h receives its reply (None: the reply is dropped). A quiet request (noreply, q) may
+    # have no reply: the link fences it with mn, and h receives what came before MN.
     cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail) except -1
+                  size_t ntail, bint quiet) except -1
 
 
 cdef class Hole:

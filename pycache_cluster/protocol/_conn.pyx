@@ -124,7 +124,7 @@ cdef class Link:
     cleanly instead of hanging."""
 
     cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail) except -1:
+                  size_t ntail, bint quiet) except -1:
         if h is not None:
             h.fail(b"no route to owner")
         return 0

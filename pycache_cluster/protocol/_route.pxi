@@ -3,10 +3,11 @@
 #
 # The owner test is native and object-free: murmur3 of the key (the hash the store uses, so
 # it is computed once and passed down) looked up in the ring snapshot. A forwarded request
-# is the client's own line (without noreply or q, so that every request on a link has exactly
-# one reply), except a get's keys, which travel one `mg <key> v f [c] [T<exptime>]` each and
-# come back as that key's VALUE line. The owner runs the very same command code, so its
-# reply (errors included) is already the one the client must see. A request that arrives on
+# is the client's own line, except a get's keys, which travel one `mg <key> v f [c]
+# [T<exptime>]` each and come back as that key's VALUE line. The owner runs the very same
+# command code, so its reply (errors included, noreply and q applied) is already the one the
+# client must see; a request with noreply or q may have no reply at all, so the link fences
+# it with mn. A request that arrives on
 # a peer link is answered locally and never forwarded again: two nodes that disagree about
 # the ring cannot bounce a request between them.
 
@@ -42,19 +43,14 @@ cdef inline bint _decoded_hash(pc_token *key, unsigned char *buf, uint32_t *hv) 
     return True
 
 
-cdef inline bint _is_quiet(pc_token *t) noexcept:
-    return t.value[0] == b'q'
-
-
 cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
                         uint32_t hv):
     """The owner test of a single-key command. True when the request went to its owner; a
     storage command is only marked (c.p.owner) and reads its value in its arm first."""
     cdef ServerState srv = c.srv
     cdef unsigned slot
-    cdef size_t i, skip = 0, nq = 0, start
-    cdef uint8_t kind = HK_RAW
-    cdef bint discard = False
+    cdef size_t i, start
+    cdef bint quiet = False
     cdef bytes line
     if tokens[ntokens - 1].value != NULL:
         return False    # more tokens than a line of this command has: it answers an error
@@ -62,40 +58,30 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
     if <int>slot == srv.self_slot:
         return False
     if cmd <= PC_CMD_TOUCH:
-        # Text: a trailing noreply (never the key) is dropped; the reply then is too.
-        if ntokens >= 4 and _is(tokens[ntokens - 2].value, b"noreply"):
-            skip = ntokens - 2
-            discard = True
+        quiet = ntokens >= 4 and _is(tokens[ntokens - 2].value, b"noreply")
     elif cmd != PC_CMD_ME:
         start = 3 if cmd == PC_CMD_MS else 2
         for i in range(start, ntokens - 1):
-            if _is_quiet(&tokens[i]):
-                nq += 1
-                skip = i
-        if nq == 1:
-            kind = (HK_QUIET_EN if cmd == PC_CMD_MG else
-                    HK_QUIET_MA if cmd == PC_CMD_MA else HK_QUIET_HD)
-        else:
-            skip = 0    # none, or a duplicate the owner refuses as memcached does
-    line = _join(tokens, ntokens, skip)
+            if tokens[i].value[0] == b'q':
+                quiet = True
+    line = _join(tokens, ntokens)
     if cmd == PC_CMD_MS or PC_CMD_SET <= cmd <= PC_CMD_CAS:
         c.p.owner = slot
-        c.p.kind = 255 if discard else kind
+        c.p.quiet = quiet
         c.p_line = line
         return False
     srv.forwarded += 1
-    srv.link(slot).send(None if discard else c._hole(kind), hv, PyBytes_AS_STRING(line),
-                        PyBytes_GET_SIZE(line), NULL, 0)
+    srv.link(slot).send(c._hole(HK_RAW), hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
+                        NULL, 0, quiet)
     return True
 
 
-cdef bytes _join(pc_token *tokens, size_t ntokens, size_t skip):
+cdef bytes _join(pc_token *tokens, size_t ntokens):
     # memcached's tokenizer collapses spaces, so single spaces give the same tokens.
     cdef list parts = []
     cdef size_t i
     for i in range(ntokens - 1):
-        if i != skip or skip == 0:
-            parts.append(PyBytes_FromStringAndSize(tokens[i].value, tokens[i].length))
+        parts.append(PyBytes_FromStringAndSize(tokens[i].value, tokens[i].length))
     return b" ".join(parts) + b"\r\n"
 
 
@@ -103,11 +89,10 @@ cdef void route_store(Connection c, const char *data, size_t n):
     """A storage command whose value is complete goes to its owner: line and value in one
     copy into the link's buffer."""
     cdef bytes line = c.p_line
-    cdef Hole h = None if c.p.kind == 255 else c._hole(c.p.kind)
     c.p_line = None
     c.srv.forwarded += 1
-    c.srv.link(<unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
-                                         PyBytes_GET_SIZE(line), data, n)
+    c.srv.link(<unsigned>c.p.owner).send(c._hole(HK_RAW), c.p.hv, PyBytes_AS_STRING(line),
+                                         PyBytes_GET_SIZE(line), data, n, c.p.quiet)
 
 
 cdef void drop_pending_key(Connection c):
@@ -121,7 +106,7 @@ cdef void drop_pending_key(Connection c):
     n = pc_base64_encode(<const unsigned char *>c.p.key, c.p.nkey, enc, sizeof(enc))
     line = b"md " + PyBytes_FromStringAndSize(<char *>enc, n) + b" b\r\n"
     c.srv.link(<unsigned>c.p.owner).send(None, c.p.hv, PyBytes_AS_STRING(line),
-                                         PyBytes_GET_SIZE(line), NULL, 0)
+                                         PyBytes_GET_SIZE(line), NULL, 0, False)
 
 
 cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
@@ -156,7 +141,7 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     memcpy(h.key, key, nkey)
     h.nkey = <uint8_t>nkey
     srv.forwarded += 1
-    srv.link(slot).send(h, hv, line, n, NULL, 0)
+    srv.link(slot).send(h, hv, line, n, NULL, 0, False)
     return True
 
 
@@ -178,12 +163,6 @@ cdef void hole_reply(Hole h, const char *frame, size_t n):
         r = pc_reply_value(frame, n, h.key, h.nkey, h.kind == HK_GETS, &_scratch)
         h.data = PyBytes_FromStringAndSize(_scratch.data, _scratch.len) if r > 0 else b""
         pc_wbuf_clear(&_scratch)
-        return
-    if n >= 2 and ((h.kind == HK_QUIET_EN and frame[0] == b'E' and frame[1] == b'N')
-                   or ((h.kind == HK_QUIET_HD or h.kind == HK_QUIET_MA)
-                       and frame[0] == b'H' and frame[1] == b'D')
-                   or (h.kind == HK_QUIET_MA and frame[0] == b'V' and frame[1] == b'A')):
-        h.data = b""
         return
     h.data = PyBytes_FromStringAndSize(frame, n)
 

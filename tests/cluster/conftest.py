@@ -75,16 +75,3 @@ def make_fleet(tmp_path_factory):
     yield make
     for fleet in made:
         fleet.stop()
-
-
-def owned_keys(fleet: Fleet, node: int, count: int, prefix: str = "k") -> list[bytes]:
-    """`count` keys whose owner is fleet[node] (asked of the cluster itself)."""
-    want = fleet[node].name.encode()
-    out, i = [], 0
-    with fleet[0].conn() as c:
-        while len(out) < count:
-            key = f"{prefix}{i}".encode()
-            if c.call(b"cluster owners " + key + b"\r\n").split()[1] == want:
-                out.append(key)
-            i += 1
-    return out

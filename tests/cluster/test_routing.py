@@ -4,7 +4,7 @@ import random
 import re
 
 import pytest
-from conftest import owned_keys
+from helpers.cluster import owned_keys
 
 from pycache_cluster.cluster.ring import Ring
 

@@ -96,3 +96,16 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05, detai
             return
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{detail()}")
+
+
+def owned_keys(fleet, node: int, count: int, prefix: str = "k") -> list[bytes]:
+    """`count` keys whose owner is fleet[node] (asked of the cluster itself)."""
+    want = fleet[node].name.encode()
+    out, i = [], 0
+    with fleet[0].conn() as c:
+        while len(out) < count:
+            key = f"{prefix}{i}".encode()
+            if c.call(b"cluster owners " + key + b"\r\n").split()[1] == want:
+                out.append(key)
+            i += 1
+    return out
