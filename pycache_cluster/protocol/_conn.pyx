@@ -269,7 +269,17 @@ cdef class Connection:
         self.rend += nbytes
         self.srv.bytes_read += nbytes
         self.nreqs = 0                  # a new read event, as memcached counts them
-        self._run()
+        if self.busy:
+            return
+        # _run() inlined: the read path is the hot one (callgrind: 30 instructions a request).
+        self.busy = True
+        try:
+            self._process()
+        except BaseException:
+            if self.transport is not None:
+                self.transport.abort()
+            raise
+        self.busy = False
 
     def eof_received(self):
         # A half-closed client still gets the replies to what it sent; then we close. As in
