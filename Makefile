@@ -6,7 +6,8 @@ PYTEST_ARGS ?=
 ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
-.PHONY: serve build test test-deps sysdeps test-asan bench bench-micro bench-table lint clean
+.PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-micro bench-table \
+	lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -46,7 +47,8 @@ test-asan: test-deps
 	  LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
 	  $(PYTHON) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
 	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
-	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) $(PYTHON) -m pytest -q tests/integration $(PYTEST_ARGS)
+	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) $(PYTHON) -m pytest -q tests/integration tests/cluster \
+	  $(PYTEST_ARGS)
 
 test: test-deps lint test-asan
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
@@ -59,6 +61,14 @@ bench: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 	$(PYTHON) -m bench memory --mode inproc; status=$$?; \
 	  $(PYTHON) -m bench compare $(BENCH_ARGS) && exit $$status
+
+# The cluster's figures: ring lookup and balance, and forwarded requests' CPU beside a local
+# one and memcached's (bench/RESULTS.md, "Cluster").
+bench-cluster: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench.ring_bench
+	$(PYTHON) -m bench.cluster_bench --conns 32
+	$(PYTHON) -m bench.cluster_bench --conns 8
 
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 # imports the gossip package).
 GOSSIP_PRESETS = ("lan", "local", "memberlist")
 # pycache_cluster.cluster.ring.DEFAULT_VNODES, for the same reason.
-DEFAULT_VNODES = 1000
+DEFAULT_VNODES = 2000
 
 
 @dataclass

@@ -44,13 +44,21 @@ cdef class RingSnapshot:
         found = pc_ring_owners(self.r, pc_hash(<const char *>key, len(key), 0), n, out)
         return [self.names[out[i]] for i in range(found)]
 
-    def lookup_loop(self, const uint32_t[::1] positions, unsigned rounds=1):
-        """Primary owners of every position, `rounds` times, in C (for the benchmark)."""
+    def lookup_loop(self, const uint32_t[::1] positions, unsigned rounds=1,
+                    unsigned n_owners=1):
+        """The owners of every position, `rounds` times, in C (for the benchmark): the
+        primary alone, or the first n_owners."""
         cdef size_t i, n = positions.shape[0]
         cdef unsigned r, acc = 0
+        cdef uint16_t out[64]
+        if n_owners > 64:
+            n_owners = 64
         for r in range(rounds):
             for i in range(n):
-                acc += pc_ring_primary(self.r, positions[i])
+                if n_owners == 1:
+                    acc += pc_ring_primary(self.r, positions[i])
+                else:
+                    acc += pc_ring_owners(self.r, positions[i], n_owners, out)
         return acc
 
     def install(self, ServerState srv, int self_slot, list links):

@@ -131,6 +131,7 @@ cdef class Connection:
     cdef void _update_reading(self)
     cdef void _consume(self, size_t n) noexcept
     cdef void _emit(self, size_t upto, uint64_t seq_limit)
+    cdef void _write(self, bytes out)
     cdef void _emit_ready(self)
     cdef void _drop_to_mark(self)
     cdef void _run(self)

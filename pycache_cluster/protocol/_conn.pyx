@@ -149,7 +149,12 @@ cdef void replies_end():
     dirty, _dirty = _dirty, []
     for c in dirty:
         c.draining = False
-        c._drain()
+    for c in dirty:
+        try:
+            c._drain()
+        except Exception:   # one client's broken socket must not stall the others
+            if c.transport is not None:
+                c.transport.abort()
 
 
 @cython.final
@@ -416,7 +421,7 @@ cdef class Connection:
             if self.transport is not None:
                 out = PyBytes_FromStringAndSize(self.wbuf.data, upto)
                 self.srv.bytes_written += upto
-                self.transport.write(out)
+                self._write(out)
             self._consume(upto)
             return
         parts = []
@@ -442,7 +447,15 @@ cdef class Connection:
         if parts and self.transport is not None:
             out = b"".join(parts)
             self.srv.bytes_written += PyBytes_GET_SIZE(out)
+            self._write(out)
+
+    cdef void _write(self, bytes out):
+        # A transport that failed (the client reset us) refuses writes until connection_lost
+        # arrives on the next loop turn: its replies have nowhere to go.
+        try:
             self.transport.write(out)
+        except RuntimeError:
+            self.transport.abort()
 
     cdef Hole _hole(self, uint8_t kind):
         cdef Hole h = Hole.__new__(Hole)

@@ -201,14 +201,15 @@ def test_a_client_closing_mid_batch_leaves_nothing_waiting(world):
         s = socket.create_connection(("127.0.0.1", world.port))
         s.sendall(b"".join(b"set %s 0 0 1\r\nx\r\nget %s\r\n" % (k, k) for k in remote))
         s.close()
-    deadline = time.monotonic() + 10
+    state = world.nodes["self"].state
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
-        state = world.nodes["self"].state
         if state.curr_conns == 0 and \
                 world.call_in_loop(lambda: world.pool.counters()["waiting"]) == 0:
             break
         time.sleep(0.05)
-    assert world.nodes["self"].state.curr_conns == 0
+    left = world.call_in_loop(lambda: [(c.holes_open, c.output_queued) for c in state.conns])
+    assert state.curr_conns == 0, (left, world.call_in_loop(world.pool.counters))
     with Conn(world.port) as c:
         c.expect(b"get %s\r\n" % remote[0], b"VALUE %s 0 1\r\nx\r\nEND\r\n" % remote[0])
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pycache_cluster.cluster._ring import RingSnapshot
 
-from pycache_cluster.cluster.ring import Ring, checksum
+from pycache_cluster.cluster.ring import DEFAULT_VNODES, Ring, checksum
 
 
 def definition_owners(weights, vnodes, key, n):
@@ -93,7 +93,7 @@ def test_a_joining_node_takes_about_its_share_and_only_from_others():
 
 def test_balance_at_10_and_100_nodes_within_ten_percent_of_the_mean():
     for n in (10, 100):
-        shares = Ring(1000, {f"10.0.0.{i}:11211": 1 for i in range(n)}).shares()
+        shares = Ring(DEFAULT_VNODES, {f"10.0.0.{i}:11211": 1 for i in range(n)}).shares()
         assert max(shares.values()) * n <= 1.10
 
 
@@ -121,3 +121,9 @@ def test_bad_inputs_are_refused():
         Ring(10, {"a": 0})
     with pytest.raises(ValueError):
         RingSnapshot(*Ring(10, {"a": 1}).arrays(), [])
+
+
+def test_the_config_default_is_the_rings():
+    from pycache_cluster import config
+
+    assert config.DEFAULT_VNODES == DEFAULT_VNODES
