@@ -82,7 +82,7 @@ class Commands:
             ("forwarded", st.forwarded),
             ("forward_errors", peers.get("failed", 0)),
             ("forward_timeouts", peers.get("timeouts", 0)),
-            ("fanout_gets", st.fanout_gets),
+            ("fanout_batches", st.fanout_batches),
             ("peer_requests_sent", peers.get("requests", 0)),
             ("peer_replies_received", peers.get("replies", 0)),
             ("peer_requests_waiting", peers.get("waiting", 0)),

@@ -58,7 +58,7 @@ cdef class ServerState:
     cdef int self_slot                   # this node's slot, -1 when it owns nothing
     cdef list links                      # Link per slot (None at self_slot)
     cdef public object cluster           # the cluster component (broadcasts), None alone
-    cdef public uint64_t forwarded, forward_errors, fanout_gets, peer_requests
+    cdef public uint64_t forwarded, fanout_batches, peer_requests
 
     cdef Link link(self, unsigned slot)
 

@@ -63,6 +63,11 @@ include "_meta.pxi"
 include "_route.pxi"
 
 
+# C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
+cdef extern from "assert.h":
+    void debug_assert "assert"(bint condition) noexcept
+
+
 cdef inline bint _is(const char *tok, const char *lit) noexcept:
     return strcmp(tok, lit) == 0
 
@@ -94,7 +99,7 @@ cdef class ServerState:
         self.cmd_get = self.cmd_set = self.cmd_touch = self.cmd_flush = self.cmd_meta = 0
         self.store_too_large = self.store_no_memory = 0
         self.bytes_read = self.bytes_written = 0
-        self.forwarded = self.forward_errors = self.fanout_gets = self.peer_requests = 0
+        self.forwarded = self.fanout_batches = self.peer_requests = 0
         self.store.reset_stats()
 
     @property
@@ -378,6 +383,7 @@ cdef class Connection:
 
     cdef void _consume(self, size_t n) noexcept:
         # Drops n written bytes from the front of wbuf.
+        debug_assert(n <= self.wbuf.len)
         if n == self.wbuf.len:
             pc_wbuf_clear(&self.wbuf)
             self.npin = 0
@@ -391,6 +397,7 @@ cdef class Connection:
         """memcached drops the replies made since its last write point: those in wbuf, and
         those still to come (their holes)."""
         cdef Hole h
+        debug_assert(self.mark <= self.wbuf.len)
         self.wbuf.len = self.mark
         while self.nholes and (<Hole>self.holes[-1]).seq >= self.mark_seq:
             h = <Hole>self.holes.pop()
@@ -444,6 +451,9 @@ cdef class Connection:
         if upto:
             parts.append(PyBytes_FromStringAndSize(self.wbuf.data, upto))
             self._consume(upto)
+        # Nothing past the first unfilled hole was written: it still sits at or after the
+        # first byte not yet written.
+        debug_assert(self.nholes == 0 or (<Hole>self.holes[0]).at >= self.wbase)
         if parts and self.transport is not None:
             out = b"".join(parts)
             self.srv.bytes_written += PyBytes_GET_SIZE(out)
@@ -459,6 +469,8 @@ cdef class Connection:
 
     cdef Hole _hole(self, uint8_t kind):
         cdef Hole h = Hole.__new__(Hole)
+        debug_assert(self.nholes == 0 or
+                     (<Hole>self.holes[-1]).at <= self.wbase + self.wbuf.len)
         h.conn = self
         h.kind = kind
         h.at = self.wbase + self.wbuf.len

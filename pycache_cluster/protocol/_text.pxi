@@ -57,7 +57,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
         ntokens = pc_tokenize(key_token.value, tokens, PC_MAX_TOKENS)
         key_token = tokens
     if c.hole_seq != holes0:
-        c.srv.fanout_gets += 1
+        c.srv.fanout_batches += 1
     pc_wbuf_add(&c.wbuf, b"END\r\n", 5)
     c._write_point()     # memcached writes out after every get (conn_mwrite)
 

@@ -113,7 +113,7 @@ def test_pylibmc(fleet3):
 
 @pytest.mark.skipif(MEMCCAPABLE is None,
                     reason="memccapable not installed (apt-get install libmemcached-tools)")
-@pytest.mark.parametrize("node", [0, 2])
+@pytest.mark.parametrize("node", [0, 1, 2])
 def test_memccapable_against_a_node_of_the_cluster(fleet3, node):
     n = fleet3[node]
     out = subprocess.run([MEMCCAPABLE, "-h", n.host, "-p", str(n.port), "-a", "-t", "10"],

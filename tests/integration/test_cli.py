@@ -30,7 +30,9 @@ def test_help_documents_every_flag():
                  "-I", "--max-item-size", "-U", "-v", "-A", "--enable-shutdown",
                  "PYCACHE_PORT", "PYCACHE_LISTEN", "PYCACHE_MEMORY_LIMIT",
                  "--gossip-port", "--node-name", "--join", "--cluster-key-file",
-                 "--gossip-preset", "PYCACHE_GOSSIP_PORT", "PYCACHE_NODE_NAME", "PYCACHE_JOIN",
+                 "--gossip-preset", "--advertise-addr", "--weight", "--vnodes",
+                 "--forward-timeout", "--peer-links", "PYCACHE_ADVERTISE_ADDR",
+                 "PYCACHE_GOSSIP_PORT", "PYCACHE_NODE_NAME", "PYCACHE_JOIN",
                  "PYCACHE_CLUSTER_KEY_FILE", "PYCACHE_GOSSIP_PRESET", "<hostname>:<port>",
                  "cluster members"):
         assert flag in out.stdout, flag
@@ -190,6 +192,39 @@ def test_cluster_flags_reach_the_node(request, tmp_path):
     assert "gossip runs in the clear" not in node.output()
 
 
+def test_routing_flags_reach_the_ring(request):
+    """--advertise-addr is the address the ring gives out; --weight and --vnodes shape it;
+    the same through PYCACHE_* environment variables."""
+    gport = free_port(udp=True)
+    node = start_node("--node-name", "w1", "--gossip-port", str(gport), "--gossip-preset",
+                      "local", "--advertise-addr", "localhost", "--weight", "3",
+                      "--vnodes", "10", listen="127.0.0.1")
+    request.addfinalizer(node.stop)
+    with Conn(node.port) as c:
+        for _ in range(200):
+            ring = c.call(b"cluster ring\r\n")
+            if b"nodes=1" in ring:
+                break
+            time.sleep(0.02)
+    assert ring.startswith(b"RING epoch=1 checksum=")
+    assert b" vnodes=10 nodes=1\r\n" in ring
+    assert ring.endswith(b"NODE w1 127.0.0.1:%d weight=3 share=1.000000\r\nEND\r\n" % node.port)
+    port, gport = free_port(), free_port(udp=True)
+    env = dict(os.environ, PYCACHE_PORT=str(port), PYCACHE_GOSSIP_PORT=str(gport),
+               PYCACHE_NODE_NAME="w2", PYCACHE_WEIGHT="2", PYCACHE_VNODES="5",
+               PYCACHE_FORWARD_TIMEOUT="0.5", PYCACHE_PEER_LINKS="2",
+               PYCACHE_GOSSIP_PRESET="local")
+    other = Server([*CLI, "serve"], port, env=node_env(env)).start()
+    request.addfinalizer(other.stop)
+    with Conn(port) as c:
+        for _ in range(200):
+            ring = c.call(b"cluster ring\r\n")
+            if b"nodes=1" in ring:
+                break
+            time.sleep(0.02)
+    assert b" vnodes=5 nodes=1\r\nNODE w2 127.0.0.1:%d weight=2 " % port in ring
+
+
 def test_cluster_environment_variables(request, tmp_path):
     # Two nodes, the second joining the first through PYCACHE_JOIN, both keyed by env.
     key = _key_file(tmp_path)
@@ -226,6 +261,12 @@ def test_default_node_name_and_clear_text_warning(request):
     (["--gossip-port", "7946", "--join", "a:b"], "join seed 'a:b'"),
     (["--gossip-port", "7946", "--node-name", "a b"], "contains whitespace"),
     (["--gossip-port", "70000"], "gossip port 70000 is out of range"),
+    (["--advertise-addr", "10.0.0.1"], "--advertise-addr needs --gossip-port"),
+    (["--gossip-port", "7946", "--weight", "0"], "weight 0 is out of range 1..100"),
+    (["--gossip-port", "7946", "--vnodes", "0"], "vnodes 0 is out of range"),
+    (["--gossip-port", "7946", "--forward-timeout", "0"], "forward timeout 0.0 must be"),
+    (["--gossip-port", "7946", "--peer-links", "17"], "peer links 17 is out of range"),
+    (["--gossip-port", "7946", "--advertise-addr", "a b"], "is not an address"),
 ])
 def test_bad_cluster_flags_are_refused(argv, message):
     out = subprocess.run([*CLI, "serve", "-p", str(free_port()), *argv], capture_output=True,
