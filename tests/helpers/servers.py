@@ -109,9 +109,10 @@ class Server:
 
 
 def node_argv(port: int, *extra: str, listen: str = "127.0.0.1") -> list[str]:
-    exe = shutil.which("pycache-cluster")
-    head = [exe] if exe else [sys.executable, "-m", "pycache_cluster"]
-    return [*head, "serve", "-p", str(port), "-l", listen, *extra]
+    """`python -m pycache_cluster serve ...`, run in the checkout (Server's cwd): the nodes
+    are this tree's code whatever is installed (the console script follows the install)."""
+    return [sys.executable, "-m", "pycache_cluster", "serve", "-p", str(port), "-l", listen,
+            *extra]
 
 
 def node_env(env: dict | None = None) -> dict | None:

@@ -292,3 +292,17 @@ def test_bad_key_file_is_refused(tmp_path):
         assert out.returncode == 1
         assert message in out.stderr
 
+
+
+def test_installed_console_script(request):
+    """`pycache-cluster`, as `make build` installs it, starts a node."""
+    import shutil
+
+    exe = shutil.which("pycache-cluster")
+    if exe is None:
+        pytest.skip("pycache-cluster is not on PATH (make build installs it)")
+    port = free_port()
+    node = Server([exe, "serve", "-p", str(port)], port).start()
+    request.addfinalizer(node.stop)
+    with Conn(node.port) as c:
+        c.expect(b"version\r\n", b"VERSION 1.6.18\r\n")
