@@ -410,7 +410,22 @@ cdef class Connection:
     cdef void _emit_ready(self):
         # Waiting for a command, memcached writes everything; reading a value, only what
         # came before its last write point.
-        if self.state == ST_CMD:
+        cdef size_t n
+        cdef bytes out
+        if self.nholes == 0 and self.state == ST_CMD:
+            # The plain path, written out: one bytes object, one write, an emptied buffer.
+            n = self.wbuf.len
+            if n == 0:
+                return
+            if self.transport is not None:
+                out = PyBytes_FromStringAndSize(self.wbuf.data, n)
+                self.srv.bytes_written += n
+                self.transport.write(out)
+            pc_wbuf_clear(&self.wbuf)
+            self.npin = 0
+            self.wbase += n
+            self.mark = 0
+        elif self.state == ST_CMD:
             self._emit(self.wbuf.len, self.hole_seq)
         else:
             self._emit(self.mark, self.mark_seq)
@@ -460,12 +475,7 @@ cdef class Connection:
             self._write(out)
 
     cdef void _write(self, bytes out):
-        # A transport that failed (the client reset us) refuses writes until connection_lost
-        # arrives on the next loop turn: its replies have nowhere to go.
-        try:
-            self.transport.write(out)
-        except RuntimeError:
-            self.transport.abort()
+        self.transport.write(out)
 
     cdef Hole _hole(self, uint8_t kind):
         cdef Hole h = Hole.__new__(Hole)
@@ -497,12 +507,18 @@ cdef class Connection:
         gone."""
         if self.transport is None:
             return
-        if self.closing:
-            self._emit(self.wbuf.len, self.hole_seq)
-            if self.nholes == 0:
-                self.transport.close()
+        try:
+            if self.closing:
+                self._emit(self.wbuf.len, self.hole_seq)
+                if self.nholes == 0:
+                    self.transport.close()
+                return
+            self._emit_ready()
+        except RuntimeError:
+            # A transport that failed (the client reset us) refuses writes until
+            # connection_lost arrives on the next loop turn: the replies have nowhere to go.
+            self.transport.abort()
             return
-        self._emit_ready()
         if self.holes_paused and self.nholes < HOLES_HIGH // 4 and self.wbuf.len < WBUF_FLUSH:
             self.holes_paused = False
             self._update_reading()
