@@ -88,7 +88,8 @@ def test_store_clock_follows_wall_clock():
 def test_without_gossip_port_no_membership():
     node = Node(Config(port=0))
     assert [type(c).__name__ for c in node.components] == ["Housekeeping", "ProtocolServer"]
-    assert node.state.extensions == {} and node.state.stats_providers == {}
+    # Only the node's own `stats memory`: nothing of the cluster.
+    assert node.state.extensions == {} and set(node.state.stats_providers) == {b"memory"}
 
 
 def test_gossip_members_active_and_a_stopped_node_is_left():
@@ -116,7 +117,7 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
             assert seen.meta.client_port == b.config.port
             assert b"cluster" in b.state.extensions
             await b.stop()
-            assert b.state.extensions == {} and b.state.stats_providers == {}
+            assert b.state.extensions == {} and set(b.state.stats_providers) == {b"memory"}
             for _ in range(300):
                 if ml_a.member("b").state == State.LEFT:
                     break
