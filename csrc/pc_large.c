@@ -1,4 +1,4 @@
-/* pc_large: big items in mappings of their own, with a small cache of freed ranges. */
+/* pc_large: big items in pages of their own, with a bounded cache of freed ranges. */
 #include "pc_large.h"
 
 #include <dlfcn.h>

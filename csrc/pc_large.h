@@ -1,13 +1,13 @@
-/* pc_large: big items in mappings of their own, with a small cache of freed mappings.
+/* pc_large: big items in pages of their own, with a bounded cache of freed ranges.
  *
  * Why: from malloc, values of mixed sizes up to 1 MB leave freed holes between live items in
  * the heap (glibc's dynamic mmap threshold puts everything below the largest freed chunk
  * there), and those holes stay resident: a node at -m 64 held 20-25 MiB more than its items.
- * A mapping per big item gives its pages back whole when it is freed. Giving every freed
- * page back costs page faults on the next store (3-4x the CPU per set in a 1 MB flood), so a
- * few freed mappings are kept, at most pc_large_cache_max() bytes, and reused for the next
- * big item: as they are when their size class is close enough, else through mremap
- * (shrinking returns the tail; growing maps only the difference).
+ * Pages of its own give a big item's memory back whole when it is freed. Giving every freed
+ * page back costs page faults on the next store (3-4x the CPU per set in a 1 MB flood), so
+ * freed ranges are kept, at most pc_large_cache_max() bytes, split and merged to serve the
+ * next big items (a range too small is grown by mremap: only the difference is new memory).
+ * bench/MEMORY.md has the measurements.
  *
  * Process-wide state, not thread-safe: the store is used from one thread. */
 #ifndef PC_LARGE_H
@@ -16,8 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Allocations of at least this many bytes are mapped (pc_item decides). Below it the
- * allocator's own size classes are denser; above it a page of rounding is at most 6%. */
+/* Allocations of at least this many bytes are mapped (pc_item decides). Below it malloc's
+ * chunks are denser; above it a page of rounding is at most 6.25%. */
 #define PC_LARGE_MIN ((size_t)64 * 1024)
 /* Mappings never exceed this count, far below vm.max_map_count's default of 65530, so that
  * the interpreter's own mmaps never fail because of ours: past it, callers fall back to
@@ -38,21 +38,21 @@ void *pc_large_alloc(size_t size);
 /* Frees a block from pc_large_alloc(size): into the cache, or back to the kernel. */
 void pc_large_free(void *p, size_t size);
 
-/* Unmaps the cached mappings that were not reused since the previous call (call it every few
- * seconds: an idle process then gives its cache back); with all != 0, every cached one.
+/* Unmaps the cached ranges that were not reused since the previous call (call it every second
+ * or few: an idle process then gives its cache back); with all != 0, every cached one.
  * Returns the bytes released. */
 size_t pc_large_trim(int all);
 
-/* Bytes kept in the cache at most (0: every freed mapping is unmapped at once). */
+/* Bytes kept in the cache at most (0: every freed range is unmapped at once). */
 void pc_large_set_cache_max(size_t bytes);
 size_t pc_large_cache_max(void);
 
 typedef struct pc_large_stats {
     uint64_t mapped;          /* blocks handed out and not freed */
     uint64_t mapped_bytes;
-    uint64_t cached;          /* freed blocks kept for reuse */
+    uint64_t cached;          /* freed ranges kept for reuse */
     uint64_t cached_bytes;
-    uint64_t cache_hits;      /* allocations served from the cache as they were */
+    uint64_t cache_hits;      /* allocations served from a cached range large enough */
     uint64_t cache_grows;     /* ... from a cached range grown by mremap */
     uint64_t cache_misses;    /* allocations that needed a new mapping */
     uint64_t fallbacks;       /* allocations refused (count cap or mmap failure) */
