@@ -100,6 +100,10 @@ static void put(pc_large_state *L, char *p, size_t len)
             i++;
         }
     }
+    if (len > L->cache_max) {       /* could never fit: keep what is cached */
+        munmap(p, len);
+        return;
+    }
     while (L->ncached == PC_LARGE_CACHE_SLOTS || L->cache_bytes + len > L->cache_max) {
         size_t s = smallest(L);
         if (L->ncached == 0 || L->cache[s].len >= len) {
