@@ -274,3 +274,43 @@ cdef class Store:
 def hash_key(const unsigned char[:] key, uint32_t seed=0):
     """murmur3 x86_32 as the store hashes keys: equal to mmh3.hash(key, seed, signed=False)."""
     return pc_hash(&key[0] if key.shape[0] else NULL, key.shape[0], seed)
+
+
+# -- big items' mappings (csrc/pc_large.h): process-wide, shared by every Store ------------
+
+cdef extern from "pc_large.h":
+    ctypedef struct pc_large_stats:
+        uint64_t mapped, mapped_bytes, cached, cached_bytes, cache_hits, cache_grows
+        uint64_t cache_misses, fallbacks
+    size_t pc_large_trim(int all)
+    void pc_large_set_cache_max(size_t bytes)
+    size_t pc_large_cache_max()
+    void pc_large_get_stats(pc_large_stats *out)
+    int pc_large_share()
+
+
+# This module loads before every other extension that links the core (they cimport it): its
+# copy of the big items' cache and counters becomes the one all copies use.
+pc_large_share()
+
+
+def large_stats():
+    """Items in mappings of their own, and the cache of freed mappings kept for reuse."""
+    cdef pc_large_stats st
+    pc_large_get_stats(&st)
+    return {"large_items": st.mapped, "large_item_bytes": st.mapped_bytes,
+            "large_cache_mappings": st.cached, "large_cache_bytes": st.cached_bytes,
+            "large_cache_max": pc_large_cache_max(), "large_cache_hits": st.cache_hits,
+            "large_cache_grows": st.cache_grows,
+            "large_cache_misses": st.cache_misses, "large_fallbacks": st.fallbacks}
+
+
+def large_trim(bint all=False):
+    """Unmaps cached mappings not reused since the previous call (every one with all=True);
+    returns the bytes given back."""
+    return pc_large_trim(all)
+
+
+def set_large_cache_max(size_t nbytes):
+    """Bytes of freed mappings kept for reuse at most (0: none)."""
+    pc_large_set_cache_max(nbytes)
