@@ -59,8 +59,15 @@ cdef class ServerState:
     cdef list links                      # Link per slot (None at self_slot)
     cdef public object cluster           # the cluster component (broadcasts), None alone
     cdef public uint64_t forwarded, fanout_batches, peer_requests
+    # Read buffers: connections take a 16 KiB buffer for a read and give it back when the
+    # batch left nothing behind, so idle connections hold none (memcached's rbuf cache).
+    cdef char *spare_rbufs[64]
+    cdef int nspare
+    cdef public uint64_t read_buf_count, read_buf_bytes, read_buf_bytes_free, read_buf_oom
 
     cdef Link link(self, unsigned slot)
+    cdef char *take_rbuf(self) noexcept
+    cdef void give_rbuf(self, char *buf, size_t cap) noexcept
 
 
 cdef class Link:
@@ -138,6 +145,7 @@ cdef class Connection:
     cdef void _process(self)
     cdef void _request_done(self) noexcept
     cdef int _grow(self, size_t need) except -1
+    cdef void _settle_rbuf(self) noexcept
     cdef void _command(self, char *line, size_t line_end)
     cdef void _complete_nread(self, const char *data)
     cdef void _extension(self, pc_token *tokens, size_t ntokens)

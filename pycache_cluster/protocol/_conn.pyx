@@ -106,13 +106,34 @@ cdef class ServerState:
     def reqs_per_event(self):
         return REQS_PER_EVENT
 
-    def read_buffers(self):
-        """(count, bytes) of the connections' read buffers."""
-        cdef Connection c
-        cdef size_t total = 0
-        for c in self.conns:
-            total += c.rcap
-        return len(self.conns), total
+    def __dealloc__(self):
+        while self.nspare:
+            self.nspare -= 1
+            free(self.spare_rbufs[self.nspare])
+
+    cdef char *take_rbuf(self) noexcept:
+        cdef char *buf
+        if self.nspare:
+            self.nspare -= 1
+            self.read_buf_bytes_free -= RBUF_INITIAL
+            return self.spare_rbufs[self.nspare]
+        buf = <char *>malloc(RBUF_INITIAL)
+        if buf == NULL:
+            self.read_buf_oom += 1
+            return NULL
+        self.read_buf_count += 1
+        self.read_buf_bytes += RBUF_INITIAL
+        return buf
+
+    cdef void give_rbuf(self, char *buf, size_t cap) noexcept:
+        if cap == RBUF_INITIAL and self.nspare < 64:
+            self.spare_rbufs[self.nspare] = buf
+            self.nspare += 1
+            self.read_buf_bytes_free += RBUF_INITIAL
+            return
+        free(buf)
+        self.read_buf_count -= 1
+        self.read_buf_bytes -= cap
 
     @property
     def routing(self):
@@ -207,10 +228,8 @@ cdef class Connection:
     def __cinit__(self, ServerState srv):
         self.srv = srv
         self.s = srv.s
-        self.rbuf = <char *>malloc(RBUF_INITIAL)
-        if self.rbuf == NULL:
-            raise MemoryError()
-        self.rcap = RBUF_INITIAL
+        self.rbuf = NULL         # taken from the server's spares on the first read
+        self.rcap = 0
         self.rend = 0
         pc_wbuf_init(&self.wbuf)
         self.state = ST_CMD
@@ -218,8 +237,9 @@ cdef class Connection:
         self.p.owner = -1
 
     def __dealloc__(self):
-        free(self.rbuf)
-        self.rbuf = NULL
+        if self.rbuf != NULL:
+            self.srv.give_rbuf(self.rbuf, self.rcap)
+            self.rbuf = NULL
         pc_wbuf_free(&self.wbuf)
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
@@ -263,8 +283,13 @@ cdef class Connection:
 
     def get_buffer(self, Py_ssize_t sizehint):
         cdef size_t want = RBUF_INITIAL // 2
-        if self.state == ST_NREAD and self.p.vlen > want:
-            want = self.p.vlen
+        if self.rbuf == NULL:
+            self.rbuf = self.srv.take_rbuf()
+            if self.rbuf == NULL:
+                raise MemoryError()
+            self.rcap = RBUF_INITIAL
+        if self.state == ST_NREAD and self.p.vlen > self.rend + want:
+            want = self.p.vlen - self.rend     # the rest of the value (its start is at 0)
         if self.rcap - self.rend < want:
             self._grow(self.rend + want)
         return self
@@ -346,15 +371,34 @@ cdef class Connection:
     # -- buffers and flow control ------------------------------------------------------------
 
     cdef int _grow(self, size_t need) except -1:
-        cdef size_t cap = self.rcap
-        while cap < need:
-            cap *= 2
+        # To what is needed, in 16 KiB steps: a value in flight is read whole (memcached
+        # reads it into its item), and doubling would hold up to twice its size.
+        cdef size_t cap = (need + RBUF_INITIAL - 1) // RBUF_INITIAL * RBUF_INITIAL
         cdef char *p = <char *>realloc(self.rbuf, cap)
         if p == NULL:
+            self.srv.read_buf_oom += 1
             raise MemoryError()
+        self.srv.read_buf_bytes += cap - self.rcap
         self.rbuf = p
         self.rcap = cap
         return 0
+
+    cdef void _settle_rbuf(self) noexcept:
+        # After a batch: nothing left over gives the buffer back; a grown one shrinks to
+        # the standard size once what is left fits in it.
+        cdef char *p
+        if self.rbuf == NULL:
+            return
+        if self.rend == 0:
+            self.srv.give_rbuf(self.rbuf, self.rcap)
+            self.rbuf = NULL
+            self.rcap = 0
+        elif self.rcap > RBUF_INITIAL and self.rend <= RBUF_INITIAL // 2:
+            p = <char *>realloc(self.rbuf, RBUF_INITIAL)
+            if p != NULL:
+                self.srv.read_buf_bytes -= self.rcap - RBUF_INITIAL
+                self.rbuf = p
+                self.rcap = RBUF_INITIAL
 
     cdef void _update_reading(self):
         # One place decides: paused by the transport's backpressure, by holes piling up, or
@@ -592,10 +636,7 @@ cdef class Connection:
             if pos < self.rend:
                 memmove(self.rbuf, self.rbuf + pos, self.rend - pos)
             self.rend -= pos
-        if self.rend == 0 and self.rcap > 16 * RBUF_INITIAL:
-            free(self.rbuf)
-            self.rbuf = <char *>malloc(RBUF_INITIAL)
-            self.rcap = RBUF_INITIAL
+        self._settle_rbuf()
         if self.closing:
             if not self.close_after_write:
                 self._drop_to_mark()
