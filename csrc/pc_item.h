@@ -13,6 +13,7 @@ enum pc_lru_segment { PC_HOT = 0, PC_WARM = 1, PC_COLD = 2, PC_NSEGMENTS = 3 };
 enum pc_item_bits {
     PC_ITEM_FETCHED = 1,     /* read at least once since it was stored */
     PC_ITEM_ACTIVE = 2,      /* read twice: worth keeping out of COLD */
+    PC_ITEM_TOMBSTONE = 0x10,  /* a deleted key's version, kept so older writes stay dead */
     /* Meta protocol state the store keeps with the item (memcached's it_flags): */
     PC_ITEM_TOKEN_SENT = 0x20, /* a client was handed the win token (W) */
     PC_ITEM_STALE = 0x40,      /* invalidated (md I, or a stale ms I): answers carry X */
