@@ -176,6 +176,8 @@ static uint64_t next_version(pc_store *s, uint64_t version)
 
 uint64_t pc_store_next_version(pc_store *s) { return next_version(s, 0); }
 
+void pc_store_observe(pc_store *s, uint64_t version) { next_version(s, version); }
+
 static void unlink_free(pc_store *s, pc_item *it, uint32_t hv)
 {
     pc_table_remove(&s->table, it, hv);
@@ -494,20 +496,25 @@ static int newer(const pc_item *held, uint64_t version, int tombstone, uint32_t 
 
 pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                             uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
-                            uint64_t version, int tombstone, int *had_live)
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
 {
     *had_live = 0;
+    *held = 0;
     if (!tombstone && pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
     /* A write older than a flush_all that already happened stays flushed. */
-    if (s->oldest_live != 0 && s->oldest_live <= s->now && version < s->oldest_version)
+    if (s->oldest_live != 0 && s->oldest_live <= s->now && version < s->oldest_version) {
+        *held = s->oldest_version;
         return PC_EXISTS;
+    }
     pc_item *old = lookup_slot(s, key, nkey, hv);
     if (old) {
         *had_live = !is_tombstone(old);
         int order = newer(old, version, tombstone, flags, value, nbytes);
-        if (order > 0)
+        if (order > 0) {
+            *held = old->version;
             return PC_EXISTS;
+        }
         if (order == 0) {
             next_version(s, version);
             return tombstone ? PC_DELETED : PC_STORED;
@@ -691,15 +698,19 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
                              result, out);
 }
 
-void pc_store_flush(pc_store *s, int64_t delay)
+void pc_store_flush(pc_store *s, int64_t delay) { pc_store_flush_at(s, delay, 0); }
+
+void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version)
 {
     /* memcached's flush_all: with CAS enabled, oldest_live is one second early and the
      * version cut-off catches what was stored within the current second. */
     pc_reltime new_oldest = delay > 0 ? pc_store_exptime(s, delay) : s->now;
     s->oldest_live = new_oldest - 1;
     if (s->oldest_live <= s->now)
-        s->oldest_version = next_version(s, 0);
+        s->oldest_version = next_version(s, version);
 }
+
+uint64_t pc_store_flush_version(const pc_store *s) { return s->oldest_version; }
 
 typedef struct crawl_ctx {
     pc_store *s;

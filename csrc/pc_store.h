@@ -116,10 +116,14 @@ pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint
  * and not older than a flush_all; equal versions keep the greater content, so replicas
  * that saw the same writes in any order hold the same. PC_STORED / PC_DELETED when applied
  * (or already held), PC_EXISTS when what is held is newer, PC_TOO_LARGE, PC_NO_MEMORY.
- * *had_live says whether a live item was there before. exptime follows memcached's rules. */
+ * *had_live says whether a live item was there before; on PC_EXISTS *held is the version that
+ * won (the key's, or the flush_all's), so that a writer can come back above it. exptime
+ * follows memcached's rules. */
 pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                             uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
-                            uint64_t version, int tombstone, int *had_live);
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held);
+/* A version seen elsewhere: versions made here from now on are greater. */
+void pc_store_observe(pc_store *s, uint64_t version);
 /* What the table holds for the key right now, tombstone included (NULL: nothing). */
 pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 
@@ -144,6 +148,10 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
 
 /* flush_all [delay]: delay follows exptime's rules; 0 flushes now. */
 void pc_store_flush(pc_store *s, int64_t delay);
+/* The same with the version cut-off given (a cluster's flush_all carries its
+ * coordinator's, so that the writes it makes next are newer on every node). */
+void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version);
+uint64_t pc_store_flush_version(const pc_store *s);
 
 /* Expiry crawler: examines at most max_buckets buckets from where it last stopped, frees the
  * expired and flushed items there, and finishes one bucket-step of any table growth.

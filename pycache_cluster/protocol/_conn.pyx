@@ -26,7 +26,7 @@ from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memchr, memcpy, memmove, memset, strcmp, strlen
+from libc.string cimport memchr, memcmp, memcpy, memmove, memset, strcmp, strlen
 
 from pycache_cluster.protocol._cdefs cimport *
 from pycache_cluster.store._store cimport *
@@ -57,10 +57,13 @@ DEF WBUF_FLUSH = 1024 * 1024
 # Reading pauses at this many outstanding holes (or WBUF_FLUSH bytes queued behind them) and
 # resumes below a quarter of it.
 DEF HOLES_HIGH = 4096
+# Most owners a key can have (--replicas).
+DEF MAX_REPLICAS = 16
 
 include "_text.pxi"
 include "_meta.pxi"
 include "_route.pxi"
+include "_replica.pxi"
 
 
 # C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
@@ -90,6 +93,11 @@ cdef class ServerState:
         self.self_slot = -1
         self.links = []
         self.cluster = None
+        self.fence = ClockFence.__new__(ClockFence)
+        self.fence.srv = self
+        self.replicas = getattr(settings, "replicas", 1)
+        self.write_quorum = getattr(settings, "write_quorum", 1)
+        self.read_quorum = getattr(settings, "read_quorum", 1)
 
     def protocol_factory(self):
         return Connection(self)
@@ -155,6 +163,11 @@ cdef class Link:
             h.fail(b"no route to owner")
         return 0
 
+    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+                         size_t n) except -1:
+        (<ReplicaWrite>waiter).fail(b"no route to owner")
+        return 0
+
 
 # Holes filled while a peer link works through one read batch are written once at its end.
 cdef bint _batching = False
@@ -216,6 +229,15 @@ cdef class Hole:
         if self.filled:
             return
         hole_fail(self, why)
+        self.filled = True
+        if self.conn is not None:
+            self.conn._hole_filled(self)
+
+    cdef void put(self, object data):
+        """A reply made here (a quorum's): as fill()."""
+        if self.filled:
+            return
+        self.data = data
         self.filled = True
         if self.conn is not None:
             self.conn._hole_filled(self)
@@ -322,10 +344,10 @@ cdef class Connection:
         if self.state != ST_CMD:
             self._drop_to_mark()
         self._emit(self.wbuf.len, self.hole_seq)
-        if self.nholes:
-            # Keep the socket open for the replies peers still owe; _drain closes it.
-            self.closing = True
-            self.close_after_write = True
+        if self.nholes or self.stalled:
+            # Keep the socket open for the replies peers still owe (and the requests a
+            # flush_all holds back); _drain closes it.
+            self.eof = True
             return True
         return False
 
@@ -439,17 +461,21 @@ cdef class Connection:
 
     cdef void _drop_to_mark(self):
         """memcached drops the replies made since its last write point: those in wbuf, and
-        those still to come (their holes)."""
+        those still to come (their holes). A dropped hole stays in line, unsent: the request
+        behind it is still on its way, and what follows on its key must wait for it."""
         cdef Hole h
+        cdef Py_ssize_t i = self.nholes - 1
         debug_assert(self.mark <= self.wbuf.len)
         self.wbuf.len = self.mark
-        while self.nholes and (<Hole>self.holes[-1]).seq >= self.mark_seq:
-            h = <Hole>self.holes.pop()
-            self.nholes -= 1
-            h.conn = None
-            h.filled = True
-            if h.task is not None:
-                h.task.cancel()
+        while i >= 0:
+            h = <Hole>self.holes[i]
+            if h.seq < self.mark_seq:
+                break
+            h.dropped = True
+            # Its place in the output is gone with the bytes around it: it waits at the mark.
+            if h.at > self.wbase + self.mark:
+                h.at = self.wbase + self.mark
+            i -= 1
 
     cdef void _emit_ready(self):
         # Waiting for a command, memcached writes everything; reading a value, only what
@@ -503,10 +529,12 @@ cdef class Connection:
             if not h.filled:
                 upto = 0
                 break
-            if h.data:
+            if h.data and not h.dropped:
                 parts.append(h.data)
             self.holes.popleft()
             self.nholes -= 1
+            if self.nholes == 0:
+                self.npend = 0
         if upto:
             parts.append(PyBytes_FromStringAndSize(self.wbuf.data, upto))
             self._consume(upto)
@@ -557,7 +585,11 @@ cdef class Connection:
                 if self.nholes == 0:
                     self.transport.close()
                 return
-            self._emit_ready()
+            if self.eof and not self.stalled:
+                # After a half-close nothing more comes: what is left goes out as it is.
+                self._emit(self.wbuf.len, self.hole_seq)
+            else:
+                self._emit_ready()
         except RuntimeError:
             # A transport that failed (the client reset us) refuses writes until
             # connection_lost arrives on the next loop turn: the replies have nowhere to go.
@@ -568,6 +600,13 @@ cdef class Connection:
             self._update_reading()
             if self.rend:
                 self._run()
+        elif self.stalled and self.nholes == 0:
+            self.stalled = False
+            self._run()
+        if self.eof and self.nholes == 0 and not self.stalled and not self.closing \
+                and self.transport is not None:
+            self._emit(self.wbuf.len, self.hole_seq)
+            self.transport.close()
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -627,6 +666,13 @@ cdef class Connection:
                 self.closing = True
                 break
             nline = line_end + 1
+            if self.nholes and self.srv.ring != NULL and \
+                    line_end >= 9 and memcmp(self.rbuf + pos, b"flush_all", 9) == 0:
+                # A cluster's flush_all is versioned by this node's clock, which must first
+                # have seen what the writes before it got at their owners (their clock
+                # fences): it waits for them. _drain carries on from here.
+                self.stalled = True
+                break
             self._command(self.rbuf + pos, line_end)
             pos += nline
             if self.state == ST_CMD:
@@ -710,9 +756,35 @@ cdef class Connection:
             # The one owner test of a single-key command: before the switch, whose arms
             # stay free of routing (a routed storage command still reads its value there).
             self.p.owner = -1
-            if key_hash(cmd, tokens, ntokens, &hv) and self.srv.ring != NULL \
-                    and not self.peer and route_command(self, cmd, tokens, ntokens, hv):
-                return
+            self.p.fanout = False
+            self.p.version = 0
+            if key_hash(cmd, tokens, ntokens, &hv):
+                if self.srv.ring != NULL and not self.peer and \
+                        route_command(self, cmd, tokens, ntokens, hv):
+                    return
+                if self.srv.ring != NULL and self.srv.replicas > 1 and \
+                        _replicated_here(cmd, tokens, ntokens):
+                    # The arm runs here on the key's first owner: what it changes goes to
+                    # the other owners (see _replica.pxi).
+                    self._command_replicated(cmd, tokens, ntokens, hv)
+                    return
+        self._dispatch(cmd, tokens, ntokens, hv)
+
+    cdef void _command_replicated(self, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                                  uint32_t hv):
+        cdef unsigned char decoded[256]
+        cdef const char *key = tokens[1].value
+        cdef size_t nkey = tokens[1].length
+        cdef size_t start = self.wbuf.len
+        cdef uint64_t before
+        if _has_flag(cmd, tokens, ntokens, b'b'):
+            nkey = pc_base64_decode(<const unsigned char *>key, nkey, decoded, sizeof(decoded))
+            key = <const char *>decoded
+        before = slot_version(self, key, nkey, hv)
+        self._dispatch(cmd, tokens, ntokens, hv)
+        replicate_local(self, key, nkey, hv, start, before)
+
+    cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv):
         if cmd == PC_CMD_GET:
             text_get(self, tokens, ntokens, False, False)
         elif cmd == PC_CMD_GETS:
@@ -750,7 +822,14 @@ cdef class Connection:
         elif cmd == PC_CMD_MA:
             meta_arith(self, tokens, ntokens, hv)
         elif cmd == PC_CMD_MN:
-            self._out(b"MN")
+            if self.peer and ntokens == 3 and tokens[1].value[0] == b'c':
+                # A clock fence (peer links only): this node's clock, past every version
+                # it made or applied.
+                pc_wbuf_add(&self.wbuf, b"MN c", 4)
+                pc_wbuf_add_u64(&self.wbuf, pc_store_next_version(self.s))
+                pc_wbuf_add(&self.wbuf, b"\r\n", 2)
+            else:
+                self._out(b"MN")
             self._write_point()     # "mn command forces immediate writeback flush"
         elif cmd == PC_CMD_ME:
             meta_debug(self, tokens, ntokens, hv)
@@ -784,9 +863,20 @@ cdef class Connection:
                 self.noreply = False      # meta set errors are always answered
             self._out(b"CLIENT_ERROR bad data chunk")
             return
+        if self.p.fanout:
+            fanout_store(self, data, self.p.vlen)
+            return
         if self.p.owner >= 0:
             route_store(self, data, self.p.vlen)
             return
+        if self.p.version:
+            meta_apply_done(self, data, nbytes)
+            return
+        cdef bint replicating = self.srv.ring != NULL and self.srv.replicas > 1
+        cdef uint64_t before = 0
+        cdef size_t start = self.wbuf.len
+        if replicating:
+            before = slot_version(self, self.p.key, self.p.nkey, self.p.hv)
         self.srv.cmd_set += 1
         st = pc_store_store_hv(self.s, self.p.mode, self.p.key, self.p.nkey, self.p.hv,
                                self.p.flags, self.p.exptime, data, nbytes, self.p.cas, 0, &it)
@@ -794,6 +884,8 @@ cdef class Connection:
             meta_set_done(self, st, it)
         else:
             text_update_done(self, st)
+        if replicating:
+            replicate_local(self, self.p.key, self.p.nkey, self.p.hv, start, before)
 
     # -- Python's side of the seam -----------------------------------------------------------
 
@@ -828,6 +920,25 @@ cdef class Connection:
 
 def _log(str msg):
     sys.stderr.write(msg + "\n")
+
+
+cdef bint _has_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens, char flag) noexcept:
+    cdef size_t i
+    if cmd < PC_CMD_MG:
+        return False
+    for i in range(3 if cmd == PC_CMD_MS else 2, ntokens - 1):
+        if tokens[i].value[0] == flag:
+            return True
+    return False
+
+
+cdef inline bint _replicated_here(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcept:
+    # Writes other than storage (whose value is stored in _complete_nread), not replicas'
+    # own writes (E).
+    return (cmd == PC_CMD_DELETE or cmd == PC_CMD_INCR or cmd == PC_CMD_DECR
+            or cmd == PC_CMD_TOUCH or cmd == PC_CMD_MD or cmd == PC_CMD_MA
+            or cmd == PC_CMD_MG) and not _has_flag(cmd, tokens, ntokens, b'E') \
+        and tokens[1].length <= KEY_MAX
 
 
 cdef inline bint _keyed(pc_cmd cmd) noexcept:

@@ -100,7 +100,8 @@ cdef extern from "pc_store.h":
     pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                                 uint32_t flags, int64_t exptime, const char *value,
                                 size_t nbytes, uint64_t version, int tombstone,
-                                int *had_live) nogil
+                                int *had_live, uint64_t *held) nogil
+    void pc_store_observe(pc_store *s, uint64_t version) nogil
     pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
 
     pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
@@ -133,6 +134,8 @@ cdef extern from "pc_store.h":
                              uint64_t delta, uint64_t cas, uint64_t version, uint64_t *result,
                              pc_item **out) nogil
     void pc_store_flush(pc_store *s, int64_t delay) nogil
+    void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version) nogil
+    uint64_t pc_store_flush_version(const pc_store *s) nogil
     size_t pc_store_crawl(pc_store *s, size_t max_buckets) nogil
     uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx) nogil
     int64_t pc_store_ttl(const pc_store *s, const pc_item *it) nogil

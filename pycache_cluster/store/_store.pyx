@@ -292,8 +292,10 @@ cdef class Store:
         cdef bytes k = _key(key)
         cdef bytes v = bytes(value)
         cdef int had_live = 0
+        cdef uint64_t held = 0
         status = pc_store_apply_hv(self._s, k, len(k), pc_hash(<const char *>k, len(k), 0),
-                                   flags, exptime, v, len(v), version, tombstone, &had_live)
+                                   flags, exptime, v, len(v), version, tombstone, &had_live,
+                                   &held)
         return _RESULTS[status], bool(had_live)
 
     def slot(self, key):
