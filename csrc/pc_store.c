@@ -706,8 +706,11 @@ void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version)
      * version cut-off catches what was stored within the current second. */
     pc_reltime new_oldest = delay > 0 ? pc_store_exptime(s, delay) : s->now;
     s->oldest_live = new_oldest - 1;
+    if (version)
+        next_version(s, version);
+    /* Past both the coordinator's version and everything this store holds. */
     if (s->oldest_live <= s->now)
-        s->oldest_version = next_version(s, version);
+        s->oldest_version = next_version(s, 0);
 }
 
 uint64_t pc_store_flush_version(const pc_store *s) { return s->oldest_version; }

@@ -148,8 +148,9 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
 
 /* flush_all [delay]: delay follows exptime's rules; 0 flushes now. */
 void pc_store_flush(pc_store *s, int64_t delay);
-/* The same with the version cut-off given (a cluster's flush_all carries its
- * coordinator's, so that the writes it makes next are newer on every node). */
+/* The same in a cluster: the version cut-off is past both the coordinator's `version` and
+ * every version this store holds; pc_store_flush_version() tells it, so that the
+ * coordinator's next writes can be newer on every node. */
 void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version);
 uint64_t pc_store_flush_version(const pc_store *s);
 

@@ -23,7 +23,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from pycache_cluster.protocol._cdefs cimport (
     pc_reply_frame, pc_wbuf, pc_wbuf_add, pc_wbuf_clear, pc_wbuf_free, pc_wbuf_init)
 from pycache_cluster.protocol._conn cimport (
-    ClockFence, Hole, Link, ReplicaWrite, replies_begin, replies_end)
+    ClockFence, Hole, Link, ReadAnswer, ReplicaWrite, replies_begin, replies_end)
 
 DEF ST_IDLE = 0          # never connected
 DEF ST_CONNECTING = 1
@@ -331,6 +331,8 @@ cdef class PeerLink(Link):
                     (<ReplicaWrite>w).ack(self.rbuf + pos, n)
                 elif type(w) is ClockFence:
                     (<ClockFence>w).observe(self.rbuf + pos, n)
+                elif type(w) is ReadAnswer:
+                    (<ReadAnswer>w).ack(self.rbuf + pos, n)
                 elif w is not None and not w.done():
                     w.set_result(PyBytes_FromStringAndSize(self.rbuf + pos, n))
                 pos += 4 if n == 0 else n
@@ -358,6 +360,8 @@ cdef void _fail(object waiter, bytes why):
         (<ReplicaWrite>waiter).fail(why)
     elif type(waiter) is ClockFence:
         pass
+    elif type(waiter) is ReadAnswer:
+        (<ReadAnswer>waiter).fail(why)
     elif not waiter.done():
         waiter.set_exception(PeerError(why.decode(errors="replace")))
 

@@ -96,5 +96,6 @@ class Commands:
             ("replica_writes_acked", st.replica_writes_acked),
             ("replica_writes_failed", st.replica_writes_failed),
             ("quorum_failures", st.quorum_failures),
+            ("read_repairs", st.read_repairs),
             *c.hints.counters().items(),
         ])

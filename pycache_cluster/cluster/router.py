@@ -71,7 +71,11 @@ class Router:
         failed = []
         for name, futures in calls.items():
             replies = await asyncio.gather(*futures, return_exceptions=True)
-            if any(r != b"OK\r\n" for r in replies):
+            for r in replies:
+                # "OK c<cut-off>": this node's next writes must be newer than that.
+                if isinstance(r, bytes) and r.startswith(b"OK c"):
+                    self.state.store.observe(int(r[4:]))
+            if any(not (isinstance(r, bytes) and r.startswith(b"OK")) for r in replies):
                 failed.append(name)
                 log.warning("flush_all on %s: %s", name, replies)
         if not failed:

@@ -66,7 +66,7 @@ cdef class ServerState:
     # `write_quorum` of them, reads from `read_quorum` (1 = this node when it is an owner).
     cdef public int replicas, write_quorum, read_quorum
     cdef public uint64_t replica_writes_sent, replica_writes_acked, replica_writes_failed
-    cdef public uint64_t quorum_failures
+    cdef public uint64_t quorum_failures, read_repairs
     # Read buffers: connections take a 16 KiB buffer for a read and give it back when the
     # batch left nothing behind, so idle connections hold none (memcached's rbuf cache).
     cdef char *spare_rbufs[64]
@@ -129,6 +129,8 @@ cdef class Quorum:
     cdef int64_t exptime
     cdef uint64_t version, seen
     cdef bytes request
+    cdef list after             # sends held back until every owner answered (inflight)
+    cdef Connection conn
 
     cdef void vote(self, int round, int result, uint64_t held)
     cdef void settle(self)
@@ -142,6 +144,41 @@ cdef class ClockFence:
     cdef ServerState srv
 
     cdef void observe(self, const char *frame, size_t n)
+
+
+# A replicated key's read (text get/gets) that this node could not answer alone (it is no
+# owner, it misses the key, or R > 1): every owner is asked, the newest answer is the reply,
+# and the owners that answered older or nothing are repaired.
+cdef class ReadMerge:
+    cdef ServerState srv
+    cdef Hole hole
+    cdef bint with_cas, replied, asking
+    cdef uint32_t hv
+    cdef bytes key, keytok, flag    # the key; as a meta token, with its b flag if any
+    cdef uint16_t owners[16]
+    cdef uint8_t nowners, next, need, answered, outstanding, hits
+    cdef object ring
+    cdef uint64_t best_version
+    cdef uint32_t best_flags
+    cdef int64_t best_exptime       # unix seconds, 0: never
+    cdef bytes best_value           # None: nobody had it
+    cdef list answers               # (slot, version) of the owners that answered
+    cdef list after                 # sends held back until this read is answered
+    cdef Connection conn
+
+    cdef void answer(self, int slot, uint64_t version, uint32_t flags, int64_t exptime,
+                     object value)
+    cdef void ask_next(self)
+    cdef void ask_all(self)
+    cdef void settle(self)
+
+
+cdef class ReadAnswer:
+    cdef ReadMerge merge
+    cdef int slot
+
+    cdef void ack(self, const char *frame, size_t n)
+    cdef void fail(self, bytes why)
 
 
 # One owner's copy of a write, waiting on a peer link: its answer is a vote of its Quorum;
@@ -184,12 +221,18 @@ cdef class Connection:
     cdef uint64_t mark_seq      # hole_seq at the last write point
     cdef bint holes_paused, reading_paused, draining, busy
     cdef bint stalled           # a flush_all waits for the holes before it (see _process)
+    cdef bint barrier           # ...and what follows a flush_all waits for it
     cdef bint eof               # the client half-closed: close once everything is answered
     # Keys (hashes) of writes this connection sent to a first owner and not yet answered:
     # later commands on them go the same way, so they run after the write, as in one
     # memcached (replicated keys may otherwise be answered here first).
     cdef uint32_t pend_hv[8]
     cdef uint8_t npend
+    # Reads and plain writes of replicated keys still waiting on owners, by key hash: a
+    # write this connection routes through the key's first owner meanwhile is sent only once
+    # every owner answered them (the first owner's replication could otherwise reach an
+    # owner before they do). Values: ReadMerge or Quorum.
+    cdef dict inflight
     cdef public object peername
     cdef public str peer_name
     cdef public object session      # a peer handshake's state while it runs
@@ -211,6 +254,7 @@ cdef class Connection:
     cdef void _write(self, bytes out)
     cdef void _emit_ready(self)
     cdef void _drop_to_mark(self)
+    cdef bint _holes_filled(self)
     cdef void _run(self)
     cdef void _process(self)
     cdef void _request_done(self) noexcept

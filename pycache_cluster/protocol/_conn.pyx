@@ -459,6 +459,13 @@ cdef class Connection:
         self.wbase += n
         self.mark = self.mark - n if self.mark > n else 0
 
+    cdef bint _holes_filled(self):
+        cdef Hole h
+        for h in self.holes:
+            if not h.filled:
+                return False
+        return True
+
     cdef void _drop_to_mark(self):
         """memcached drops the replies made since its last write point: those in wbuf, and
         those still to come (their holes). A dropped hole stays in line, unsent: the request
@@ -564,9 +571,10 @@ cdef class Connection:
 
     cdef void _hole_filled(self, Hole h):
         global _dirty
-        if self.busy or self.draining or self.holes[0] is not h:
+        if self.busy or self.draining or (self.holes[0] is not h and not self.stalled):
             # Written when the holes before it are, at the end of the request loop running
-            # now, or at the end of the peer link's batch.
+            # now, or at the end of the peer link's batch. A stalled connection looks at
+            # every fill: the last one it waits for may be any of them.
             return
         if _batching:
             self.draining = True
@@ -585,7 +593,9 @@ cdef class Connection:
                 if self.nholes == 0:
                     self.transport.close()
                 return
-            if self.eof and not self.stalled:
+            if self.stalled:
+                self._emit(self.mark, self.mark_seq)    # as at the end of _process
+            elif self.eof:
                 # After a half-close nothing more comes: what is left goes out as it is.
                 self._emit(self.wbuf.len, self.hole_seq)
             else:
@@ -600,13 +610,15 @@ cdef class Connection:
             self._update_reading()
             if self.rend:
                 self._run()
-        elif self.stalled and self.nholes == 0:
+        elif self.stalled and self._holes_filled():
             self.stalled = False
             self._run()
-        if self.eof and self.nholes == 0 and not self.stalled and not self.closing \
-                and self.transport is not None:
+        if self.eof and not self.stalled and not self.closing and self.transport is not None:
+            if self.state != ST_CMD:
+                self._drop_to_mark()    # a value cut short by the half-close, as eof_received
             self._emit(self.wbuf.len, self.hole_seq)
-            self.transport.close()
+            if self.nholes == 0:
+                self.transport.close()
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -637,6 +649,11 @@ cdef class Connection:
                 self.holes_paused = True        # _drain() carries on from here
                 self._update_reading()
                 break
+            if self.barrier:
+                if not self._holes_filled():
+                    self.stalled = True         # _drain carries on once they are in
+                    break
+                self.barrier = False
             avail = self.rend - pos
             if self.state == ST_SWALLOW:
                 n = self.swallow_left if self.swallow_left < avail else avail
@@ -666,7 +683,7 @@ cdef class Connection:
                 self.closing = True
                 break
             nline = line_end + 1
-            if self.nholes and self.srv.ring != NULL and \
+            if self.nholes and self.srv.ring != NULL and not self._holes_filled() and \
                     line_end >= 9 and memcmp(self.rbuf + pos, b"flush_all", 9) == 0:
                 # A cluster's flush_all is versioned by this node's clock, which must first
                 # have seen what the writes before it got at their owners (their clock
@@ -695,8 +712,12 @@ cdef class Connection:
             return
         # memcached writes replies out while it waits for a command line, but not while it
         # reads (or discards) a value: replies after its last write point (`mark`) leave once
-        # the value is complete.
-        self._emit_ready()
+        # the value is complete. Stalled (flush_all) with requests still unread is the same:
+        # memcached would have gone on without writing.
+        if self.stalled:
+            self._emit(self.mark, self.mark_seq)
+        else:
+            self._emit_ready()
 
     cdef void _request_done(self) noexcept:
         self.noreply = False

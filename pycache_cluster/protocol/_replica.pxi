@@ -132,12 +132,17 @@ cdef class Quorum:
             return
         if self.superseded and self.retries < MAX_RETRIES:
             self.again()
-        elif not self.replied:
+            return
+        if not self.replied:
             self.replied = True
             self.srv.quorum_failures += 1
             if self.hole is not None:
                 self.hole.put(b"SERVER_ERROR quorum not met: %d of %d owners stored the "
                               b"write\r\n" % (self.acks, self.need))
+        if self.conn is not None:
+            release_inflight(self.conn, self.hv, self, self.after)
+            self.after = None
+            self.conn = None
 
     cdef void again(self):
         """The write once more, versioned above what superseded it."""
@@ -295,6 +300,8 @@ cdef void fanout(Connection c, Quorum q, bint quiet, bytes yes, bytes no):
     q.retryable = True
     q.yes, q.no = (b"", b"") if quiet else (yes, no)
     q.hole = c._hole(HK_QUORUM)
+    q.conn = c
+    note_inflight(c, q.hv, q)
     q.request = write_request(q)
     if q.local:
         st = local_apply(q, &had, &held)
@@ -371,6 +378,8 @@ cdef bint fanout_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntok
         q.request = b"touch %s %d\r\n" % (q.key, exptime)
         q.yes, q.no = (b"", b"") if quiet else (b"TOUCHED\r\n", b"NOT_FOUND\r\n")
         q.hole = c._hole(HK_QUORUM)
+        q.conn = c
+        note_inflight(c, hv, q)
         send_replicas(q)
         return True
     return False
@@ -431,3 +440,290 @@ cdef void meta_reply_stored(Connection c, uint64_t version):
             pc_wbuf_add(&c.wbuf, b" c", 2)
             pc_wbuf_add_u64(&c.wbuf, version)
     pc_wbuf_add(&c.wbuf, b"\r\n", 2)
+
+
+# -- reads of replicated keys ------------------------------------------------------------
+
+@cython.final
+@cython.freelist(256)
+cdef class ReadAnswer:
+    """One owner's answer to a ReadMerge's `mg <key> v f c t`."""
+
+    cdef void ack(self, const char *frame, size_t n):
+        cdef const char *nl = <const char *>memchr(frame, b'\n', n)
+        cdef const char *p
+        cdef const char *end
+        cdef uint64_t nbytes = 0, flags = 0, version = 0, ttl = 0
+        cdef bint never = False
+        if n >= 2 and frame[0] == b'E' and frame[1] == b'N':
+            self.merge.answer(self.slot, 0, 0, 0, None)
+            return
+        if nl == NULL or n < 3 or frame[0] != b'V' or frame[1] != b'A':
+            self.fail(b"bad answer")
+            return
+        end = nl
+        p = frame + 3
+        p += pc_u64_prefix(p, end, &nbytes)
+        while p < end:
+            if p[0] == b' ' and p + 1 < end:
+                if p[1] == b'f':
+                    p += 2 + pc_u64_prefix(p + 2, end, &flags)
+                    continue
+                if p[1] == b'c':
+                    p += 2 + pc_u64_prefix(p + 2, end, &version)
+                    continue
+                if p[1] == b't':
+                    never = p + 2 < end and p[2] == b'-'
+                    p += 2 + (1 if never else 0)
+                    p += pc_u64_prefix(p, end, &ttl)
+                    continue
+            p += 1
+        if <size_t>(nl + 1 - frame) + nbytes + 2 > n:
+            self.fail(b"bad answer")
+            return
+        self.merge.answer(self.slot, version, <uint32_t>flags,
+                          0 if never else pc_store_unix_time(self.merge.srv.s,
+                                                             pc_store_now(self.merge.srv.s))
+                          + <int64_t>ttl,
+                          PyBytes_FromStringAndSize(nl + 1, nbytes))
+
+    cdef void fail(self, bytes why):
+        self.merge.answer(-1, 0, 0, 0, None)
+
+
+cdef size_t pc_u64_prefix(const char *p, const char *end, uint64_t *out) noexcept:
+    cdef size_t n = 0
+    cdef uint64_t v = 0
+    while p + n < end and p[n] >= b'0' and p[n] <= b'9':
+        v = v * 10 + <uint64_t>(p[n] - 48)
+        n += 1
+    out[0] = v
+    return n
+
+
+@cython.final
+cdef class ReadMerge:
+    """See _conn.pxd."""
+
+    cdef void answer(self, int slot, uint64_t version, uint32_t flags, int64_t exptime,
+                     object value):
+        # slot -1: the owner could not be asked (it counts as asked, not as an answer).
+        if self.outstanding:
+            self.outstanding -= 1
+        if slot >= 0:
+            self.answered += 1
+            self.answers.append((slot, version))
+            if value is not None:
+                self.hits += 1
+                if version > self.best_version or self.best_value is None:
+                    self.best_version = version
+                    self.best_flags = flags
+                    self.best_exptime = exptime
+                    self.best_value = value
+        self.settle()
+
+    cdef void ask_next(self):
+        cdef ServerState srv = self.srv
+        cdef ReadAnswer w
+        cdef uint16_t slot
+        cdef bytes request
+        while self.next < self.nowners and self.owners[self.next] == srv.self_slot:
+            self.next += 1
+        if self.next >= self.nowners:
+            return
+        slot = self.owners[self.next]
+        self.next += 1
+        w = ReadAnswer.__new__(ReadAnswer)
+        w.merge = self
+        w.slot = slot
+        self.outstanding += 1
+        request = b"mg %s v f c t%s\r\n" % (self.keytok, self.flag)
+        srv.forwarded += 1
+        srv.link(slot).send_waiter(w, self.hv, PyBytes_AS_STRING(request),
+                                   PyBytes_GET_SIZE(request))
+
+    cdef void settle(self):
+        cdef Connection c = self.conn
+        if self.outstanding or self.asking or self.replied:
+            return
+        self.replied = True
+        self.hole.put(read_reply(self))
+        read_repair(self)
+        release_inflight(c, self.hv, self, self.after)
+        self.after = None
+
+    cdef void ask_all(self):
+        """Every other owner at once: their answers all come from before whatever this
+        connection sends next on the key (each link keeps its order), which asking one
+        after another would not guarantee."""
+        self.asking = True
+        while self.next < self.nowners:
+            self.ask_next()
+        self.asking = False
+        self.settle()
+
+
+cdef bytes read_reply(ReadMerge m):
+    if m.best_value is None:
+        return b""
+    if m.with_cas:
+        return b"VALUE %s %d %d %d\r\n%s\r\n" % (m.key, m.best_flags, len(m.best_value),
+                                                  m.best_version, m.best_value)
+    return b"VALUE %s %d %d\r\n%s\r\n" % (m.key, m.best_flags, len(m.best_value),
+                                           m.best_value)
+
+
+cdef void read_repair(ReadMerge m):
+    """The owners that answered an older version, or nothing, get the newest."""
+    cdef ServerState srv = m.srv
+    cdef Quorum q
+    cdef unsigned i, n = 0
+    cdef uint16_t stale[16]
+    if m.best_value is None:
+        return
+    for slot, version in m.answers:
+        if version < m.best_version:
+            stale[n] = slot
+            n += 1
+    if n == 0:
+        return
+    srv.read_repairs += 1
+    q = Quorum.__new__(Quorum)
+    q.srv = srv
+    q.hv = m.hv
+    q.ring = m.ring
+    q.key, q.flag = m.keytok, m.flag
+    q.value = m.best_value
+    q.flags = m.best_flags
+    q.exptime = m.best_exptime
+    q.version = m.best_version
+    q.sending = True
+    for i in range(n):
+        if stale[i] == srv.self_slot:
+            q.local = True
+        else:
+            q.owners[q.nowners] = stale[i]
+            q.nowners += 1
+    q.request = write_request(q)
+    if q.local:
+        _ = local_apply_quiet(q)
+    send_replicas(q)
+
+
+cdef int local_apply_quiet(Quorum q):
+    cdef int had = 0
+    cdef uint64_t held = 0
+    local_apply(q, &had, &held)
+    return had
+
+
+cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t hv,
+                          bint return_cas):
+    """A text get's key in a replicated cluster: False when the local copy answers it (this
+    node is an owner, it has the key, and one owner is enough); else a hole that a
+    ReadMerge fills."""
+    cdef ServerState srv = c.srv
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef unsigned n = owners_of(srv, hv, owners), i
+    cdef bint local = is_owner(srv, owners, n)
+    cdef pc_item *it = NULL
+    cdef ReadMerge m
+    if local:
+        it = pc_store_peek_hv(c.s, key, nkey, hv)
+        if it != NULL and srv.read_quorum == 1:
+            return False
+    m = ReadMerge.__new__(ReadMerge)
+    m.srv = srv
+    m.hv = hv
+    m.ring = srv.ring_ref
+    m.with_cas = return_cas
+    m.key = PyBytes_FromStringAndSize(key, nkey)
+    m.keytok, m.flag = key_field(key, nkey)
+    m.nowners = <uint8_t>n
+    for i in range(n):
+        m.owners[i] = owners[i]
+    m.need = <uint8_t>min(<unsigned>srv.read_quorum, n)
+    m.answers = []
+    m.conn = c
+    m.hole = c._hole(HK_QUORUM)
+    note_inflight(c, hv, m)
+    if local:
+        # This owner's copy is one answer (counted as the get it is).
+        c.srv.cmd_get += 1
+        pc_store_note_get(c.s, it, 1)
+        if it == NULL:
+            m.answer(srv.self_slot, 0, 0, 0, None)
+        else:
+            m.answer(srv.self_slot, it.version, it.flags,
+                     pc_store_unix_time(c.s, it.exptime) if it.exptime else 0,
+                     PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes))
+    m.ask_all()
+    return True
+
+
+cdef class Deferred:
+    """A write held back behind a read of its key (see Connection.reads)."""
+    cdef ServerState srv
+    cdef unsigned slot
+    cdef Hole hole
+    cdef uint32_t hv
+    cdef bytes line, data
+    cdef bint quiet
+
+    def __call__(self):
+        cdef const char *tail = NULL
+        cdef size_t ntail = 0
+        if self.data is not None:
+            tail = self.data
+            ntail = len(self.data)
+        self.srv.link(self.slot).send(self.hole, self.hv, PyBytes_AS_STRING(self.line),
+                                      PyBytes_GET_SIZE(self.line), tail, ntail, self.quiet)
+        fence(self.srv, self.slot, self.hv)
+
+
+cdef void note_inflight(Connection c, uint32_t hv, object op):
+    if c.inflight is None:
+        c.inflight = {}
+    c.inflight[hv] = op
+
+
+cdef void release_inflight(Connection c, uint32_t hv, object op, list after):
+    """op (a ReadMerge or Quorum) has every owner's answer: what waited behind it goes."""
+    if c is not None and c.inflight is not None and c.inflight.get(hv) is op:
+        del c.inflight[hv]
+    if after:
+        for send in after:
+            send()
+
+
+cdef bint defer_behind_read(Connection c, unsigned slot, Hole h, uint32_t hv, bytes line,
+                            bytes data, bint quiet, bint queued_only=False):
+    """True when a read or plain write of this key is still out at its owners: the send
+    goes once they all answered it. queued_only (a read): only when a write already waits
+    there, since the read must not pass it."""
+    cdef Deferred d
+    cdef list waiting
+    if c.inflight is None or not c.inflight:
+        return False
+    op = c.inflight.get(hv)
+    if op is None:
+        return False
+    waiting = (<ReadMerge>op).after if type(op) is ReadMerge else (<Quorum>op).after
+    if queued_only and not waiting:
+        return False
+    if waiting is None:
+        waiting = []
+        if type(op) is ReadMerge:
+            (<ReadMerge>op).after = waiting
+        else:
+            (<Quorum>op).after = waiting
+    d = Deferred.__new__(Deferred)
+    d.srv = c.srv
+    d.slot = slot
+    d.hole = h
+    d.hv = hv
+    d.line = line
+    d.data = data
+    d.quiet = quiet
+    waiting.append(d)
+    return True

@@ -101,6 +101,7 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
     cdef size_t i, start
     cdef bint quiet = False
     cdef bytes line
+    cdef Hole h
     c.p.fanout = False
     if tokens[ntokens - 1].value != NULL:
         return False    # more tokens than a line of this command has: it answers an error
@@ -137,8 +138,12 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
         c.p_line = line
         return False
     srv.forwarded += 1
-    srv.link(slot).send(c._hole(HK_RAW), hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
-                        NULL, 0, quiet)
+    h = c._hole(HK_RAW)
+    if srv.replicas > 1 and defer_behind_read(c, slot, h, hv, line, None, quiet,
+                                              kind == KIND_READ):
+        return True
+    srv.link(slot).send(h, hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), NULL, 0,
+                        quiet)
     if srv.replicas > 1 and kind != KIND_READ:
         fence(srv, slot, hv)
     return True
@@ -157,9 +162,14 @@ cdef void route_store(Connection c, const char *data, size_t n):
     """A storage command whose value is complete goes to its owner: line and value in one
     copy into the link's buffer."""
     cdef bytes line = c.p_line
+    cdef Hole h = c._hole(HK_RAW)
     c.p_line = None
     c.srv.forwarded += 1
-    c.srv.link(<unsigned>c.p.owner).send(c._hole(HK_RAW), c.p.hv, PyBytes_AS_STRING(line),
+    if c.srv.replicas > 1 and defer_behind_read(c, <unsigned>c.p.owner, h, c.p.hv, line,
+                                                PyBytes_FromStringAndSize(data, n),
+                                                c.p.quiet):
+        return
+    c.srv.link(<unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
                                          PyBytes_GET_SIZE(line), data, n, c.p.quiet)
     fence(c.srv, <unsigned>c.p.owner, c.p.hv)
 
@@ -190,9 +200,9 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     cdef size_t n = 3
     cdef Hole h
     if srv.replicas > 1:
+        if not touch and not pending(c, hv):
+            return read_replicated(c, key, nkey, hv, return_cas)
         nown = owners_of(srv, hv, owners)
-        if not touch and is_owner(srv, owners, nown) and not pending(c, hv):
-            return False
         slot = owners[0]
     else:
         slot = pc_ring_primary(srv.ring, hv)
@@ -219,6 +229,9 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     memcpy(h.key, key, nkey)
     h.nkey = <uint8_t>nkey
     srv.forwarded += 1
+    if srv.replicas > 1 and defer_behind_read(c, slot, h, hv, PyBytes_FromStringAndSize(line, n),
+                                              None, False, not touch):
+        return True
     srv.link(slot).send(h, hv, line, n, NULL, 0, False)
     return True
 
@@ -226,12 +239,15 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
 cdef void route_flush_all(Connection c, int32_t delay):
     """flush_all applies to the whole cluster: every other member flushes too; the reply is
     OK once they all did (or names those that could not)."""
+    cdef Hole h = c._hole(HK_PY)
     aw = c.srv.cluster.flush_all(delay, pc_store_flush_version(c.s))
     if c.noreply:
         c.noreply = False
-        settle(None, aw, c.srv.extensions.timeout)
-    else:
-        settle(c._hole(HK_PY), aw, c.srv.extensions.timeout)
+        h.dropped = True        # no reply, but what follows still waits for it (below)
+    settle(h, aw, c.srv.extensions.timeout)
+    # The writes that follow must be newer than every member's cut-off: they wait until
+    # the members answered theirs (the router moves this node's clock past them).
+    c.barrier = True
 
 
 cdef void hole_reply(Hole h, const char *frame, size_t n):

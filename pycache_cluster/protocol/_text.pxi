@@ -199,6 +199,12 @@ cdef void text_flush_all(Connection c, pc_token *tokens, size_t ntokens):
     if c.srv.ring != NULL and not c.peer:
         route_flush_all(c, delay)       # the whole cluster: see _route.pxi
         return
+    if version:
+        # A cluster's flush_all: the cut-off too, for the coordinator's clock.
+        pc_wbuf_add(&c.wbuf, b"OK c", 4)
+        pc_wbuf_add_u64(&c.wbuf, pc_store_flush_version(c.s))
+        pc_wbuf_add(&c.wbuf, b"\r\n", 2)
+        return
     c._out(b"OK")
 
 

@@ -285,6 +285,10 @@ cdef class Store:
     def next_version(self):
         return pc_store_next_version(self._s)
 
+    def observe(self, uint64_t version):
+        """A version seen elsewhere: versions made here from now on are greater."""
+        pc_store_observe(self._s, version)
+
     def apply(self, key, value, uint32_t flags=0, int64_t exptime=0, uint64_t version=0,
               bint tombstone=False):
         """A replica's write, last-write-wins: (StoreResult, whether a live item was
