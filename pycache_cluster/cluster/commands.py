@@ -97,5 +97,5 @@ class Commands:
             ("replica_writes_failed", st.replica_writes_failed),
             ("quorum_failures", st.quorum_failures),
             ("read_repairs", st.read_repairs),
-            *c.hints.counters().items(),
+            *c.hints.counters(c.router.addresses).items(),
         ])

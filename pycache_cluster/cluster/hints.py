@@ -92,7 +92,11 @@ class Hints:
             log.info("replayed %d hint(s) to %s", done, owner)
         return done
 
-    def counters(self) -> dict[str, int]:
-        return {"hints_pending": self.count, "hints_pending_bytes": self.bytes,
+    def counters(self, members=()) -> dict[str, int]:
+        """members: the ring's names now; hints for them are the ones replay will deliver
+        (an owner that was declared dead keeps its hints until it is back)."""
+        live = sum(len(q) for owner, q in self.pending.items() if owner in members)
+        return {"hints_pending": self.count, "hints_pending_members": live,
+                "hints_pending_bytes": self.bytes,
                 "hints_queued": self.queued, "hints_replayed": self.replayed,
                 "hints_dropped": self.dropped}

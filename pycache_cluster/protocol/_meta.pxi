@@ -52,11 +52,13 @@ cdef void meta_get(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv):
     cdef pc_item *it
     cdef size_t i, start, nkey
     cdef bint created = False, won = False, ttl_set = False
+    cdef uint64_t version
     cdef char *key
     cdef pc_status st
     cdef char ch
     cdef pc_reltime exptime
     memset(&of, 0, sizeof(of))
+    of.allow_version = c.peer
     if ntokens < 3:
         c._out(b"ERROR")
         return
@@ -86,6 +88,13 @@ cdef void meta_get(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv):
         c.srv.cmd_get += 1
         pc_store_note_get(c.s, NULL, 0)
         pc_wbuf_add(&c.wbuf, b"EN", 2)
+        if of.has_version:
+            # A replicated read (E, peer links only): the version of the tombstone or the
+            # expired item here, which may be newer than another owner's value.
+            version = slot_version(c, key, nkey, hv)
+            if version:
+                pc_wbuf_add(&c.wbuf, b" c", 2)
+                pc_wbuf_add_u64(&c.wbuf, version)
         if not meta_echo(c, tokens, ntokens, start, key, nkey, of.key_binary):
             return
         pc_wbuf_add(&c.wbuf, b"\r\n", 2)

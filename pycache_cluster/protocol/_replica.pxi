@@ -456,7 +456,9 @@ cdef class ReadAnswer:
         cdef uint64_t nbytes = 0, flags = 0, version = 0, ttl = 0
         cdef bint never = False
         if n >= 2 and frame[0] == b'E' and frame[1] == b'N':
-            self.merge.answer(self.slot, 0, 0, 0, None)
+            if n > 4 and frame[2] == b' ' and frame[3] == b'c':
+                pc_u64_prefix(frame + 4, frame + n, &version)
+            self.merge.answer(self.slot, version, 0, 0, None)
             return
         if nl == NULL or n < 3 or frame[0] != b'V' or frame[1] != b'A':
             self.fail(b"bad answer")
@@ -510,16 +512,19 @@ cdef class ReadMerge:
         # slot -1: the owner could not be asked (it counts as asked, not as an answer).
         if self.outstanding:
             self.outstanding -= 1
+        # A miss may carry the version of what the owner deleted (or saw expire): newer
+        # than another owner's value, it is the answer, so a stale copy never resurrects.
         if slot >= 0:
             self.answered += 1
             self.answers.append((slot, version))
             if value is not None:
                 self.hits += 1
-                if version > self.best_version or self.best_value is None:
-                    self.best_version = version
-                    self.best_flags = flags
-                    self.best_exptime = exptime
-                    self.best_value = value
+            if version > self.best_version or (version == self.best_version and
+                                               value is not None and self.best_value is None):
+                self.best_version = version
+                self.best_flags = flags
+                self.best_exptime = exptime
+                self.best_value = value
         self.settle()
 
     cdef void ask_next(self):
@@ -537,7 +542,8 @@ cdef class ReadMerge:
         w.merge = self
         w.slot = slot
         self.outstanding += 1
-        request = b"mg %s v f c t%s\r\n" % (self.keytok, self.flag)
+        # E (peer links only): a miss answers the version of what the owner deleted.
+        request = b"mg %s v f c t E1%s\r\n" % (self.keytok, self.flag)
         srv.forwarded += 1
         srv.link(slot).send_waiter(w, self.hv, PyBytes_AS_STRING(request),
                                    PyBytes_GET_SIZE(request))
@@ -574,12 +580,13 @@ cdef bytes read_reply(ReadMerge m):
 
 
 cdef void read_repair(ReadMerge m):
-    """The owners that answered an older version, or nothing, get the newest."""
+    """The owners that answered an older version, or nothing, get the newest (a tombstone
+    when the newest is a delete)."""
     cdef ServerState srv = m.srv
     cdef Quorum q
     cdef unsigned i, n = 0
     cdef uint16_t stale[16]
-    if m.best_value is None:
+    if m.best_version == 0:
         return
     for slot, version in m.answers:
         if version < m.best_version:
@@ -647,12 +654,13 @@ cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t h
     m.conn = c
     m.hole = c._hole(HK_QUORUM)
     note_inflight(c, hv, m)
+    m.asking = True         # no verdict on this owner's answer alone: ask_all settles
     if local:
         # This owner's copy is one answer (counted as the get it is).
         c.srv.cmd_get += 1
         pc_store_note_get(c.s, it, 1)
         if it == NULL:
-            m.answer(srv.self_slot, 0, 0, 0, None)
+            m.answer(srv.self_slot, slot_version(c, key, nkey, hv), 0, 0, None)
         else:
             m.answer(srv.self_slot, it.version, it.flags,
                      pc_store_unix_time(c.s, it.exptime) if it.exptime else 0,

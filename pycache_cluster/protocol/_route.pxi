@@ -66,9 +66,15 @@ cdef int command_kind(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcept:
             return KIND_COND
         if cmd == PC_CMD_MG and (f == b'N' or f == b'T'):
             return KIND_COND
-        if f == b'E':
-            return KIND_READ        # a replica's write: refused here as memcached would
     return KIND_READ if cmd == PC_CMD_MG else KIND_PLAIN
+
+
+cdef bint has_version_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcept:
+    cdef size_t i
+    for i in range(3 if cmd == PC_CMD_MS else 2, ntokens - 1):
+        if tokens[i].value[0] == b'E':
+            return True
+    return False
 
 
 cdef inline bint pending(Connection c, uint32_t hv) noexcept:
@@ -105,6 +111,8 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
     c.p.fanout = False
     if tokens[ntokens - 1].value != NULL:
         return False    # more tokens than a line of this command has: it answers an error
+    if cmd >= PC_CMD_MG and cmd != PC_CMD_ME and has_version_flag(cmd, tokens, ntokens):
+        return False    # E is for peer links only: refused here, as memcached would
     if srv.replicas > 1:
         n = owners_of(srv, hv, owners)
         kind = command_kind(cmd, tokens, ntokens)
@@ -204,6 +212,10 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
             return read_replicated(c, key, nkey, hv, return_cas)
         nown = owners_of(srv, hv, owners)
         slot = owners[0]
+        if touch:
+            touch_replicas(c, key, nkey, hv, owners, nown, exptime)
+            if <int>slot != srv.self_slot:
+                note_pending(c, hv)     # what follows on the key waits behind it there
     else:
         slot = pc_ring_primary(srv.ring, hv)
     if <int>slot == srv.self_slot:
@@ -234,6 +246,24 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
         return True
     srv.link(slot).send(h, hv, line, n, NULL, 0, False)
     return True
+
+
+cdef void touch_replicas(Connection c, const char *key, size_t nkey, uint32_t hv,
+                         uint16_t *owners, unsigned nown, int32_t exptime):
+    """gat's touch reaches every owner (the first answers the value), as a touch would, so
+    that no owner keeps the old expiry to answer a later read with."""
+    cdef ServerState srv = c.srv
+    cdef unsigned i
+    cdef bytes line = None
+    for i in range(1, nown):
+        if <int>owners[i] == srv.self_slot:
+            pc_store_touch_hv(c.s, key, nkey, hv, exptime)
+            continue
+        if line is None:
+            keytok, flag = key_field(key, nkey)
+            line = b"mg %s T%d%s\r\n" % (keytok, exptime, flag)
+        srv.link(owners[i]).send(None, hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
+                                 NULL, 0, False)
 
 
 cdef void route_flush_all(Connection c, int32_t delay):

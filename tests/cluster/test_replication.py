@@ -1,0 +1,172 @@
+"""N-way replication between real node processes (N=3, W=2 on five nodes unless a test says
+otherwise): every owner holds an acknowledged write at one version, which is the CAS every
+node answers; conditional writes race through different nodes and exactly one wins; a replica
+that was stopped catches up by hints; a stale replica never brings back a deleted key; a write
+whose quorum cannot be met answers SERVER_ERROR in bounded time, never hangs."""
+import random
+import re
+import signal
+import threading
+
+import pytest
+from cluster.replicas import PeerView, copies, owners
+from helpers.cluster import wait_for
+
+REPL = ("--replicas", "3", "--write-quorum", "2", "--read-quorum", "1")
+
+
+@pytest.fixture(scope="module")
+def fleet5(request, tmp_path_factory):
+    from cluster.conftest import Fleet
+    fleet = Fleet(tmp_path_factory, 41, 5, "--forward-timeout", "1", *REPL)
+    request.addfinalizer(fleet.stop)
+    return fleet.start()
+
+
+def cas_of(reply: bytes) -> int:
+    m = re.match(rb"VALUE \S+ \d+ \d+ (\d+)\r\n", reply)
+    assert m, reply
+    return int(m.group(1))
+
+
+def same_everywhere(held) -> bool:
+    return held[0] is not None and len(set(held)) == 1
+
+
+def test_an_acknowledged_write_is_on_every_owner_at_one_version(fleet5):
+    rnd = random.Random(1)
+    keys = [b"one:%d" % i for i in range(60)]
+    for k in keys:
+        node = fleet5[rnd.randrange(5)]
+        assert node.call(b"set %s 0 0 3\r\nv%02d\r\n" % (k, keys.index(k))) == b"STORED\r\n"
+    for i, k in enumerate(keys):
+        own = owners(fleet5, k)
+        assert len(own) == 3
+        # W=2 acknowledged it; the third owner's copy lands moments later.
+        wait_for(lambda k=k, own=own: same_everywhere(copies(fleet5, k, own)), 5,
+                 f"{k!r} on all its owners")
+        value, version = copies(fleet5, k, own)[0]
+        assert value == b"v%02d" % i
+        others = [n for n in range(5) if n not in own]
+        assert copies(fleet5, k, others) == [None, None]
+        # The version every owner stores is the CAS unique gets answers through any node.
+        assert {cas_of(fleet5[n].call(b"gets %s\r\n" % k)) for n in range(5)} == {version}
+
+
+def race(node, request: bytes, start: threading.Barrier, replies: dict, name) -> None:
+    with node.conn() as c:
+        start.wait()
+        replies[name] = c.call(request)
+
+
+def test_cas_through_two_nodes_exactly_one_wins(fleet5):
+    rnd = random.Random(2)
+    for round_ in range(25):
+        k = b"race:%d" % round_
+        a, b = rnd.sample(range(5), 2)
+        assert fleet5[a].call(b"set %s 0 0 1\r\n0\r\n" % k) == b"STORED\r\n"
+        unique = cas_of(fleet5[b].call(b"gets %s\r\n" % k))
+        start = threading.Barrier(2)
+        replies = {}
+
+        request = b"cas %s 0 0 1 %d\r\n%%s\r\n" % (k, unique)
+        threads = [threading.Thread(target=race, args=(fleet5[n], request % v, start, replies, n))
+                   for n, v in ((a, b"A"), (b, b"B"))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert sorted(replies.values()) == [b"EXISTS\r\n", b"STORED\r\n"], replies
+        winner = b"A" if replies[a] == b"STORED\r\n" else b"B"
+        for n in range(5):
+            assert fleet5[n].call(b"get %s\r\n" % k) == b"VALUE %s 0 1\r\n%s\r\nEND\r\n" % (k,
+                                                                                     winner)
+
+
+def test_a_stale_replica_never_brings_back_a_deleted_key(fleet5):
+    """One owner still holds a value the others deleted (a replica that missed the delete):
+    a read through any node that asks the owners answers the delete, and repairs the stale
+    one. The state is planted through peer connections, so no hint can mend it first."""
+    k = b"zombie:1"
+    assert fleet5[0].call(b"set %s 0 0 5\r\nfirst\r\n" % k) == b"STORED\r\n"
+    version = cas_of(fleet5[0].call(b"gets %s\r\n" % k))
+    own = owners(fleet5, k)
+    stale, fresh = own[2], own[:2]
+    for n in fresh:
+        with PeerView(fleet5, n) as view:
+            assert view.write(b"md %s E%d\r\n" % (k, version + 2)) == b"HD\r\n"
+    with PeerView(fleet5, stale) as view:
+        assert view.copy(k) == (b"first", version)
+    # Through the owners that deleted it and through the nodes that own nothing: gone. (The
+    # stale owner's own clients may read its copy until repaired: R=1 answers locally.)
+    for n in [*fresh, *(i for i in range(5) if i not in own)]:
+        assert fleet5[n].call(b"get %s\r\n" % k) == b"END\r\n", n
+    wait_for(lambda: copies(fleet5, k, [stale]) == [None], 5, "the stale owner repaired")
+    assert fleet5[stale].call(b"get %s\r\n" % k) == b"END\r\n"
+    assert fleet5[0].stats("cluster")["read_repairs"] + sum(
+        fleet5[n].stats("cluster")["read_repairs"] for n in range(1, 5)) > 0
+
+
+def test_a_stopped_replica_catches_up_by_hints(make_fleet):
+    fleet = make_fleet(46, 5, "--forward-timeout", "0.5", *REPL)
+    fleet.start()
+    stopped = 4
+    keys = [k for k in (b"hint:%d" % i for i in range(200))
+            if stopped in owners(fleet, k)][:40]
+    coordinators = [0, 1, 2, 3]
+    for k in keys:
+        assert fleet[0].call(b"set %s 0 0 2\r\nv1\r\n" % k) == b"STORED\r\n"
+    fleet[stopped].proc.send_signal(signal.SIGSTOP)
+    try:
+        # The two live owners make the quorum; the stopped one's writes become hints.
+        for i, k in enumerate(keys):
+            node = fleet[coordinators[i % 4]]
+            if i % 2:
+                assert node.call(b"delete %s\r\n" % k) == b"DELETED\r\n"
+            else:
+                assert node.call(b"set %s 0 0 2\r\nv2\r\n" % k) == b"STORED\r\n"
+        # Each becomes a hint when its request to the stopped owner times out.
+        wait_for(lambda: sum(fleet[n].stats("cluster")["hints_queued"]
+                             for n in coordinators) >= len(keys), 10, "the missed writes hinted")
+    finally:
+        fleet[stopped].proc.send_signal(signal.SIGCONT)
+
+    def caught_up():
+        pending = sum(fleet[n].stats("cluster")["hints_pending_members"]
+                      for n in coordinators)
+        with PeerView(fleet, stopped) as view:
+            held = [view.copy(k) for k in keys]
+        return pending == 0 and all(
+            (h is None) if i % 2 else (h is not None and h[0] == b"v2")
+            for i, h in enumerate(held))
+    wait_for(caught_up, 30, "the stopped replica caught up")
+    assert sum(fleet[n].stats("cluster")["hints_replayed"] for n in coordinators) >= len(keys)
+    # Through every node, the stopped one included: the newest write, deletes deleted.
+    for n in range(5):
+        for i, k in enumerate(keys):
+            want = b"END\r\n" if i % 2 else b"VALUE %s 0 2\r\nv2\r\nEND\r\n" % k
+            assert fleet[n].call(b"get %s\r\n" % k) == want, (n, k)
+
+
+def test_a_quorum_that_cannot_be_met_answers_server_error_and_recovers(make_fleet):
+    """N=3, W=3 on three nodes: with one stopped, no write can be acknowledged; the client
+    hears why, in bounded time; once it is back, writes succeed again."""
+    fleet = make_fleet(56, 3, "--forward-timeout", "0.5", "--replicas", "3",
+                       "--write-quorum", "3")
+    fleet.start()
+    fleet[2].proc.send_signal(signal.SIGSTOP)
+    try:
+        with fleet[0].conn(timeout=10) as c:
+            reply = c.call(b"set q:1 0 0 1\r\nx\r\n")
+            assert re.fullmatch(rb"SERVER_ERROR quorum not met: \d of 3 owners [^\r]*\r\n",
+                                reply), reply
+            # The node keeps serving: reads are answered by the owners it can reach.
+            assert c.call(b"get q:never\r\n") == b"END\r\n"
+        assert fleet[0].stats("cluster")["quorum_failures"] >= 1
+    finally:
+        fleet[2].proc.send_signal(signal.SIGCONT)
+    fleet.wait_converged()
+    wait_for(lambda: fleet[0].call(b"set q:2 0 0 1\r\ny\r\n") == b"STORED\r\n", 30,
+             "writes acknowledged again")
+    for n in range(3):
+        assert fleet[n].call(b"get q:2\r\n") == b"VALUE q:2 0 1\r\ny\r\nEND\r\n"
