@@ -66,13 +66,14 @@ bench: sysdeps build
 	$(PYTHON) -m bench memory --mode inproc; status=$$?; \
 	  $(PYTHON) -m bench compare $(BENCH_ARGS) && exit $$status
 
-# The cluster's figures: ring lookup and balance, and forwarded requests' CPU beside a local
-# one and memcached's (bench/RESULTS.md, "Cluster").
+# The cluster's figures: ring lookup and balance, forwarded requests' CPU beside a local one
+# and memcached's, replicated sets and reads (bench/RESULTS.md, "Cluster", "Replication").
 bench-cluster: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 	$(PYTHON) -m bench.ring_bench
 	$(PYTHON) -m bench.cluster_bench --conns 32
 	$(PYTHON) -m bench.cluster_bench --conns 8
+	$(PYTHON) -m bench.replica_bench
 
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"

@@ -40,16 +40,17 @@ def call(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
 
 
 class Cluster:
-    """n nodes with gossip on 127.0.0.1 (distinct ports), joined into one ring."""
+    """n nodes with gossip on 127.0.0.1 (distinct ports), joined into one ring; `flags` for
+    every node (e.g. --replicas 3)."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, *flags: str):
         self.procs, self.ports = [], []
         first_gossip = None
         for i in range(n):
             port, gport = servers.free_port(), servers.free_port()
             argv = [sys.executable, "-m", "pycache_cluster", "serve", "-l", "127.0.0.1",
                     "-p", str(port), "-m", "256", "--node-name", f"b{i}", "--gossip-port",
-                    str(gport), "--gossip-preset", "local"]
+                    str(gport), "--gossip-preset", "local", *flags]
             if first_gossip:
                 argv += ["--join", f"127.0.0.1:{first_gossip}"]
             first_gossip = first_gossip or gport
@@ -72,6 +73,10 @@ class Cluster:
     def owner(self, key: bytes) -> bytes:
         return call(self.ports[0], b"cluster owners " + key + b"\r\n").split()[1]
 
+    def owners(self, key: bytes) -> list[bytes]:
+        reply = call(self.ports[0], b"cluster owners " + key + b"\r\n").split()
+        return [reply[i + 1] for i, w in enumerate(reply) if w == b"OWNER"]
+
     def stop(self):
         for p in self.procs:
             servers.kill_process(p)
@@ -82,14 +87,15 @@ def preload(port: int, keys: list[bytes]) -> None:
                         for k in keys))
 
 
-def run_load(port: int, pids: list[int], keys: list[bytes], args, mget: int) -> dict:
+def run_load(port: int, pids: list[int], keys: list[bytes], args, mget: int,
+             op: str = "get") -> dict:
     with tempfile.NamedTemporaryFile("wb", suffix=".keys", delete=False) as f:
         f.write(b"\n".join(keys))
     try:
         before = [servers.read_cpu(p) for p in pids]
         out = subprocess.run([sys.executable, "-m", "bench.loadclient", "127.0.0.1", str(port),
                               "--seconds", str(args.seconds), "--conns", str(args.conns),
-                              "--keys-file", f.name, "--mget", str(mget)],
+                              "--keys-file", f.name, "--mget", str(mget), "--op", op],
                              cwd=servers.ROOT, capture_output=True, text=True, check=True)
         after = [servers.read_cpu(p) for p in pids]
     finally:
@@ -111,7 +117,9 @@ def main(argv=None) -> int:
     servers.install_signal_handlers()
     memcached = servers.ServerProcess("memcached", servers.MEMCACHED_CMD, 256).start()
     single = servers.ServerProcess("ours", servers.OURS_CMD, 256).start()
-    two, three = Cluster(2), Cluster(3)
+    # One owner per key: what forwarding costs, without replication (bench.replica_bench).
+    alone = ("--replicas", "1", "--write-quorum", "1")
+    two, three = Cluster(2, *alone), Cluster(3, *alone)
     try:
         plain = [b"key:%d" % i for i in range(3000)]
         remote = [k for k in (b"fwd:%d" % i for i in range(6000)) if two.owner(k) == b"b1"]

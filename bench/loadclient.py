@@ -2,10 +2,12 @@
 for its reply (as memcaslap does), timing every request. Run as its own process.
 
     python -m bench.loadclient HOST PORT --seconds 5 --conns 16 --keys-file F [--mget 10]
+                               [--op set]
 
-Requests are `get <key>` (or `get` of --mget keys) with keys drawn at random from the
-file (one per line). Prints one JSON line: {"ops", "seconds", "p50_us", "p99_us"}; a
-multi-get counts as one op.
+Requests are `get <key>` (or `get` of --mget keys), or with --op set `set <key>` of a
+100-byte value, with keys drawn at random from the file (one per line). Prints one JSON
+line: {"ops", "seconds", "p50_us", "p99_us", "errors"}; a multi-get counts as one op, a
+set answered anything but STORED counts as an error.
 """
 from __future__ import annotations
 
@@ -25,12 +27,20 @@ def main() -> None:
     p.add_argument("--conns", type=int, default=16)
     p.add_argument("--keys-file", required=True)
     p.add_argument("--mget", type=int, default=1)
+    p.add_argument("--op", choices=("get", "set"), default="get")
     args = p.parse_args()
     with open(args.keys_file, "rb") as f:
         keys = f.read().split()
     rnd = random.Random(7)
-    requests = [b"get " + b" ".join(rnd.choice(keys) for _ in range(args.mget)) + b"\r\n"
-                for _ in range(4096)]
+    if args.op == "set":
+        requests = [b"set %s 0 0 100\r\n%s\r\n" % (rnd.choice(keys), b"v" * 100)
+                    for _ in range(4096)]
+        done = b"\r\n"
+    else:
+        requests = [b"get " + b" ".join(rnd.choice(keys) for _ in range(args.mget)) + b"\r\n"
+                    for _ in range(4096)]
+        done = b"END\r\n"
+    errors = 0
     sel = selectors.DefaultSelector()
     conns = []
     for i in range(args.conns):
@@ -57,7 +67,9 @@ def main() -> None:
             if not chunk:
                 raise SystemExit("server closed a connection")
             st["buf"] += chunk
-            if st["buf"].endswith(b"END\r\n"):
+            if st["buf"].endswith(done):
+                if args.op == "set" and st["buf"] != b"STORED\r\n":
+                    errors += 1
                 t = time.perf_counter()
                 lat.append(t - st["t"])
                 ops += 1
@@ -69,7 +81,8 @@ def main() -> None:
     lat.sort()
     print(json.dumps({"ops": ops, "seconds": elapsed,
                       "p50_us": lat[len(lat) // 2] * 1e6 if lat else 0,
-                      "p99_us": lat[int(len(lat) * 0.99)] * 1e6 if lat else 0}))
+                      "p99_us": lat[int(len(lat) * 0.99)] * 1e6 if lat else 0,
+                      "errors": errors}))
 
 
 if __name__ == "__main__":
