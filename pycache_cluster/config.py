@@ -63,7 +63,9 @@ class Config:
     #: acknowledged write survives the loss of N - 1 owners; writes to a key with an owner
     #: down fail (SERVER_ERROR) until gossip declares that owner dead (a few seconds).
     write_quorum: int = 2
-    #: Owners a read asks (R, 1..N); the newest version wins and stale owners are repaired.
+    #: Owners whose answers a read needs (R, 1..N). R = 1 lets an owner holding the key
+    #: answer from its own copy; otherwise a read asks every owner at once, the newest
+    #: version wins, stale owners are repaired, and fewer than R answers make it a miss.
     #: R + W > N: a read sees every acknowledged write while no owner is lost.
     read_quorum: int = 1
     #: Seconds a deleted key's tombstone is kept, so that an older write that arrives late

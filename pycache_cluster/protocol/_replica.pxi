@@ -553,7 +553,13 @@ cdef class ReadMerge:
         if self.outstanding or self.asking or self.replied:
             return
         self.replied = True
-        self.hole.put(read_reply(self))
+        if self.answered < self.need:
+            # Fewer than R owners answered: what they hold may be stale, and for a cache a
+            # miss is the safe answer (counted as a quorum failure).
+            self.srv.quorum_failures += 1
+            self.hole.put(b"")
+        else:
+            self.hole.put(read_reply(self))
         read_repair(self)
         release_inflight(c, self.hv, self, self.after)
         self.after = None
