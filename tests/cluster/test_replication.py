@@ -141,11 +141,17 @@ def test_a_stopped_replica_catches_up_by_hints(make_fleet):
             for i, h in enumerate(held))
     wait_for(caught_up, 30, "the stopped replica caught up")
     assert sum(fleet[n].stats("cluster")["hints_replayed"] for n in coordinators) >= len(keys)
-    # Through every node, the stopped one included: the newest write, deletes deleted.
-    for n in range(5):
-        for i, k in enumerate(keys):
-            want = b"END\r\n" if i % 2 else b"VALUE %s 0 2\r\nv2\r\nEND\r\n" % k
-            assert fleet[n].call(b"get %s\r\n" % k) == want, (n, k)
+    # Through every node, the stopped one included: the newest write, deletes deleted; and
+    # so after that replica restarts from nothing (kill -9), its reads merge the others'.
+    for restarted in (False, True):
+        if restarted:
+            fleet[stopped].kill()
+            fleet[stopped].start()
+            fleet.wait_converged()
+        for n in range(5):
+            for i, k in enumerate(keys):
+                want = b"END\r\n" if i % 2 else b"VALUE %s 0 2\r\nv2\r\nEND\r\n" % k
+                assert fleet[n].call(b"get %s\r\n" % k) == want, (n, k, restarted)
 
 
 def test_a_quorum_that_cannot_be_met_answers_server_error_and_recovers(make_fleet):
