@@ -187,6 +187,16 @@ static void unlink_free(pc_store *s, pc_item *it, uint32_t hv)
     pc_item_free(it, &s->item_bytes);
 }
 
+/* In a cluster an expiry is a write at the item's version: the item becomes a tombstone in
+ * place (no allocation, so the crawler may do it mid-scan) and outranks an older value that
+ * another owner still holds, or a late replay of one. */
+static void entomb(pc_store *s, pc_item *it)
+{
+    it->bits |= PC_ITEM_TOMBSTONE;
+    it->exptime = s->now + s->tombstone_ttl;
+    s->tombstones++;
+}
+
 /* What the table holds for the key (a live item or a tombstone), dropping it on the way if
  * it has expired or been flushed. */
 static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
@@ -210,6 +220,10 @@ static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t 
     }
     if (is_expired(s, it)) {
         s->stats.get_expired++;
+        if (s->replicated) {
+            entomb(s, it);
+            return it;
+        }
         unlink_free(s, it, hv);
         return NULL;
     }
@@ -559,6 +573,16 @@ pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t
     return PC_DELETED;
 }
 
+pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             uint64_t version)
+{
+    pc_item *it = lookup_slot(s, key, nkey, hv);
+    if (!it || it->version != version)
+        return PC_NOT_FOUND;
+    unlink_free(s, it, hv);
+    return PC_DELETED;
+}
+
 pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                                  int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
 {
@@ -735,6 +759,10 @@ static int reclaim_if_dead(pc_store *s, pc_item *it)
     if (!(it->bits & PC_ITEM_FETCHED))
         s->stats.expired_unfetched++;
     s->stats.crawler_reclaimed++;
+    if (s->replicated && !is_flushed(s, it)) {
+        entomb(s, it);
+        return 1;
+    }
     unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
     return 1;
 }

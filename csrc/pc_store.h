@@ -124,6 +124,11 @@ pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
                             uint64_t version, int tombstone, int *had_live, uint64_t *held);
 /* A version seen elsewhere: versions made here from now on are greater. */
 void pc_store_observe(pc_store *s, uint64_t version);
+/* Hand-over: the key's new owners hold this version, and this node no longer owns it: the
+ * item (or tombstone) goes without leaving a tombstone, which would outrank the owners'
+ * copies were this node an owner again. PC_NOT_FOUND when the key holds another version. */
+pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             uint64_t version);
 /* What the table holds for the key right now, tombstone included (NULL: nothing). */
 pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 

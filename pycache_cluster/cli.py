@@ -32,6 +32,8 @@ ENV = {
     "write_quorum": "PYCACHE_WRITE_QUORUM",
     "read_quorum": "PYCACHE_READ_QUORUM",
     "tombstone_ttl": "PYCACHE_TOMBSTONE_TTL",
+    "handover_rate": "PYCACHE_HANDOVER_RATE",
+    "leave_timeout": "PYCACHE_LEAVE_TIMEOUT",
 }
 
 
@@ -208,6 +210,14 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_default("tombstone_ttl", int, d.tombstone_ttl),
                       help="how long a deleted key's tombstone keeps older writes out "
                       f"[env {ENV['tombstone_ttl']}]")
+    repl.add_argument("--handover-rate", type=int, dest="handover_rate", metavar="BYTES",
+                      default=_env_default("handover_rate", int, d.handover_rate),
+                      help="bytes/s a hand-over may send after a ring change, 0 unlimited "
+                      f"[env {ENV['handover_rate']}]")
+    repl.add_argument("--leave-timeout", type=float, dest="leave_timeout", metavar="SECONDS",
+                      default=_env_default("leave_timeout", float, d.leave_timeout),
+                      help="how long a graceful leave waits for its hand-over "
+                      f"[env {ENV['leave_timeout']}]")
     return parser
 
 
@@ -221,7 +231,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,
                   forward_timeout=args.forward_timeout, peer_links=args.peer_links,
                   replicas=args.replicas, write_quorum=args.write_quorum,
-                  read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl)
+                  read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl,
+                  handover_rate=args.handover_rate, leave_timeout=args.leave_timeout)
 
 
 def main(argv: list[str] | None = None) -> int:

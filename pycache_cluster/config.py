@@ -71,6 +71,10 @@ class Config:
     #: Seconds a deleted key's tombstone is kept, so that an older write that arrives late
     #: (a hint, a slow replica) cannot bring it back.
     tombstone_ttl: int = 60
+    #: Bytes per second a hand-over walk may send (0: as fast as the peer links take it).
+    handover_rate: int = 0
+    #: Seconds a graceful leave waits for its hand-over before the node goes anyway.
+    leave_timeout: float = 30.0
     #: Seconds a request forwarded to a peer may wait for its reply (connect included)
     #: before its client is answered SERVER_ERROR.
     forward_timeout: float = 1.0
@@ -133,6 +137,8 @@ class Config:
         if not 1 <= self.read_quorum <= self.replicas:
             raise ValueError(f"read quorum {self.read_quorum} must be 1..replicas "
                              f"({self.replicas})")
+        if self.handover_rate < 0 or self.leave_timeout < 0:
+            raise ValueError("handover rate and leave timeout must not be negative")
         if not 1 <= self.tombstone_ttl <= 86400:
             raise ValueError(f"tombstone ttl {self.tombstone_ttl} is out of range 1..86400 s")
         if not 1 <= self.peer_links <= 16:

@@ -124,6 +124,10 @@ cdef class PeerLink(Link):
     def call_all(self, bytes request):
         return [self.call(request)]
 
+    def call_key(self, bytes request, uint32_t hv):
+        """call() on the link the key's requests take (the key's hash, as routing has it)."""
+        return self.call(request)
+
     cdef int _send(self, object waiter, const char *head, size_t nhead, const char *tail,
                    size_t ntail, bint quiet) except -1:
         cdef double now = _now()
@@ -389,3 +393,6 @@ cdef class LinkGroup(Link):
     def call_all(self, bytes request):
         """The request on every link, so it keeps its place before later keys on any."""
         return [link.call(request) for link in self.links]
+
+    def call_key(self, bytes request, uint32_t hv):
+        return self.links[hv % len(self.links)].call(request)

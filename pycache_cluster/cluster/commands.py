@@ -98,4 +98,5 @@ class Commands:
             ("quorum_failures", st.quorum_failures),
             ("read_repairs", st.read_repairs),
             *c.hints.counters(c.router.addresses).items(),
+            *c.handover.counters().items(),
         ])

@@ -18,6 +18,7 @@ import logging
 import mmh3
 
 from pycache_cluster.cluster.commands import Commands
+from pycache_cluster.cluster.handover import HandOver
 from pycache_cluster.cluster.handshake import Handshake
 from pycache_cluster.cluster.hints import Hints
 from pycache_cluster.cluster.membership import Membership
@@ -49,6 +50,7 @@ class Cluster(Listener):
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
         self.hints = Hints()
+        self.handover = HandOver(self, config.handover_rate)
 
     async def start(self, node) -> None:
         self.state = node.state
@@ -66,11 +68,13 @@ class Cluster(Listener):
         node.state.cluster = self
         await self.membership.start(node, tags={"vnodes": str(self.config.vnodes)})
         self.refresh()
-        self.hints.start(self._member_link)
+        self.hints.start(self.member_link)
 
     async def stop(self, node) -> None:
+        await self.leave()
         await self.membership.stop(node)
         await self.hints.stop()
+        await self.handover.stop()
         if self._refresh is not None:
             self._refresh.cancel()
         self.router.uninstall()
@@ -78,6 +82,22 @@ class Cluster(Listener):
         node.state.cluster = None
         node.state.extensions.remove_command(b"cluster")
         node.state.extensions.remove_stats(b"cluster")
+
+    async def leave(self) -> None:
+        """A graceful leave: this node stops owning keys (the others see it leaving), sends
+        every key it holds to its owners, then goes. Bounded by --leave-timeout."""
+        ml = self.membership.memberlist
+        if ml is None or self.router is None or len(self.ring.weights) < 2:
+            return
+        ml.update_meta(status=Status.LEAVING)
+        self.refresh()
+        start = asyncio.get_running_loop().time()
+        if await self.handover.wait(self.config.leave_timeout):
+            log.info("left the ring after handing over in %.2f s",
+                     asyncio.get_running_loop().time() - start)
+        else:
+            log.warning("leave: hand-over unfinished after %.0f s; going anyway",
+                        self.config.leave_timeout)
 
     # -- membership events (on the loop) -----------------------------------------------------
 
@@ -116,8 +136,10 @@ class Cluster(Listener):
         changed = self.ring.update(weights)
         if changed or addresses != self.router.addresses:
             self.router.install(self.ring, addresses)
+        if changed:
+            self.handover.ring_changed()
 
-    def _member_link(self, name: str):
+    def member_link(self, name: str):
         addr = self.router.addresses.get(name)
         if addr is None or name == self.name:
             return None

@@ -114,6 +114,8 @@ cdef extern from "pc_store.h":
                                 uint32_t hv, uint32_t flags, int64_t exptime,
                                 const char *value, size_t nbytes, uint64_t cas,
                                 uint64_t version, pc_item **out) nogil
+    pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 uint64_t version) nogil
     pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                                  int has_cas, uint64_t cas) nogil
     pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,

@@ -206,6 +206,14 @@ cdef class Store:
         cdef bytes k = _key(key)
         return _RESULTS[pc_store_delete(self._s, k, len(k), cas)]
 
+    def forget(self, key, uint64_t version):
+        """Drops the key without a tombstone if it still holds `version` (hand-over: its
+        new owners have it). True when it went."""
+        cdef bytes k = _key(key)
+        cdef const char *p = k
+        return pc_store_forget_hv(self._s, p, len(k), pc_hash(p, len(k), 0),
+                                  version) == PC_DELETED
+
     def flush_all(self, int64_t delay=0):
         pc_store_flush(self._s, delay)
 
