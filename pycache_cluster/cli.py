@@ -18,6 +18,7 @@ ENV = {
     "udp_port": "PYCACHE_UDP_PORT",
     "verbosity": "PYCACHE_VERBOSITY",
     "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
+    "metrics_port": "PYCACHE_METRICS_PORT",
     "node_name": "PYCACHE_NODE_NAME",
     "gossip_port": "PYCACHE_GOSSIP_PORT",
     "join": "PYCACHE_JOIN",
@@ -137,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-A", "--enable-shutdown", action="store_true",
                        default=_env_default("enable_shutdown", _bool, d.enable_shutdown),
                        help=f"enable the shutdown command [env {ENV['enable_shutdown']}]")
+    serve.add_argument("--metrics-port", type=int, dest="metrics_port", metavar="PORT",
+                       default=_env_default("metrics_port", int, d.metrics_port),
+                       help="serve Prometheus metrics at http://<-l address>:PORT/metrics; "
+                       f"default: off [env {ENV['metrics_port']}]")
     cluster = serve.add_argument_group(
         "cluster membership (gossip)",
         "Off unless --gossip-port is given; the other cluster flags need it.")
@@ -215,7 +220,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return Config(port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
                   conn_limit=args.conn_limit, max_item_size=args.max_item_size,
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
-                  enable_shutdown=args.enable_shutdown, gossip_port=args.gossip_port,
+                  enable_shutdown=args.enable_shutdown, metrics_port=args.metrics_port,
+                  gossip_port=args.gossip_port,
                   node_name=args.node_name, join=args.join,
                   cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,
                   advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,

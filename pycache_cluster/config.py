@@ -31,6 +31,9 @@ class Config:
     verbosity: int = 0
     #: Accept the `shutdown` command (memcached -A).
     enable_shutdown: bool = False
+    #: TCP port of the Prometheus endpoint (GET /metrics) on the `listen` address;
+    #: None = off, 0 = any free port.
+    metrics_port: int | None = None
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -85,6 +88,10 @@ class Config:
         """Raises ValueError with a message for the user when a setting cannot work."""
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port {self.metrics_port} is out of range")
+        if self.metrics_port and self.metrics_port in (self.port, self.gossip_port):
+            raise ValueError(f"metrics port {self.metrics_port} is taken by another port")
         if self.udp_port != 0:
             raise ValueError("UDP is not supported: -U must be 0 (off)")
         if self.memory_limit_mb < 1:

@@ -108,6 +108,11 @@ class Node:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started: list = []
+        if config.metrics_port is not None:
+            # Imported only here: prometheus_client is loaded by nodes that export.
+            from pycache_cluster.ops.exposition import MetricsServer
+            self.metrics = MetricsServer(config.listen, config.metrics_port)
+            self.add(self.metrics)
         if config.gossip_port is not None:
             # Imported only here: a node without gossip loads none of it.
             from pycache_cluster.cluster.component import Cluster
