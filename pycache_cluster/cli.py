@@ -213,6 +213,8 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_default("tombstone_ttl", int, d.tombstone_ttl),
                       help="how long a deleted key's tombstone keeps older writes out "
                       f"[env {ENV['tombstone_ttl']}]")
+    from pycache_cluster.ops.status_view import add_parser as add_status
+    add_status(sub)
     return parser
 
 
@@ -233,6 +235,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "status":
+        from pycache_cluster.ops.status_view import run as status
+        return status(args)
     if args.command != "serve":
         parser.print_help()
         return 2
