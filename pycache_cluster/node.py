@@ -151,8 +151,9 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         await self.start()
-        if self.config.verbosity:
-            log.info("listening on %s:%d", self.config.listen, self.config.port)
+        if not self._stopping:
+            from pycache_cluster.ops import startup
+            startup.report(self)
         await self._stopped.wait()
 
 
