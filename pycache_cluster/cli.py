@@ -19,6 +19,13 @@ ENV = {
     "verbosity": "PYCACHE_VERBOSITY",
     "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
     "metrics_port": "PYCACHE_METRICS_PORT",
+    "tls": "PYCACHE_TLS",
+    "ssl_chain_cert": "PYCACHE_SSL_CHAIN_CERT",
+    "ssl_key": "PYCACHE_SSL_KEY",
+    "ssl_ca_cert": "PYCACHE_SSL_CA_CERT",
+    "ssl_verify_mode": "PYCACHE_SSL_VERIFY_MODE",
+    "ssl_min_version": "PYCACHE_SSL_MIN_VERSION",
+    "ssl_ciphers": "PYCACHE_SSL_CIPHERS",
     "node_name": "PYCACHE_NODE_NAME",
     "gossip_port": "PYCACHE_GOSSIP_PORT",
     "join": "PYCACHE_JOIN",
@@ -142,6 +149,16 @@ def build_parser() -> argparse.ArgumentParser:
                        default=_env_default("metrics_port", int, d.metrics_port),
                        help="serve Prometheus metrics at http://<-l address>:PORT/metrics; "
                        f"default: off [env {ENV['metrics_port']}]")
+    serve.add_argument("-Z", "--enable-ssl", action="store_true", dest="tls",
+                       default=_env_default("tls", _bool, d.tls),
+                       help="TLS on the client port (and peer links); needs -o "
+                       f"ssl_chain_cert=...,ssl_key=... [env {ENV['tls']}]")
+    serve.add_argument("-o", "--extended", action="append", default=[], metavar="OPTIONS",
+                       help="memcached's comma-separated options; supported: "
+                       "ssl_chain_cert=<pem>, ssl_key=<pem>, ssl_ca_cert=<pem>, "
+                       "ssl_verify_mode=<0 none, 1 check if given, 2/3 require>, "
+                       "ssl_min_version=<0..3: TLS 1.0..1.3, default 2>, ssl_ciphers=<list> "
+                       "[env PYCACHE_SSL_CHAIN_CERT, PYCACHE_SSL_KEY, ...]")
     cluster = serve.add_argument_group(
         "cluster membership (gossip)",
         "Off unless --gossip-port is given; the other cluster flags need it.")
@@ -218,8 +235,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _tls_settings(args: argparse.Namespace) -> dict:
+    """TLS fields: PYCACHE_SSL_* give defaults, -o wins."""
+    from pycache_cluster.ops.tls import SUBOPTIONS, parse_suboptions
+
+    d = Config()
+    out = {field: _env_default(field, conv, getattr(d, field))
+           for field, conv in SUBOPTIONS.values()}
+    try:
+        given = parse_suboptions(args.extended)
+        for name, value in given.items():
+            field, conv = SUBOPTIONS[name]
+            out[field] = conv(value)
+    except ValueError as e:
+        raise SystemExit(f"pycache-cluster: -o: {e}") from None
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
+    return Config(tls=args.tls, **_tls_settings(args),port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
                   conn_limit=args.conn_limit, max_item_size=args.max_item_size,
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
                   enable_shutdown=args.enable_shutdown, metrics_port=args.metrics_port,

@@ -20,6 +20,8 @@ from pycache_cluster.store import Store, set_large_cache_max
 log = logging.getLogger("pycache_cluster")
 
 MEMORY_RELEASE_INTERVAL = 1.0   # seconds
+#: Seconds a TLS client has to finish its handshake (a plaintext client never does).
+HANDSHAKE_TIMEOUT = 10.0
 
 
 def large_cache_bytes(limit: int) -> int:
@@ -75,9 +77,11 @@ class ProtocolServer:
     async def start(self, node: Node) -> None:
         loop = asyncio.get_running_loop()
         cfg = node.config
+        tls = {} if node.tls is None else {
+            "ssl": node.tls.server, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
         self.server = await loop.create_server(
             node.state.protocol_factory, host=cfg.listen, port=cfg.port, backlog=1024,
-            reuse_address=True)
+            reuse_address=True, **tls)
         if cfg.port == 0:
             cfg.port = self.server.sockets[0].getsockname()[1]
 
@@ -99,6 +103,11 @@ class Node:
 
     def __init__(self, config: Config):
         self.config = config
+        self.tls = None
+        if config.tls:
+            # Imported only here; certificate files are read now, so a bad one fails start.
+            from pycache_cluster.ops.tls import Tls
+            self.tls = Tls(config)
         self.store = Store(config.memory_limit_bytes, config.max_item_size)
         set_large_cache_max(large_cache_bytes(config.memory_limit_bytes))
         self.state = ServerState(self.store, config)

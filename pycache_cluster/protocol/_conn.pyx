@@ -344,6 +344,14 @@ cdef class Connection:
     def __releasebuffer__(self, Py_buffer *view):
         pass
 
+    def __len__(self):
+        # uvloop's TLS reader sizes its read by len() of get_buffer's answer (its plain TCP
+        # reader takes the buffer alone): the free room, as __getbuffer__ exposes it.
+        return self.rcap - self.rend
+
+    def __bool__(self):
+        return True     # a connection is never falsy, whatever room its buffer has
+
     def buffer_updated(self, Py_ssize_t nbytes):
         self.rend += nbytes
         self.srv.bytes_read += nbytes
