@@ -9,6 +9,7 @@ never left out. Plain sockets and blocking reads: a tool for people and scripts,
 from __future__ import annotations
 
 import socket
+import ssl
 import time
 
 TIMEOUT = 3.0
@@ -17,9 +18,11 @@ OPS = ("cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "delete_hits", "delete_mi
        "incr_hits", "incr_misses", "decr_hits", "decr_misses")
 
 
-def ask(host: str, port: int, request: str, timeout: float = TIMEOUT) -> list[str]:
+def ask(host: str, port: int, request: str, timeout: float = TIMEOUT,
+        tls: ssl.SSLContext | None = None) -> list[str]:
     """The lines of one reply ending in END (or ERROR: the command is unknown there)."""
-    with socket.create_connection((host, port), timeout=timeout) as s:
+    with socket.create_connection((host, port), timeout=timeout) as raw, \
+            (tls.wrap_socket(raw, server_hostname=host) if tls else raw) as s:
         s.sendall(request.encode() + b"\r\n")
         buf = b""
         while not buf.endswith((b"END\r\n", b"ERROR\r\n")):
@@ -55,9 +58,9 @@ def split_addr(addr: str, default_port: int = 11211) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
-def discover(host: str, port: int) -> dict:
+def discover(host: str, port: int, tls: ssl.SSLContext | None = None) -> dict:
     """{cluster, ring, members: [{name, state, gossip_address, address, weight, share}]}."""
-    members = ask(host, port, "cluster members")
+    members = ask(host, port, "cluster members", tls=tls)
     if members == ["ERROR"]:
         return {"cluster": False, "ring": None,
                 "members": [{"name": f"{host}:{port}", "state": "alive", "gossip_address": None,
@@ -69,7 +72,7 @@ def discover(host: str, port: int) -> dict:
             out[parts[1]] = {"name": parts[1], "state": parts[3], "gossip_address": parts[2],
                              "address": None, "weight": None, "share": 0.0}
     ring = {}
-    for line in ask(host, port, "cluster ring"):
+    for line in ask(host, port, "cluster ring", tls=tls):
         parts = line.split()
         if parts and parts[0] == "RING":
             ring = dict(p.split("=", 1) for p in parts[1:])
@@ -84,29 +87,30 @@ def discover(host: str, port: int) -> dict:
                                                              key=lambda m: m["name"])}
 
 
-def _sample(member: dict) -> tuple[float, dict, dict] | str:
+def _sample(member: dict, tls: ssl.SSLContext | None) -> tuple[float, dict, dict] | str:
     """(when, stats, stats cluster) of one member, or why it could not be asked."""
     if member["address"] is None:
         return "not in the ring" if member["state"] in ("alive", "suspect") else "not serving"
     host, port = split_addr(member["address"])
     try:
         when = time.monotonic()
-        general = parse_stats(ask(host, port, "stats"))
-        lines = ask(host, port, "stats cluster")
+        general = parse_stats(ask(host, port, "stats", tls=tls))
+        lines = ask(host, port, "stats cluster", tls=tls)
         return when, general, parse_stats(lines) if lines != ["ERROR"] else {}
     except (OSError, ConnectionError) as e:
         return f"unreachable: {e}"
 
 
-def collect(node: str, interval: float = 1.0, previous: dict | None = None) -> dict:
+def collect(node: str, interval: float = 1.0, previous: dict | None = None,
+            tls: ssl.SSLContext | None = None) -> dict:
     """The whole status of the cluster `node` belongs to. Rates come from `previous` (the
     last collect(), e.g. under --watch) or from a second sample `interval` seconds later."""
     host, port = split_addr(node)
-    view = discover(host, port)
-    first = {m["name"]: _sample(m) for m in view["members"]}
+    view = discover(host, port, tls)
+    first = {m["name"]: _sample(m, tls) for m in view["members"]}
     if previous is None:
         time.sleep(interval)
-        earlier, now = first, {m["name"]: _sample(m) for m in view["members"]}
+        earlier, now = first, {m["name"]: _sample(m, tls) for m in view["members"]}
     else:
         earlier, now = previous.get("_samples", {}), first
     for m in view["members"]:

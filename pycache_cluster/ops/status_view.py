@@ -26,7 +26,24 @@ def add_parser(sub) -> argparse.ArgumentParser:
     p.add_argument("--watch", action="store_true", help="refresh until interrupted")
     p.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
                    help="seconds between samples (rates, --watch) (default: %(default)s)")
+    p.add_argument("--tls", action="store_true", help="talk TLS to the members (-Z)")
+    p.add_argument("--tls-ca", metavar="PEM", help="CA to check members' certificates with "
+                   "(with --tls; default: the system's)")
+    p.add_argument("--tls-cert", metavar="PEM", help="client certificate, for members with "
+                   "ssl_verify_mode >= 1")
+    p.add_argument("--tls-key", metavar="PEM", help="its private key")
     return p
+
+
+def tls_context(args):
+    if not (args.tls or args.tls_ca or args.tls_cert):
+        return None
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=args.tls_ca)
+    if args.tls_cert:
+        ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    return ctx
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     # Piped or captured, the table keeps its width rather than an 80-column guess.
     console = Console(width=None if sys.stdout.isatty() else 160)
     try:
+        args.tls_ctx = tls_context(args)
         if not args.watch:
-            view = collect(args.node, args.interval)
+            view = collect(args.node, args.interval, tls=args.tls_ctx)
             if args.json:
                 print(json.dumps(public(view), indent=2, sort_keys=True))
             else:
@@ -57,16 +75,16 @@ def _watch(args, console) -> int:
 
     from rich.live import Live
 
-    view = collect(args.node, args.interval)
+    view = collect(args.node, args.interval, tls=args.tls_ctx)
     if args.json:
         while True:     # one JSON document per line, for `jq` and friends
             print(json.dumps(public(view), sort_keys=True), flush=True)
             time.sleep(args.interval)
-            view = collect(args.node, args.interval, previous=view)
+            view = collect(args.node, args.interval, previous=view, tls=args.tls_ctx)
     with Live(render(view), console=console, auto_refresh=False) as live:
         while True:
             time.sleep(args.interval)
-            view = collect(args.node, args.interval, previous=view)
+            view = collect(args.node, args.interval, previous=view, tls=args.tls_ctx)
             live.update(render(view), refresh=True)
 
 

@@ -3,12 +3,16 @@
 through the others, and the replicas' counters show the links carried them."""
 from __future__ import annotations
 
+import json
 import socket
 import ssl
+import subprocess
+import sys
 
 import pytest
 from helpers.certs import CA
 from helpers.cluster import NodeProcess, wait_for
+from helpers.servers import REPO
 from pymemcache.client.base import Client
 
 HOSTS = [f"127.0.0.{i}" for i in (176, 177, 178)]
@@ -38,6 +42,7 @@ def tls_fleet(request, tmp_path_factory):
 
     wait_for(converged, 30, "three TLS members on one ring",
              detail=lambda: "\n".join(n.log_tail() for n in nodes))
+    nodes[0].pki = {"ca": ca.pem, "cert": client.cert, "key": client.key}
     return nodes, ctx
 
 
@@ -45,7 +50,7 @@ def stats(node, ctx, which: str) -> dict[str, str]:
     try:
         with socket.create_connection((node.host, node.port), timeout=5) as raw, \
                 ctx.wrap_socket(raw, server_hostname=node.host) as s:
-            s.sendall(b"stats %s\r\n" % which.encode())
+            s.sendall(b"stats %s\r\n" % which.encode() if which else b"stats\r\n")
             buf = b""
             while not buf.endswith(b"END\r\n"):
                 chunk = s.recv(65536)
@@ -92,3 +97,17 @@ def test_plaintext_peer_is_not_served(tls_fleet):
         while chunk := s.recv(4096):
             got += chunk
     assert got == b"" or b"PEER" not in got
+
+
+def test_status_over_tls(tls_fleet):
+    nodes, ctx = tls_fleet
+    pki = nodes[0].pki
+    out = subprocess.run([sys.executable, "-m", "pycache_cluster", "status", "--node",
+                          f"{nodes[1].host}:{nodes[1].port}", "--json", "--interval", "0.2",
+                          "--tls-ca", str(pki["ca"]), "--tls-cert", str(pki["cert"]),
+                          "--tls-key", str(pki["key"])],
+                         capture_output=True, text=True, timeout=30, cwd=REPO, check=False)
+    assert out.returncode == 0, out.stderr
+    view = json.loads(out.stdout)
+    assert [m["reachable"] for m in view["members"]] == [True, True, True]
+    assert view["totals"]["items"] == sum(int(stats(n, ctx, "")["curr_items"]) for n in nodes)
