@@ -13,9 +13,12 @@ HOSTS = 170
 @pytest.fixture(scope="module")
 def mfleet(request, tmp_path_factory):
     from cluster.conftest import Fleet
-    port = free_port(f"127.0.0.{HOSTS}")
-    fleet = Fleet(tmp_path_factory, HOSTS, 3, "--metrics-port", str(port), "--replicas", "2",
-                  "--write-quorum", "2")
+    fleet = Fleet(tmp_path_factory, HOSTS, 3, "--replicas", "2", "--write-quorum", "2")
+    # One metrics port for all three (each node has its own address), none of their ports.
+    taken = {p for n in fleet for p in (n.port, n.gossip_port)}
+    port = next(p for p in iter(lambda: free_port(f"127.0.0.{HOSTS}"), None) if p not in taken)
+    for n in fleet:
+        n._flags += ["--metrics-port", str(port)]
     request.addfinalizer(fleet.stop)
     fleet.start()
     fleet.mport = port

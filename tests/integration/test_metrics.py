@@ -8,14 +8,14 @@ import os
 import psutil
 import pytest
 from helpers.metrics import families, scrape, scrape_text, value
-from helpers.servers import free_port, start_node
+from helpers.servers import free_ports, start_node
 from helpers.wire import Conn
 
 
 @pytest.fixture(scope="module")
 def exporter(request):
-    mport = free_port()
-    node = start_node("--metrics-port", str(mport))
+    port, mport = free_ports(2)
+    node = start_node("--metrics-port", str(mport), port=port)
     request.addfinalizer(node.stop)
     node.mport = mport
     return node
@@ -120,8 +120,8 @@ def test_other_paths_and_methods(exporter):
 
 
 def test_env_variable_turns_it_on():
-    mport = free_port()
-    node = start_node(env={**os.environ, "PYCACHE_METRICS_PORT": str(mport)})
+    port, mport = free_ports(2)
+    node = start_node(env={**os.environ, "PYCACHE_METRICS_PORT": str(mport)}, port=port)
     try:
         assert value(scrape("127.0.0.1", mport), "memcached_up") == 1
     finally:

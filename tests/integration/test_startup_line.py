@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from helpers.cluster import wait_for
-from helpers.servers import free_port, start_node
+from helpers.servers import free_ports, start_node
 
 from pycache_cluster import __version__
 
@@ -32,11 +32,10 @@ def test_one_line_by_default():
 
 
 def test_cluster_settings_and_metrics():
-    gossip = free_port(udp=True)
-    metrics = free_port()
+    port, metrics, gossip = free_ports(3, udp=True)
     node = start_node("--gossip-port", str(gossip), "--node-name", "boot1",
                       "--replicas", "3", "--write-quorum", "2", "--read-quorum", "2",
-                      "--gossip-preset", "local", "--metrics-port", str(metrics))
+                      "--gossip-preset", "local", "--metrics-port", str(metrics), port=port)
     try:
         (line,) = startup_lines(node)
         assert f"member boot1 gossiping on 127.0.0.1:{gossip} (local, clear text)" in line
@@ -47,8 +46,8 @@ def test_cluster_settings_and_metrics():
 
 
 def test_verbose_says_more():
-    gossip = free_port(udp=True)
-    node = start_node("-v", "--gossip-port", str(gossip), "--vnodes", "300")
+    port, gossip = free_ports(2, udp=True)
+    node = start_node("-v", "--gossip-port", str(gossip), "--vnodes", "300", port=port)
     try:
         lines = startup_lines(node)
         assert len(lines) > 1
