@@ -17,6 +17,7 @@ USER pycache
 # Containers listen on every interface (the CLI's default stays loopback); the flags, or the
 # PYCACHE_* variables, configure the rest: e.g. PYCACHE_GOSSIP_PORT, PYCACHE_JOIN.
 ENV PYCACHE_LISTEN=0.0.0.0
-EXPOSE 11211 7946/tcp 7946/udp
+# 9150: Prometheus metrics, when PYCACHE_METRICS_PORT=9150 (off unless set).
+EXPOSE 11211 7946/tcp 7946/udp 9150
 HEALTHCHECK --interval=10s --timeout=3s --retries=3 CMD python -c "import socket; s=socket.create_connection(('127.0.0.1', 11211), 2); s.sendall(b'version\r\n'); assert s.recv(64).startswith(b'VERSION')"
 ENTRYPOINT ["pycache-cluster", "serve"]

@@ -7,7 +7,7 @@ ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
 .PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-micro bench-table \
-	lint clean
+	bench-tls lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -74,6 +74,11 @@ bench-cluster: sysdeps build
 	$(PYTHON) -m bench.cluster_bench --conns 32
 	$(PYTHON) -m bench.cluster_bench --conns 8
 	$(PYTHON) -m bench.replica_bench
+
+# What TLS costs per get beside plain TCP (bench/RESULTS.md, "TLS").
+bench-tls: build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench.tls_bench
 
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"

@@ -18,6 +18,14 @@ ENV = {
     "udp_port": "PYCACHE_UDP_PORT",
     "verbosity": "PYCACHE_VERBOSITY",
     "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
+    "metrics_port": "PYCACHE_METRICS_PORT",
+    "tls": "PYCACHE_TLS",
+    "ssl_chain_cert": "PYCACHE_SSL_CHAIN_CERT",
+    "ssl_key": "PYCACHE_SSL_KEY",
+    "ssl_ca_cert": "PYCACHE_SSL_CA_CERT",
+    "ssl_verify_mode": "PYCACHE_SSL_VERIFY_MODE",
+    "ssl_min_version": "PYCACHE_SSL_MIN_VERSION",
+    "ssl_ciphers": "PYCACHE_SSL_CIPHERS",
     "node_name": "PYCACHE_NODE_NAME",
     "gossip_port": "PYCACHE_GOSSIP_PORT",
     "join": "PYCACHE_JOIN",
@@ -139,6 +147,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-A", "--enable-shutdown", action="store_true",
                        default=_env_default("enable_shutdown", _bool, d.enable_shutdown),
                        help=f"enable the shutdown command [env {ENV['enable_shutdown']}]")
+    serve.add_argument("--metrics-port", type=int, dest="metrics_port", metavar="PORT",
+                       default=_env_default("metrics_port", int, d.metrics_port),
+                       help="serve Prometheus metrics at http://<-l address>:PORT/metrics; "
+                       f"default: off [env {ENV['metrics_port']}]")
+    serve.add_argument("-Z", "--enable-ssl", action="store_true", dest="tls",
+                       default=_env_default("tls", _bool, d.tls),
+                       help="TLS on the client port (and peer links); needs -o "
+                       f"ssl_chain_cert=...,ssl_key=... [env {ENV['tls']}]")
+    serve.add_argument("-o", "--extended", action="append", default=[], metavar="OPTIONS",
+                       help="memcached's comma-separated options; supported: "
+                       "ssl_chain_cert=<pem>, ssl_key=<pem>, ssl_ca_cert=<pem>, "
+                       "ssl_verify_mode=<0 none, 1 check if given, 2/3 require>, "
+                       "ssl_min_version=<0..3: TLS 1.0..1.3, default 2>, ssl_ciphers=<list> "
+                       "[env PYCACHE_SSL_CHAIN_CERT, PYCACHE_SSL_KEY, ...]")
     cluster = serve.add_argument_group(
         "cluster membership (gossip)",
         "Off unless --gossip-port is given; the other cluster flags need it.")
@@ -218,14 +240,34 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_default("leave_timeout", float, d.leave_timeout),
                       help="how long a graceful leave waits for its hand-over "
                       f"[env {ENV['leave_timeout']}]")
+    from pycache_cluster.ops.status_view import add_parser as add_status
+    add_status(sub)
     return parser
 
 
+def _tls_settings(args: argparse.Namespace) -> dict:
+    """TLS fields: PYCACHE_SSL_* give defaults, -o wins."""
+    from pycache_cluster.ops.tls import SUBOPTIONS, parse_suboptions
+
+    d = Config()
+    out = {field: _env_default(field, conv, getattr(d, field))
+           for field, conv in SUBOPTIONS.values()}
+    try:
+        given = parse_suboptions(args.extended)
+        for name, value in given.items():
+            field, conv = SUBOPTIONS[name]
+            out[field] = conv(value)
+    except ValueError as e:
+        raise SystemExit(f"pycache-cluster: -o: {e}") from None
+    return out
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
+    return Config(tls=args.tls, **_tls_settings(args),port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
                   conn_limit=args.conn_limit, max_item_size=args.max_item_size,
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
-                  enable_shutdown=args.enable_shutdown, gossip_port=args.gossip_port,
+                  enable_shutdown=args.enable_shutdown, metrics_port=args.metrics_port,
+                  gossip_port=args.gossip_port,
                   node_name=args.node_name, join=args.join,
                   cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,
                   advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,
@@ -238,6 +280,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "status":
+        from pycache_cluster.ops.status_view import run as status
+        return status(args)
     if args.command != "serve":
         parser.print_help()
         return 2

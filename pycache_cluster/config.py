@@ -31,6 +31,23 @@ class Config:
     verbosity: int = 0
     #: Accept the `shutdown` command (memcached -A).
     enable_shutdown: bool = False
+    #: TCP port of the Prometheus endpoint (GET /metrics) on the `listen` address;
+    #: None = off, 0 = any free port.
+    metrics_port: int | None = None
+    #: TLS on the client port (memcached -Z); the ssl_* fields are memcached's -o names.
+    tls: bool = False
+    #: PEM certificate chain this node presents (ssl_chain_cert).
+    ssl_chain_cert: str = ""
+    #: PEM private key of that certificate (ssl_key).
+    ssl_key: str = ""
+    #: PEM CA certificates client (and peer) certificates are checked against (ssl_ca_cert).
+    ssl_ca_cert: str = ""
+    #: 0 no client certificate, 1 checked if given, 2 (and 3) required (ssl_verify_mode).
+    ssl_verify_mode: int = 0
+    #: Oldest protocol accepted: 0 TLS 1.0, 1 TLS 1.1, 2 TLS 1.2, 3 TLS 1.3 (ssl_min_version).
+    ssl_min_version: int = 2
+    #: OpenSSL cipher list for TLS 1.2 and older; "" = Python's default (ssl_ciphers).
+    ssl_ciphers: str = ""
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -89,6 +106,10 @@ class Config:
         """Raises ValueError with a message for the user when a setting cannot work."""
         if not 0 <= self.port <= 65535:
             raise ValueError(f"port {self.port} is out of range")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ValueError(f"metrics port {self.metrics_port} is out of range")
+        if self.metrics_port and self.metrics_port in (self.port, self.gossip_port):
+            raise ValueError(f"metrics port {self.metrics_port} is taken by another port")
         if self.udp_port != 0:
             raise ValueError("UDP is not supported: -U must be 0 (off)")
         if self.memory_limit_mb < 1:
@@ -101,6 +122,9 @@ class Config:
             raise ValueError("cannot set item size limit higher than 1 gigabyte")
         if self.max_item_size > self.memory_limit_bytes // 2:
             raise ValueError("item max size cannot be larger than half the memory limit")
+        if self.tls or self.ssl_chain_cert or self.ssl_key or self.ssl_ca_cert:
+            from pycache_cluster.ops.tls import check
+            check(self)
         self._validate_gossip()
 
     def _validate_gossip(self) -> None:

@@ -20,6 +20,8 @@ from pycache_cluster.store import Store, set_large_cache_max
 log = logging.getLogger("pycache_cluster")
 
 MEMORY_RELEASE_INTERVAL = 1.0   # seconds
+#: Seconds a TLS client has to finish its handshake (a plaintext client never does).
+HANDSHAKE_TIMEOUT = 10.0
 
 
 def large_cache_bytes(limit: int) -> int:
@@ -75,9 +77,11 @@ class ProtocolServer:
     async def start(self, node: Node) -> None:
         loop = asyncio.get_running_loop()
         cfg = node.config
+        tls = {} if node.tls is None else {
+            "ssl": node.tls.server, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
         self.server = await loop.create_server(
             node.state.protocol_factory, host=cfg.listen, port=cfg.port, backlog=1024,
-            reuse_address=True)
+            reuse_address=True, **tls)
         if cfg.port == 0:
             cfg.port = self.server.sockets[0].getsockname()[1]
 
@@ -99,6 +103,11 @@ class Node:
 
     def __init__(self, config: Config):
         self.config = config
+        self.tls = None
+        if config.tls:
+            # Imported only here; certificate files are read now, so a bad one fails start.
+            from pycache_cluster.ops.tls import Tls
+            self.tls = Tls(config)
         self.store = Store(config.memory_limit_bytes, config.max_item_size)
         set_large_cache_max(large_cache_bytes(config.memory_limit_bytes))
         self.state = ServerState(self.store, config)
@@ -108,6 +117,11 @@ class Node:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started: list = []
+        if config.metrics_port is not None:
+            # Imported only here: prometheus_client is loaded by nodes that export.
+            from pycache_cluster.ops.exposition import MetricsServer
+            self.metrics = MetricsServer(config.listen, config.metrics_port)
+            self.add(self.metrics)
         if config.gossip_port is not None:
             # Imported only here: a node without gossip loads none of it.
             from pycache_cluster.cluster.component import Cluster
@@ -146,8 +160,9 @@ class Node:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         await self.start()
-        if self.config.verbosity:
-            log.info("listening on %s:%d", self.config.listen, self.config.port)
+        if not self._stopping:
+            from pycache_cluster.ops import startup
+            startup.report(self)
         await self._stopped.wait()
 
 

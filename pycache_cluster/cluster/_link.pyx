@@ -270,6 +270,13 @@ cdef class PeerLink(Link):
     def __getbuffer__(self, Py_buffer *view, int flags):
         PyBuffer_FillInfo(view, self, self.rbuf + self.rend, self.rcap - self.rend, 0, flags)
 
+    def __len__(self):
+        # uvloop's TLS reader sizes its read by len() of get_buffer's answer.
+        return self.rcap - self.rend
+
+    def __bool__(self):
+        return True     # a link is never falsy, whatever room its buffer has
+
     def __releasebuffer__(self, Py_buffer *view):
         pass
 

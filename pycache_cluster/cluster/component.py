@@ -60,7 +60,8 @@ class Cluster(Listener):
             node.store.set_replicated(mmh3.hash(self.name.encode(), 0, signed=False) & 1023,
                                       self.config.tombstone_ttl)
         self.pool = PeerPool(self.handshake, self.config.forward_timeout,
-                             self.config.peer_links)
+                             self.config.peer_links,
+                             ssl=node.tls.client if node.tls is not None else None)
         self.router = Router(node.state, self.pool, self.name)
         ext = node.state.extensions
         ext.add_command(b"cluster", self.commands.cluster_command)

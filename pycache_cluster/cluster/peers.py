@@ -21,8 +21,9 @@ class Peer:
     """The links to one member at one client address (the PeerLinks' owner)."""
 
     def __init__(self, name: str, host: str, port: int, handshake: Handshake,
-                 timeout: float, nlinks: int):
+                 timeout: float, nlinks: int, ssl=None):
         self.name, self.host, self.port = name, host, port
+        self.ssl = ssl      # the client side of TLS when members serve it (ops/tls.py)
         self.handshake_ = handshake
         loop = asyncio.get_running_loop()
         self.links = [PeerLink(name, self, loop, timeout) for _ in range(nlinks)]
@@ -41,7 +42,8 @@ class Peer:
     async def _connect(self, link: PeerLink) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: link, self.host, self.port),
+            await asyncio.wait_for(loop.create_connection(lambda: link, self.host, self.port,
+                                                          ssl=self.ssl),
                                    link.timeout)
         except asyncio.CancelledError:
             raise
@@ -91,8 +93,10 @@ class Peer:
 class PeerPool:
     """Peers by member name; `link()` answers the Link a ring slot routes through."""
 
-    def __init__(self, handshake: Handshake, timeout: float, links_per_peer: int):
+    def __init__(self, handshake: Handshake, timeout: float, links_per_peer: int,
+                 ssl=None):
         self.handshake = handshake
+        self.ssl = ssl
         self.timeout = timeout
         self.links_per_peer = links_per_peer
         self.peers: dict[str, Peer] = {}
@@ -104,7 +108,8 @@ class PeerPool:
             self._drop(name)        # restarted elsewhere: a fresh address, fresh links
             peer = None
         if peer is None:
-            peer = Peer(name, host, port, self.handshake, self.timeout, self.links_per_peer)
+            peer = Peer(name, host, port, self.handshake, self.timeout, self.links_per_peer,
+                        self.ssl)
             self.peers[name] = peer
         return peer.link
 

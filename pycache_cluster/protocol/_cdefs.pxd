@@ -82,3 +82,17 @@ cdef extern from "pc_reply.h":
     int pc_reply_frame(const char *buf, size_t len, size_t *frame_len)
     int pc_reply_value(const char *frame, size_t len, const char *key, size_t nkey,
                        int with_cas, pc_wbuf *out)
+
+
+cdef extern from "pc_lat.h":
+    enum:
+        PC_LAT_CMDS
+        PC_LAT_BUCKETS
+        PC_LAT_EVERY
+    ctypedef struct pc_lat:
+        uint64_t count[32][23]
+        uint64_t sum_ns[32]
+        uint32_t tick
+    int pc_lat_due(pc_lat *l) noexcept nogil
+    uint64_t pc_lat_now() noexcept nogil
+    void pc_lat_add(pc_lat *l, unsigned cmd, uint64_t ns) noexcept nogil

@@ -2,7 +2,8 @@
 # ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from pycache_cluster.protocol._cdefs cimport PC_MAX_TOKENS, pc_cmd, pc_ring, pc_token, pc_wbuf
+from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_cmd, pc_lat, pc_ring, pc_token,
+                                              pc_wbuf)
 from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
 
 
@@ -74,6 +75,8 @@ cdef class ServerState:
     cdef public uint64_t read_buf_count, read_buf_bytes, read_buf_bytes_free, read_buf_oom
 
     cdef ClockFence fence               # the waiter of the clock fences (see _replica.pxi)
+    # Sampled service times per command (csrc/pc_lat.h), exported by latency().
+    cdef pc_lat lat
 
     cdef Link link(self, unsigned slot)
     cdef char *take_rbuf(self) noexcept
@@ -208,6 +211,7 @@ cdef class Connection:
     cdef uint64_t pin_ver[32]
     cdef int npin
     cdef unsigned nreqs
+    cdef pc_cmd cmd             # the command of the request line parsed last
     cdef int state
     cdef bint noreply, closing, close_after_write, paused, rejected
     cdef bint peer              # a proven peer link: requests on it are never forwarded

@@ -75,6 +75,16 @@ cdef inline bint _is(const char *tok, const char *lit) noexcept:
     return strcmp(tok, lit) == 0
 
 
+# The commands whose service times are sampled, by name (the names of `stats`).
+_LAT_NAMES = {
+    PC_CMD_GET: "get", PC_CMD_GETS: "gets", PC_CMD_GAT: "gat", PC_CMD_GATS: "gats",
+    PC_CMD_SET: "set", PC_CMD_ADD: "add", PC_CMD_REPLACE: "replace", PC_CMD_APPEND: "append",
+    PC_CMD_PREPEND: "prepend", PC_CMD_CAS: "cas", PC_CMD_DELETE: "delete",
+    PC_CMD_INCR: "incr", PC_CMD_DECR: "decr", PC_CMD_TOUCH: "touch",
+    PC_CMD_MG: "mg", PC_CMD_MS: "ms", PC_CMD_MD: "md", PC_CMD_MA: "ma",
+}
+
+
 @cython.final
 cdef class ServerState:
     """What every connection of one listener shares: the store, settings and counters."""
@@ -113,6 +123,18 @@ cdef class ServerState:
     @property
     def reqs_per_event(self):
         return REQS_PER_EVENT
+
+    def latency(self):
+        """Sampled service times (csrc/pc_lat.h), read at scrape time: (one sample per so
+        many requests, bucket upper bounds in seconds, {command: (bucket counts, not
+        cumulative, the last one above every bound; sum of the samples in seconds)})."""
+        cdef int c, b
+        out = {}
+        for c, name in _LAT_NAMES.items():
+            counts = [self.lat.count[c][b] for b in range(PC_LAT_BUCKETS + 1)]
+            if any(counts):
+                out[name] = (counts, self.lat.sum_ns[c] / 1e9)
+        return PC_LAT_EVERY, [(1000 << b) / 1e9 for b in range(PC_LAT_BUCKETS)], out
 
     def __dealloc__(self):
         while self.nspare:
@@ -321,6 +343,14 @@ cdef class Connection:
 
     def __releasebuffer__(self, Py_buffer *view):
         pass
+
+    def __len__(self):
+        # uvloop's TLS reader sizes its read by len() of get_buffer's answer (its plain TCP
+        # reader takes the buffer alone): the free room, as __getbuffer__ exposes it.
+        return self.rcap - self.rend
+
+    def __bool__(self):
+        return True     # a connection is never falsy, whatever room its buffer has
 
     def buffer_updated(self, Py_ssize_t nbytes):
         self.rend += nbytes
@@ -638,6 +668,7 @@ cdef class Connection:
     cdef void _process(self):
         cdef size_t pos = 0, avail, line_end, n, nline
         cdef int r
+        cdef uint64_t t0
         while not self.closing:
             if self.wbuf.len >= WBUF_FLUSH and self.state == ST_CMD:
                 # Big replies leave as they are made, so a client that does not read holds
@@ -667,7 +698,12 @@ cdef class Connection:
             if self.state == ST_NREAD:
                 if avail < self.p.vlen:
                     break
-                self._complete_nread(self.rbuf + pos)
+                if pc_lat_due(&self.srv.lat):
+                    t0 = pc_lat_now()
+                    self._complete_nread(self.rbuf + pos)
+                    pc_lat_add(&self.srv.lat, self.p.cmd, pc_lat_now() - t0)
+                else:
+                    self._complete_nread(self.rbuf + pos)
                 pos += self.p.vlen
                 self.state = ST_CMD
                 self._request_done()
@@ -690,7 +726,15 @@ cdef class Connection:
                 # fences): it waits for them. _drain carries on from here.
                 self.stalled = True
                 break
-            self._command(self.rbuf + pos, line_end)
+            if pc_lat_due(&self.srv.lat):
+                # A storage command's sample is taken when its value is stored (above):
+                # until then it waits on the client, not on this node.
+                t0 = pc_lat_now()
+                self._command(self.rbuf + pos, line_end)
+                if self.state == ST_CMD:
+                    pc_lat_add(&self.srv.lat, self.cmd, pc_lat_now() - t0)
+            else:
+                self._command(self.rbuf + pos, line_end)
             pos += nline
             if self.state == ST_CMD:
                 self._request_done()
@@ -771,6 +815,7 @@ cdef class Connection:
             _log("<%d %s" % (self.fd, (<bytes>line).decode("utf-8", "replace")))
         ntokens = pc_tokenize(line, tokens, PC_MAX_TOKENS)
         cdef pc_cmd cmd = pc_proto_command(tokens, ntokens)
+        self.cmd = cmd
         if self.peer:
             self.srv.peer_requests += 1
         if _keyed(cmd) and ntokens >= 3:

@@ -53,6 +53,11 @@ def lines(pairs) -> bytes:
 def general(srv) -> bytes:
     """`stats`: memcached 1.6.18's keys in its order (0 where we have no such thing), then
     ours."""
+    return lines(general_pairs(srv))
+
+
+def general_pairs(srv) -> list[tuple[str, object]]:
+    """What `stats` answers, as (name, value) pairs (the metrics endpoint reads them too)."""
     st = srv.store.stats()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
@@ -152,7 +157,7 @@ def general(srv) -> bytes:
         ("lru_bumps_dropped", 0),
         ("pycache_version", __version__),
     ]
-    return lines(pairs)
+    return pairs
 
 
 def settings(srv) -> bytes:

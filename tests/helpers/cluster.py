@@ -21,6 +21,8 @@ class NodeProcess:
         self.host = host
         self.port = free_port(host)
         self.gossip_port = free_port(host, udp=True)
+        while self.gossip_port == self.port:    # both were free: the kernel may hand it twice
+            self.gossip_port = free_port(host, udp=True)
         self.addr = f"{host}:{self.gossip_port}"
         self._flags = ["--node-name", name, "--gossip-port", str(self.gossip_port),
                        "--gossip-preset", preset]

@@ -32,6 +32,17 @@ def free_port(host: str = "127.0.0.1", udp: bool = False) -> int:
                 continue
 
 
+def free_ports(n: int, host: str = "127.0.0.1", udp: bool = False) -> list[int]:
+    """n distinct free ports (free_port may hand out a port it just released again); with
+    udp, the last one's UDP twin is free too (for a gossip port)."""
+    out: list[int] = []
+    while len(out) < n:
+        port = free_port(host, udp=udp and len(out) == n - 1)
+        if port not in out:
+            out.append(port)
+    return out
+
+
 def raise_nofile(want: int) -> int:
     """Raises this process's soft RLIMIT_NOFILE towards `want` (children inherit it)."""
     import resource

@@ -1,0 +1,1 @@
+"""Operating a node: its metrics endpoint, the fleet status view, TLS."""

@@ -1,0 +1,89 @@
+"""The metrics endpoint: a node component serving GET /metrics over HTTP on the node's loop.
+
+On the loop rather than prometheus_client's threaded server: a scrape then reads the
+counters between two batches of requests, never while the loop is changing them, and the
+node has no second thread. The HTTP is the least a scraper needs (one request per
+connection, GET or HEAD, `Connection: close`); a bad request is answered 400 and closed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from pycache_cluster.ops.metrics import NodeCollector
+
+log = logging.getLogger(__name__)
+
+#: A scraper that takes longer than this to send its request is dropped.
+REQUEST_TIMEOUT = 10.0
+MAX_HEADER_BYTES = 16384
+
+
+class MetricsServer:
+    """Serves the node's metrics on `host:port` (port 0: any free one, set once bound)."""
+
+    def __init__(self, host: str, port: int):
+        self.host = host
+        self.port = port
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.server: asyncio.AbstractServer | None = None
+        self.scrapes = 0
+
+    async def start(self, node) -> None:
+        self.registry.register(NodeCollector(node))
+        self.server = await asyncio.start_server(self._serve, self.host, self.port,
+                                                 reuse_address=True)
+        if self.port == 0:
+            self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self, node) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
+        try:
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), REQUEST_TIMEOUT)
+            writer.write(self._answer(head))
+            await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
+                ConnectionError):
+            pass
+        except Exception:  # a scrape must never take the node down
+            log.exception("metrics request failed")
+        finally:
+            writer.close()
+
+    def _answer(self, head: bytes) -> bytes:
+        if len(head) > MAX_HEADER_BYTES:
+            return _response(400, b"text/plain", b"request too large\n")
+        lines = head.decode("latin-1").split("\r\n")
+        parts = lines[0].split()
+        if len(parts) != 3 or not parts[2].startswith("HTTP/"):
+            return _response(400, b"text/plain", b"bad request\n")
+        method, target = parts[0], parts[1].split("?", 1)[0]
+        if method not in ("GET", "HEAD"):
+            return _response(405, b"text/plain", b"GET or HEAD only\n")
+        if target not in ("/metrics", "/"):
+            return _response(404, b"text/plain", b"try /metrics\n")
+        accept = ""
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "accept":
+                accept = value.strip()
+        encoder, content_type = choose_encoder(accept)
+        body = encoder(self.registry)
+        self.scrapes += 1
+        return _response(200, content_type.encode(), b"" if method == "HEAD" else body,
+                         len(body))
+
+
+def _response(status: int, content_type: bytes, body: bytes, length: int | None = None):
+    reason = {200: b"OK", 400: b"Bad Request", 404: b"Not Found",
+              405: b"Method Not Allowed"}[status]
+    return (b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n" % (status, reason, content_type,
+                                            len(body) if length is None else length)) + body
