@@ -32,6 +32,7 @@ class Pipe(asyncio.Protocol):
         self.buf = bytearray()
         self.pending: deque = deque()
         self.failure: BaseException | None = None
+        self.closing = False
         self._loop = asyncio.get_running_loop()
 
     def connection_made(self, transport) -> None:
@@ -66,6 +67,9 @@ class Pipe(asyncio.Protocol):
             if not future.done():
                 future.set_result(parser)
             start = end
+        if self.closing and not pending:
+            self.fail(MemcacheUnexpectedCloseError())
+            return
         if start == len(buf):
             buf.clear()
         elif not pending:
@@ -92,10 +96,6 @@ class Pipe(asyncio.Protocol):
     def connection_lost(self, exc) -> None:
         self.fail(MemcacheUnexpectedCloseError() if exc is None else exc)
 
-    @property
-    def usable(self) -> bool:
-        return self.failure is None
-
 
 def _consume(future: asyncio.Future) -> None:
     """For a noreply request nobody awaits: its error is not reported (nor warned about)."""
@@ -113,6 +113,7 @@ class AsyncNode(Node):
         self.timeout = timeout
         self._pipes: list[Pipe | None] = [None] * connections
         self._opening: list[asyncio.Future | None] = [None] * connections
+        self.closed = False
 
     def pipe(self, key: bytes) -> tuple[int, Pipe | None]:
         """(slot, its open pipe or None) for a key."""
@@ -125,6 +126,8 @@ class AsyncNode(Node):
         pipe = self._pipes[slot]
         if pipe is not None and pipe.failure is None:
             return pipe
+        if self.closed:     # left the ring after a request picked it: route again
+            raise NodeUnreachable(self.name, ConnectionAbortedError("left the ring"))
         opening = self._opening[slot]
         if opening is None:
             opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot))
@@ -142,6 +145,9 @@ class AsyncNode(Node):
                 self.connect_timeout)
         except OSError as exc:                  # refused, unreachable, timed out
             raise NodeUnreachable(f"{self.host}:{self.port}", exc) from exc
+        if self.closed:
+            pipe.fail(MemcacheUnexpectedCloseError())
+            raise NodeUnreachable(self.name, ConnectionAbortedError("left the ring"))
         self._pipes[slot] = pipe
         return pipe
 
@@ -158,10 +164,17 @@ class AsyncNode(Node):
         return await future
 
     def close(self) -> None:
-        for pipe in self._pipes:
-            if pipe is not None and pipe.transport is not None:
-                pipe.failure = pipe.failure or MemcacheUnexpectedCloseError()
-                pipe.transport.close()
+        """Closes each pipe once the requests already on it are answered (a node leaving the
+        ring may still answer them)."""
+        self.closed = True
+        for slot, pipe in enumerate(self._pipes):
+            self._pipes[slot] = None
+            if pipe is None or pipe.transport is None or pipe.failure is not None:
+                continue
+            if pipe.pending:
+                pipe.closing = True
+            else:
+                pipe.fail(MemcacheUnexpectedCloseError())
         for opening in self._opening:
             if opening is not None:
                 opening.cancel()

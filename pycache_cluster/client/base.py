@@ -63,6 +63,13 @@ class ClientBase:
         """The ring may be changing: ask for it now and often for a while."""
         self.watch.hurry()
 
+    def _server_error(self, error: BaseException) -> None:
+        """A SERVER_ERROR about a peer (`peer <name> unreachable`, `... timed out`,
+        `connection to peer <name> lost`): an owner is failing, the ring may be changing."""
+        message = error.args[0] if error.args else b""
+        if isinstance(message, bytes) and b"peer" in message:
+            self._hurry()
+
     def _node_failed(self, node: Node) -> None:
         self.router.failed(node)
         self._hurry()
@@ -81,7 +88,7 @@ class ClientBase:
         error = reply_error(line, name)
         if error is not None:
             if isinstance(error, MemcacheServerError):
-                self._hurry()
+                self._server_error(error)
             raise error
         return line
 
@@ -140,8 +147,9 @@ class ClientBase:
                 elif line.line not in ok:
                     missed.append(key)
         if failed:
-            if any(isinstance(e, MemcacheServerError) for e in failed.values()):
-                self._hurry()
+            for error in failed.values():
+                if isinstance(error, MemcacheServerError):
+                    self._server_error(error)
             raise PartialFailure(failed, missed)
         return missed
 

@@ -46,8 +46,8 @@ class ThreadDispatch(ClientBase):
                 self._node_failed(node)
                 if not retried:
                     raise
-            except MemcacheServerError:
-                self._hurry()          # the node could not reach an owner: the ring may move
+            except MemcacheServerError as exc:
+                self._server_error(exc)
                 raise
             else:
                 if node.down_until:

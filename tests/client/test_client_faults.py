@@ -1,15 +1,19 @@
 """Both clients under load while the cluster changes: a node killed (errors only for requests
 on the dead node's keys, only until the clients route by the ring without it) and a node
-joining (no error at all); afterwards each request goes straight to its owner again."""
+joining (no error at all); afterwards each request goes straight to its owner again. And a
+node that stops answering: timeouts for its keys' writes only."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import threading
 import time
 from typing import Self
 
+import pytest
 from helpers.client import addresses, cluster_counters
-from helpers.cluster import Fleet, wait_for
+from helpers.cluster import Fleet, owned_keys, wait_for
 
 from pycache_cluster.client import AsyncClient, Client
 
@@ -183,4 +187,46 @@ def test_a_node_joining_mid_run(tmp_path_factory):
             assert a["forwarded"] == b["forwarded"], node.name
             assert a["cmd_set"] > b["cmd_set"] and a["cmd_get"] > b["cmd_get"], node.name
     finally:
+        fleet.stop()
+
+
+def test_a_stalled_node_costs_its_own_keys_a_timeout(tmp_path_factory):
+    """SIGSTOP: connections open but nothing answers. A write to the stalled owner raises
+    after `timeout` (it may have been applied: not sent again); a read is sent again, to the
+    next node, which answers the stalled owner's key as a miss once its own forward times out
+    (so the client's timeout must exceed the nodes'); other keys are unaffected."""
+    fleet = Fleet(tmp_path_factory, 130, 2, "--forward-timeout", "0.3")
+    loop = asyncio.new_event_loop()
+    sync = aio = None
+    try:
+        fleet.start()
+        sync = Client(addresses(fleet), timeout=1.0, retry_after=10)
+        aio = AsyncClient(addresses(fleet), timeout=1.0, retry_after=10)
+        loop.run_until_complete(aio.start())
+        stalled = dict(zip(("sync", "async"), owned_keys(fleet, 1, 2, "stall"), strict=True))
+        fine = owned_keys(fleet, 0, 1, "fine")[0]
+        for key in stalled.values():
+            sync.set(key, b"before")
+        os.kill(fleet[1].proc.pid, signal.SIGSTOP)
+        try:
+            for kind, client in (("sync", sync), ("async", aio)):
+                def run(method, *args, client=client):
+                    result = getattr(client, method)(*args)
+                    return loop.run_until_complete(result) if client is aio else result
+
+                start = time.monotonic()
+                with pytest.raises(TimeoutError):
+                    run("set", stalled[kind], b"after")
+                assert 0.9 < time.monotonic() - start < 3
+                assert run("get", stalled[kind]) is None
+                assert run("set", fine, kind.encode()) is True
+                assert run("get", fine) == kind.encode()
+        finally:
+            os.kill(fleet[1].proc.pid, signal.SIGCONT)
+    finally:
+        if sync is not None:
+            sync.close()
+        if aio is not None:
+            loop.run_until_complete(aio.close())
+        loop.close()
         fleet.stop()
