@@ -21,8 +21,8 @@ else:
     CORE_FLAGS += ["-O2", "-DNDEBUG"]
     EXT_COMPILE, EXT_LINK = ["-O2"], []
 
-CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_table", "pc_lru", "pc_store",
-                                                 "pc_proto", "pc_ring", "pc_reply")]
+CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_large", "pc_table", "pc_lru",
+                                                 "pc_store", "pc_proto", "pc_ring", "pc_reply")]
 
 
 def extension(name, pyx):

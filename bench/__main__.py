@@ -32,11 +32,19 @@ METRIC_LABELS = {
     "user_us_per_op": "server user CPU µs/op",
     "peak_rss_mb": "server peak RSS (MB)",
 }
-MEMORY_METRICS = {  # workload -> (result key, metric key, label, target, note)
-    "rss-per-item": ("bytes_per_item", "bytes_per_item", "RSS bytes per item", "≤ 1.0",
-                     "stretch ≤ 0.9×"),
-    "items-held": ("items", "items", "items held at -m 64", "≥ 1.2", ""),
-    "zipf-hit": ("hit_ratio", "hit_ratio", "hit ratio (stats)", "≥ 1.0", ""),
+MEMORY_METRICS = {  # workload -> [(result key, metric key, label, target, note)]
+    "rss-per-item": [("bytes_per_item", "bytes_per_item", "RSS bytes per item", "≤ 1.0",
+                      "stretch ≤ 0.9×")],
+    "items-held": [("items", "items", "items held at -m 64", "≥ 1.2", "")],
+    "zipf-hit": [("hit_ratio", "hit_ratio", "hit ratio (stats)", "≥ 1.0", "")],
+    "zipf-large-hit": [("hit_ratio", "hit_ratio", "hit ratio (stats)", "≥ 1.0", "")],
+    **{f"flood-{mb}": [
+        ("peak_ratio_total", "peak_rss_ratio", "peak RSS / limit", "≤ 1.0",
+         "gate: ours ≤ 1.1"),
+        ("peak_ratio", "peak_over_idle_ratio", "(peak RSS - idle RSS) / limit", "≤ 1.0",
+         "gate: ours ≤ 1.1 + 16 MiB / limit"),
+        ("cpu_us_per_set", "cpu_us_per_set", "server CPU µs per set", "", "")]
+       for mb in (64, 256)},
 }
 
 
@@ -157,24 +165,29 @@ def run(args) -> int:
                 rows.append(make_row(w.name, metric, METRIC_LABELS[metric],
                                      med["memcached"][metric], med["ours"][metric], target))
 
-        ranks = None
+        ranks = large_ranks = None
         for w in mem:
             if w.name == "zipf-hit" and ranks is None:
                 from bench import zipf
                 progress.update(task, description="zipf-hit: generating trace")
                 ranks = zipf.trace()
+            if w.name == "zipf-large-hit":
+                from bench import zipf
+                progress.update(task, description="zipf-large-hit: generating trace")
+                large_ranks = zipf.large_trace()
             res = {}
             for side, spec in (("memcached", baseline), ("ours", ours)):
                 if side == "ours" and mode == "inproc":
                     res[side] = step(f"{w.name} ours (inproc)", lambda w=w: memory.inproc(w.name))
                 else:
                     res[side] = step(f"{w.name} {side}",
-                                     lambda w=w, spec=spec, ranks=ranks: _memory_on_server(
-                                         w, spec, ranks))
+                                     lambda w=w, spec=spec, ranks=(
+                                         large_ranks if w.name == "zipf-large-hit" else ranks):
+                                     _memory_on_server(w, spec, ranks))
             results["memory"][w.name] = {"description": w.description, **res}
-            key, metric, label, target, note = MEMORY_METRICS[w.name]
-            rows.append(make_row(w.name, metric, label, res["memcached"].get(key, math.nan),
-                                 res["ours"].get(key, math.nan), target, note))
+            for key, metric, label, target, note in MEMORY_METRICS[w.name]:
+                rows.append(make_row(w.name, metric, label, res["memcached"].get(key, math.nan),
+                                     res["ours"].get(key, math.nan), target, note))
 
     command = "python -m bench " + " ".join(shlex.quote(a) for a in (sys.argv[1:] or [args.cmd]))
     title = (f"pycache_cluster vs memcached — {args.cmd}"
@@ -213,6 +226,10 @@ def _memory_on_server(w, spec: ServerSpec, ranks) -> dict:
             return memory.server_items_held(server)
         if w.name == "zipf-hit":
             return memory.server_zipf(server, ranks)
+        if w.name == "zipf-large-hit":
+            return memory.server_zipf_large(server, ranks)
+        if w.name.startswith("flood-"):
+            return memory.server_flood(server)
     raise ValueError(w.name)
 
 
@@ -262,9 +279,30 @@ def _notes(args, results, thr, seconds, rounds, errors) -> list[str]:
         notes.append(f"zipf-hit: {zipf.REQUESTS:,} requests over {zipf.KEYS:,} keys, "
                      f"Zipf({zipf.THETA}), values {zipf.MIN_SIZE}-{zipf.MAX_SIZE} B per key; "
                      f"hit ratio from stats over the last {zipf.REQUESTS - zipf.WARMUP:,}.")
+    if "zipf-large-hit" in mem:
+        from bench import zipf
+        notes.append(f"zipf-large-hit: {zipf.LARGE_REQUESTS:,} requests over "
+                     f"{zipf.LARGE_KEYS:,} keys, Zipf({zipf.THETA}), values "
+                     f"{zipf.LARGE_MIN_SIZE}-{zipf.LARGE_MAX_SIZE:,} B per key (log-uniform); "
+                     f"hit ratio from stats over the last "
+                     f"{zipf.LARGE_REQUESTS - zipf.LARGE_WARMUP:,}.")
+    floods = [n for n in mem if n.startswith("flood-")]
+    if floods:
+        notes.append(f"{', '.join(floods)}: bench/flood.py, {memory.FLOOD_SECONDS:g} s of sets "
+                     "of 10 B-1 MB values (log-uniform) over 200,000 keys from 8 connections "
+                     "waiting for each reply; RSS read every second; idle RSS is the fresh "
+                     "server's before the first set (ours: the interpreter, ~26 MiB). "
+                     + "; ".join(f"{n}: idle memcached {_mib(mem[n]['memcached'], 'baseline_rss')}"
+                                 f", ours {_mib(mem[n]['ours'], 'baseline_rss')}"
+                                 for n in floods) + ".")
     if errors:
         notes.append(f"{len(errors)} run(s) failed; see latest.json.")
     return notes
+
+
+def _mib(d: dict, k: str) -> str:
+    v = d.get(k)
+    return f"{v / (1 << 20):.1f} MiB" if isinstance(v, (int, float)) else "?"
 
 
 def _mean_item(d: dict) -> str:

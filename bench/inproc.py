@@ -56,7 +56,43 @@ def zipf_hit(Store) -> dict:
     return zipf.replay_store(store, zipf.trace())
 
 
-WORKLOADS = {"rss-per-item": rss_per_item, "items-held": items_held, "zipf-hit": zipf_hit}
+def zipf_large_hit(Store) -> dict:
+    from bench import zipf
+    store = Store(limit_bytes=64 << 20, item_size_max=memory.ITEM_SIZE_MAX)
+    return zipf.replay_store(store, zipf.large_trace(), warmup=zipf.LARGE_WARMUP,
+                             size_fn=zipf.size_log_uniform)
+
+
+FLOOD_SETS = 100_000
+
+
+def _flood(Store, mb: int) -> dict:
+    """The flood's sets (sizes, keys) straight into a Store: no connections, no buffers."""
+    import random
+
+    from bench import flood
+    store = Store(limit_bytes=mb << 20, item_size_max=memory.ITEM_SIZE_MAX)
+    value = memoryview(b"f" * flood.MAX_SIZE)
+    rng = random.Random(14)
+    store.set(b"warm", b"w")
+    before = _stable_rss()
+    peak = 0
+    for i in range(FLOOD_SETS):
+        store.set(b"fl:%d" % rng.randrange(flood.KEYS), value[:flood.log_uniform(rng)])
+        if i % 500 == 0:
+            peak = max(peak, servers.read_rss(servers.os.getpid()))
+    st = store.stats()
+    limit = mb << 20
+    return {"mb": mb, "sets": FLOOD_SETS, "baseline_rss": before, "peak_rss": peak,
+            "peak_ratio": (peak - before) / limit, "peak_ratio_total": peak / limit,
+            "curr_items": int(st["curr_items"]), "bytes": int(st["bytes"]),
+            "evictions": int(st["evictions"])}
+
+
+WORKLOADS = {"rss-per-item": rss_per_item, "items-held": items_held, "zipf-hit": zipf_hit,
+             "zipf-large-hit": zipf_large_hit,
+             "flood-64": lambda Store: _flood(Store, 64),
+             "flood-256": lambda Store: _flood(Store, 256)}
 
 
 def main() -> None:

@@ -106,6 +106,23 @@ def server_zipf(server: servers.ServerProcess, ranks,
     return zipf.replay_server(server.address, ranks, progress=progress)
 
 
+def server_zipf_large(server: servers.ServerProcess, ranks) -> dict:
+    from bench import zipf
+    return zipf.replay_server(server.address, ranks, warmup=zipf.LARGE_WARMUP,
+                              size_fn=zipf.size_log_uniform)
+
+
+FLOOD_SECONDS = 20.0
+
+
+def server_flood(server: servers.ServerProcess, seconds: float = FLOOD_SECONDS) -> dict:
+    """The mixed 10 B-1 MB flood (bench/flood.py): RSS each second, peak over the limit."""
+    from bench import flood
+    res = flood.measure(server.pid, server.address, server.mb, seconds)
+    res.pop("probes", None)
+    return res
+
+
 # --- in process ---------------------------------------------------------------------------
 
 def inproc(workload: str, timeout: float = 600.0) -> dict:

@@ -97,8 +97,9 @@ class ServerProcess:
     kills it."""
 
     def __init__(self, name: str, template: str, mb: int, item_size: str = "1m",
-                 extra: str = "") -> None:
+                 extra: str = "", env: dict | None = None) -> None:
         self.name = name
+        self.env = env
         self.template = template
         self.mb = mb
         self.item_size = item_size
@@ -132,7 +133,8 @@ class ServerProcess:
             if shutil.which(argv[0]) is None and not os.path.exists(argv[0]):
                 raise RuntimeError(f"{self.name}: {argv[0]!r} not found (run `make sysdeps`)")
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.PIPE, start_new_session=True, cwd=ROOT)
+                                    stderr=subprocess.PIPE, start_new_session=True, cwd=ROOT,
+                                    env=self.env)
             _LIVE.add(proc)
             self.proc, self.port = proc, port
             if self._wait_ready(timeout):

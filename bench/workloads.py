@@ -47,6 +47,15 @@ MEMORY = [
              "items held at -m 64 after 100,000 sets of 10-4000 B (uniform) values", mb=64),
     Workload("zipf-hit", "memory",
              "hit ratio, cache-aside replay of Zipf(0.99) over 10M keys at -m 64", mb=64),
+    # Issue 14: values of 10 B-1 MB, log-uniform (bench/flood.py).
+    Workload("flood-64", "memory",
+             "peak RSS during 20 s of sets of 10 B-1 MB values (8 connections) at -m 64", mb=64),
+    Workload("flood-256", "memory",
+             "peak RSS during 20 s of sets of 10 B-1 MB values (8 connections) at -m 256",
+             mb=256),
+    Workload("zipf-large-hit", "memory",
+             "hit ratio, cache-aside Zipf(0.99) over 200k keys of 10 B-1 MB values at -m 64",
+             mb=64),
 ]
 
 ALL = {w.name: w for w in THROUGHPUT + MEMORY}

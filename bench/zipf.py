@@ -8,6 +8,7 @@ the measured part of the trace, after a warm-up part that fills the cache.
 """
 from __future__ import annotations
 
+import math
 import socket
 from collections.abc import Callable
 
@@ -23,7 +24,15 @@ BATCH = 200
 MIN_SIZE, MAX_SIZE = 10, 1000
 SEED = 99
 
-_VALUE = b"z" * MAX_SIZE
+# The mixed-size variant (issue 14): values of 10 B-1 MB, log-uniform, over fewer keys and a
+# shorter trace (its misses send ~90 KB on average).
+LARGE_KEYS = 200_000
+LARGE_REQUESTS = 400_000
+LARGE_WARMUP = 100_000
+LARGE_MIN_SIZE, LARGE_MAX_SIZE = 10, 1_000_000
+
+_VALUE = b"z" * LARGE_MAX_SIZE
+_VIEW = memoryview(_VALUE)
 
 
 def trace(keys: int = KEYS, theta: float = THETA, requests: int = REQUESTS,
@@ -45,8 +54,20 @@ def size_of(rank: int) -> int:
     return MIN_SIZE + ((rank * 2654435761) & 0xFFFFFFFF) % (MAX_SIZE - MIN_SIZE + 1)
 
 
+def size_log_uniform(rank: int) -> int:
+    """A fixed size per key, log-uniform in LARGE_MIN_SIZE..LARGE_MAX_SIZE."""
+    u = ((rank * 2654435761) & 0xFFFFFFFF) / 2**32
+    lo, hi = math.log(LARGE_MIN_SIZE), math.log(LARGE_MAX_SIZE + 1)
+    return min(LARGE_MAX_SIZE, int(math.exp(lo + u * (hi - lo))))
+
+
+def large_trace() -> np.ndarray:
+    return trace(keys=LARGE_KEYS, requests=LARGE_REQUESTS)
+
+
 def replay_server(address: tuple[str, int], ranks: np.ndarray, warmup: int = WARMUP,
-                  progress: Callable[[int], None] | None = None) -> dict:
+                  progress: Callable[[int], None] | None = None,
+                  size_fn: Callable[[int], int] = size_of) -> dict:
     """Replay `ranks` cache-aside against a server; hit ratio from its stats after `warmup`."""
     with TextClient(address) as c:
         sock = c.sock
@@ -69,8 +90,8 @@ def replay_server(address: tuple[str, int], ranks: np.ndarray, warmup: int = WAR
                 if code == b"HD":
                     client_hits += 1
                 elif code == b"EN":
-                    size = size_of(batch[i])
-                    sets.append(b"set %s 0 0 %d noreply\r\n%s\r\n" % (k, size, _VALUE[:size]))
+                    size = size_fn(batch[i])
+                    sets += (b"set %s 0 0 %d noreply\r\n" % (k, size), _VIEW[:size], b"\r\n")
                 else:
                     raise RuntimeError(f"unexpected mg reply {reply[4 * i:4 * i + 40]!r}")
             if sets:
@@ -93,7 +114,8 @@ def replay_server(address: tuple[str, int], ranks: np.ndarray, warmup: int = WAR
     }
 
 
-def replay_store(store, ranks: np.ndarray, warmup: int = WARMUP) -> dict:
+def replay_store(store, ranks: np.ndarray, warmup: int = WARMUP,
+                 size_fn: Callable[[int], int] = size_of) -> dict:
     """The same replay against an in-process `pycache_cluster.store.Store`."""
     get, set_ = store.get, store.set
     hits = 0
@@ -103,8 +125,8 @@ def replay_store(store, ranks: np.ndarray, warmup: int = WARMUP) -> dict:
             before, hits = store.stats(), 0
         k = key_of(r)
         if get(k) is None:
-            size = size_of(r)
-            set_(k, _VALUE[:size])
+            size = size_fn(r)
+            set_(k, _VIEW[:size])
         else:
             hits += 1
     after = store.stats()

@@ -13,6 +13,7 @@ enum pc_lru_segment { PC_HOT = 0, PC_WARM = 1, PC_COLD = 2, PC_NSEGMENTS = 3 };
 enum pc_item_bits {
     PC_ITEM_FETCHED = 1,     /* read at least once since it was stored */
     PC_ITEM_ACTIVE = 2,      /* read twice: worth keeping out of COLD */
+    PC_ITEM_TOMBSTONE = 0x10,  /* a deleted key's version, kept so older writes stay dead */
     /* Meta protocol state the store keeps with the item (memcached's it_flags): */
     PC_ITEM_TOKEN_SENT = 0x20, /* a client was handed the win token (W) */
     PC_ITEM_STALE = 0x40,      /* invalidated (md I, or a stale ms I): answers carry X */
@@ -32,7 +33,7 @@ typedef struct pc_item {
     uint8_t nkey;
     uint8_t segment;                  /* enum pc_lru_segment */
     uint8_t bits;                     /* enum pc_item_bits */
-    uint8_t unused;
+    uint8_t mapped;                   /* 1: in pages of its own (pc_large), 0: from malloc */
     char data[];                      /* key bytes, then value bytes; no terminators */
 } pc_item;
 
@@ -49,9 +50,17 @@ static inline size_t pc_item_memcached_size(size_t nkey, uint32_t flags, size_t 
     return 56 + nkey + 1 + (flags ? sizeof(flags) : 0) + nbytes + 2;
 }
 
+static inline size_t pc_item_size(size_t nkey, size_t nbytes)
+{
+    return offsetof(pc_item, data) + nkey + nbytes;
+}
+
+/* Items of PC_LARGE_MIN bytes and more get a mapping of their own (pc_large), so that
+ * freeing one gives its pages back whole; smaller ones come from malloc. */
 pc_item *pc_item_alloc(const char *key, size_t nkey, size_t nbytes, size_t *charged);
 void pc_item_free(pc_item *it, size_t *charged);
-/* Bytes the allocator really holds for `it` (usable size plus the chunk header). */
+/* Bytes really held for `it`: its mapping's whole pages, or malloc's usable size plus the
+ * chunk header. */
 size_t pc_item_charge(const pc_item *it);
 
 #endif

@@ -297,6 +297,18 @@ int pc_meta_preparse(pc_token *tokens, size_t start, pc_meta_flags *of, const ch
         case 'I':
             of->set_stale = 1;
             break;
+        case 'E':
+            if (!of->allow_version) {
+                *errstr = "CLIENT_ERROR invalid flag";
+                return -1;
+            }
+            if (!pc_strtoull(tokens[i].value + 1, &of->version) || of->version == 0) {
+                *errstr = "CLIENT_ERROR bad token in command line format";
+                of->has_error = 1;
+            } else {
+                of->has_version = 1;
+            }
+            break;
         default:
             *errstr = "CLIENT_ERROR invalid flag";
             return -1;

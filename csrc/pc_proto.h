@@ -59,6 +59,8 @@ int pc_strtoull(const char *str, uint64_t *out);
 typedef struct pc_meta_flags {
     unsigned has_error : 1, no_update : 1, locked : 1, vivify : 1, la : 1, value : 1;
     unsigned set_stale : 1, no_reply : 1, has_cas : 1, new_ttl : 1, key_binary : 1;
+    unsigned allow_version : 1;   /* in: E is accepted (peer links only) */
+    unsigned has_version : 1;     /* E: a replica's write at exactly this version */
     char mode;                 /* M: the mode switch of ms and ma, 0 when absent */
     int32_t exptime;           /* T */
     int32_t autoviv_exptime;   /* N */
@@ -67,10 +69,12 @@ typedef struct pc_meta_flags {
     uint64_t req_cas_id;       /* C */
     uint64_t delta;            /* D (ma), 1 unless given */
     uint64_t initial;          /* J (ma) */
+    uint64_t version;          /* E */
 } pc_meta_flags;
 
 /* Reads the flag tokens from tokens[start] on; base64-decodes the key token in place for 'b'.
- * Returns 0, or -1 with *errstr set to memcached's error line. */
+ * Returns 0, or -1 with *errstr set to memcached's error line. E<version> is memcached's
+ * "invalid flag" unless the caller set of->allow_version first. */
 int pc_meta_preparse(pc_token *tokens, size_t start, pc_meta_flags *of, const char **errstr);
 
 /* Writes v in decimal at p; returns the byte count (at most 20). */

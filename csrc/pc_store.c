@@ -5,8 +5,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pc_hash.h"
+#include "pc_hlc.h"
 #include "pc_lru.h"
 #include "pc_table.h"
 
@@ -23,6 +25,10 @@ struct pc_store {
     uint64_t oldest_version;   /* ...and so are items older than this version, once active */
     uint64_t last_version;
     uint64_t crawl_cursor;
+    int replicated;            /* cluster mode: HLC versions, tombstones */
+    pc_hlc hlc;
+    pc_reltime tombstone_ttl;
+    size_t tombstones;         /* linked tombstones (in table.count, not curr_items) */
 };
 
 /* memcached's REALTIME_MAXDELTA: larger exptimes are absolute unix times. */
@@ -101,12 +107,30 @@ size_t pc_store_bytes(const pc_store *s) { return s->item_bytes; }
 
 size_t pc_store_item_size_max(const pc_store *s) { return s->item_size_max; }
 
-size_t pc_store_count(const pc_store *s) { return s->table.count; }
+size_t pc_store_count(const pc_store *s) { return s->table.count - s->tombstones; }
+
+void pc_store_set_replicated(pc_store *s, uint16_t node, uint32_t tombstone_ttl)
+{
+    s->replicated = 1;
+    pc_hlc_init(&s->hlc, node);
+    pc_hlc_observe(&s->hlc, s->last_version);
+    s->tombstone_ttl = tombstone_ttl ? tombstone_ttl : 1;
+}
+
+int pc_store_replicated(const pc_store *s) { return s->replicated; }
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out)
 {
     out->counters = s->stats;
-    out->curr_items = s->table.count;
+    out->curr_items = s->table.count - s->tombstones;
+    out->tombstones = s->tombstones;
     out->item_bytes = s->item_bytes;
     out->limit_bytes = s->limit_bytes;
     out->item_size_max = s->item_size_max;
@@ -137,30 +161,48 @@ static int is_flushed(const pc_store *s, const pc_item *it)
     return it->time <= s->oldest_live || (s->oldest_version != 0 && it->version < s->oldest_version);
 }
 
+static int is_tombstone(const pc_item *it) { return (it->bits & PC_ITEM_TOMBSTONE) != 0; }
+
 static uint64_t next_version(pc_store *s, uint64_t version)
 {
     if (version == 0)
-        return ++s->last_version;
+        version = s->replicated ? pc_hlc_next(&s->hlc, wall_ms()) : s->last_version + 1;
+    else if (s->replicated)
+        pc_hlc_observe(&s->hlc, version);
     if (version > s->last_version)
         s->last_version = version;
     return version;
 }
 
+uint64_t pc_store_next_version(pc_store *s) { return next_version(s, 0); }
+
+void pc_store_observe(pc_store *s, uint64_t version) { next_version(s, version); }
+
 static void unlink_free(pc_store *s, pc_item *it, uint32_t hv)
 {
     pc_table_remove(&s->table, it, hv);
     pc_lru_unlink(&s->lru, it);
+    if (is_tombstone(it))
+        s->tombstones--;
     pc_item_free(it, &s->item_bytes);
 }
 
-/* Finds a live item, dropping it on the way if it has expired or been flushed. */
-static pc_item *lookup(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+/* What the table holds for the key (a live item or a tombstone), dropping it on the way if
+ * it has expired or been flushed. */
+static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     assert(nkey > 0 && nkey <= PC_KEY_MAX);
     assert(hv == pc_hash(key, nkey, 0));
     pc_item *it = pc_table_find(&s->table, key, nkey, hv);
     if (!it)
         return NULL;
+    if (is_tombstone(it)) {
+        if (is_expired(s, it)) {
+            unlink_free(s, it, hv);
+            return NULL;
+        }
+        return it;
+    }
     if (is_flushed(s, it)) {
         s->stats.get_flushed++;
         unlink_free(s, it, hv);
@@ -174,6 +216,13 @@ static pc_item *lookup(pc_store *s, const char *key, size_t nkey, uint32_t hv)
     return it;
 }
 
+/* A live item: tombstones are invisible to every operation but replication's. */
+static pc_item *lookup(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    pc_item *it = lookup_slot(s, key, nkey, hv);
+    return it && !is_tombstone(it) ? it : NULL;
+}
+
 static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
 {
     it->version = next_version(s, version);
@@ -181,7 +230,10 @@ static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
     pc_table_insert(&s->table, it, hv);
     pc_lru_link(&s->lru, it, PC_HOT);
     pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
-    s->stats.total_items++;
+    if (is_tombstone(it))
+        s->tombstones++;
+    else
+        s->stats.total_items++;
 }
 
 /* Puts new_it (same key) where old_it was; old_it is freed. */
@@ -191,10 +243,15 @@ static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, 
     new_it->time = s->now;
     pc_table_replace(&s->table, old_it, new_it, hv);
     pc_lru_unlink(&s->lru, old_it);
+    if (is_tombstone(old_it))
+        s->tombstones--;
     pc_item_free(old_it, &s->item_bytes);
     pc_lru_link(&s->lru, new_it, PC_HOT);
     pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
-    s->stats.total_items++;
+    if (is_tombstone(new_it))
+        s->tombstones++;
+    else
+        s->stats.total_items++;
 }
 
 static pc_item *victim(const pc_store *s, const pc_item *keep)
@@ -218,7 +275,9 @@ static int make_room(pc_store *s, const pc_item *keep)
         pc_item *it = victim(s, keep);
         if (!it)
             return -1;
-        if (is_expired(s, it) || is_flushed(s, it)) {
+        if (is_tombstone(it)) {
+            /* an old delete's marker: nothing a client could read is lost */
+        } else if (is_expired(s, it) || is_flushed(s, it)) {
             s->stats.reclaimed++;
             if (!(it->bits & PC_ITEM_FETCHED))
                 s->stats.expired_unfetched++;
@@ -372,7 +431,11 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
 {
     if (pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
-    pc_item *old = lookup(s, key, nkey, hv);
+    pc_item *old = lookup_slot(s, key, nkey, hv), *tomb = NULL;
+    if (old && is_tombstone(old)) {
+        tomb = old;
+        old = NULL;
+    }
     if (old)
         return store_over(s, mode, old, hv, key, nkey, flags, exptime, value, nbytes, cas,
                           version, out);
@@ -383,16 +446,98 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
     }
     if (mode != PC_SET && mode != PC_ADD)
         return PC_NOT_STORED;
-    pc_item *it = alloc_item(s, key, nkey, nbytes, NULL);
+    pc_item *it = alloc_item(s, key, nkey, nbytes, tomb);
     if (!it)
         return PC_NO_MEMORY;
     it->flags = flags;
     it->exptime = pc_store_exptime(s, exptime);
     memcpy(pc_item_value(it), value, nbytes);
-    link_new(s, it, hv, version);
+    if (tomb)
+        replace(s, tomb, it, hv, version);
+    else
+        link_new(s, it, hv, version);
     if (out)
         *out = it;
     return PC_STORED;
+}
+
+/* A tombstone for `key` in place of `old` (a live item, a tombstone, or NULL). */
+static pc_status bury(pc_store *s, pc_item *old, const char *key, size_t nkey, uint32_t hv,
+                      uint64_t version)
+{
+    pc_item *tomb = alloc_item(s, key, nkey, 0, old);
+    if (!tomb)
+        return PC_NO_MEMORY;
+    tomb->bits |= PC_ITEM_TOMBSTONE;
+    tomb->exptime = s->now + s->tombstone_ttl;
+    if (old)
+        replace(s, old, tomb, hv, version);
+    else
+        link_new(s, tomb, hv, version);
+    return PC_DELETED;
+}
+
+/* Orders two versions of a key for last-write-wins: by version, then (one writer's version
+ * replayed, or two nodes whose bits collide) by content, so every replica picks the same. */
+static int newer(const pc_item *held, uint64_t version, int tombstone, uint32_t flags,
+                 const char *value, size_t nbytes)
+{
+    if (held->version != version)
+        return held->version > version ? 1 : -1;
+    if (is_tombstone(held) != (tombstone != 0))
+        return is_tombstone(held) ? 1 : -1;
+    if (held->flags != flags)
+        return held->flags > flags ? 1 : -1;
+    if (held->nbytes != nbytes)
+        return held->nbytes > nbytes ? 1 : -1;
+    int c = memcmp(pc_item_value((pc_item *)held), value, nbytes);
+    return c > 0 ? 1 : c < 0 ? -1 : 0;
+}
+
+pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+{
+    *had_live = 0;
+    *held = 0;
+    if (!tombstone && pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
+        return PC_TOO_LARGE;
+    /* A write older than a flush_all that already happened stays flushed. */
+    if (s->oldest_live != 0 && s->oldest_live <= s->now && version < s->oldest_version) {
+        *held = s->oldest_version;
+        return PC_EXISTS;
+    }
+    pc_item *old = lookup_slot(s, key, nkey, hv);
+    if (old) {
+        *had_live = !is_tombstone(old);
+        int order = newer(old, version, tombstone, flags, value, nbytes);
+        if (order > 0) {
+            *held = old->version;
+            return PC_EXISTS;
+        }
+        if (order == 0) {
+            next_version(s, version);
+            return tombstone ? PC_DELETED : PC_STORED;
+        }
+    }
+    if (tombstone)
+        return bury(s, old, key, nkey, hv, version);
+    pc_item *it = alloc_item(s, key, nkey, nbytes, old);
+    if (!it)
+        return PC_NO_MEMORY;
+    it->flags = flags;
+    it->exptime = pc_store_exptime(s, exptime);
+    memcpy(pc_item_value(it), value, nbytes);
+    if (old)
+        replace(s, old, it, hv, version);
+    else
+        link_new(s, it, hv, version);
+    return PC_STORED;
+}
+
+pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    return lookup_slot(s, key, nkey, hv);
 }
 
 pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
@@ -408,6 +553,8 @@ pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t
         return PC_EXISTS;
     }
     s->stats.delete_hits++;
+    if (s->replicated)
+        return bury(s, it, key, nkey, hv, 0);
     unlink_free(s, it, hv);
     return PC_DELETED;
 }
@@ -551,15 +698,22 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
                              result, out);
 }
 
-void pc_store_flush(pc_store *s, int64_t delay)
+void pc_store_flush(pc_store *s, int64_t delay) { pc_store_flush_at(s, delay, 0); }
+
+void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version)
 {
     /* memcached's flush_all: with CAS enabled, oldest_live is one second early and the
      * version cut-off catches what was stored within the current second. */
     pc_reltime new_oldest = delay > 0 ? pc_store_exptime(s, delay) : s->now;
     s->oldest_live = new_oldest - 1;
+    if (version)
+        next_version(s, version);
+    /* Past both the coordinator's version and everything this store holds. */
     if (s->oldest_live <= s->now)
-        s->oldest_version = ++s->last_version;
+        s->oldest_version = next_version(s, 0);
 }
+
+uint64_t pc_store_flush_version(const pc_store *s) { return s->oldest_version; }
 
 typedef struct crawl_ctx {
     pc_store *s;
@@ -570,6 +724,12 @@ typedef struct crawl_ctx {
 
 static int reclaim_if_dead(pc_store *s, pc_item *it)
 {
+    if (is_tombstone(it)) {
+        if (!is_expired(s, it))
+            return 0;
+        unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
+        return 1;
+    }
     if (!is_expired(s, it) && !is_flushed(s, it))
         return 0;
     if (!(it->bits & PC_ITEM_FETCHED))
@@ -597,7 +757,7 @@ size_t pc_store_crawl(pc_store *s, size_t max_buckets)
 static void scan_visit(pc_item *it, void *arg)
 {
     crawl_ctx *c = arg;
-    if (!reclaim_if_dead(c->s, it))
+    if (!reclaim_if_dead(c->s, it) && !is_tombstone(it))
         c->visit(it, c->user);
 }
 

@@ -41,7 +41,7 @@ typedef struct pc_store_stats {
 /* Everything `stats` reports about the store, copied at one instant. */
 typedef struct pc_store_snapshot {
     pc_store_stats counters;
-    size_t curr_items, item_bytes, limit_bytes, item_size_max, hash_bytes;
+    size_t curr_items, tombstones, item_bytes, limit_bytes, item_size_max, hash_bytes;
     unsigned hash_power;
     int hash_is_expanding;
     size_t lru_items[PC_NSEGMENTS];
@@ -64,6 +64,16 @@ size_t pc_store_bytes(const pc_store *s);
 size_t pc_store_count(const pc_store *s);
 void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out);
 void pc_store_reset_stats(pc_store *s);
+
+/* Cluster mode (off by default, when the store is memcached's exactly): versions come from
+ * a hybrid logical clock (pc_hlc.h) carrying `node`, so that every replica of a key stores
+ * the version its writer gave it; deletes leave tombstones (key and version, no value,
+ * charged to the limit, gone after tombstone_ttl seconds) that no operation sees but that
+ * stop an older write from bringing the key back. */
+void pc_store_set_replicated(pc_store *s, uint16_t node, uint32_t tombstone_ttl);
+int pc_store_replicated(const pc_store *s);
+/* A new version, as the coordinator of a write assigns it. */
+uint64_t pc_store_next_version(pc_store *s);
 
 /* Keys are 1..PC_KEY_MAX bytes (the protocol validates them). `hv` is pc_hash(key, nkey, 0):
  * callers that already hashed the key (to find its owner) pass it down instead of hashing
@@ -90,7 +100,8 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
                             size_t nbytes, uint64_t cas, uint64_t version, pc_item **out);
 
 /* delete; with has_cas only an item of version `cas` (PC_EXISTS otherwise). Misses and
- * mismatches count as delete_misses, as memcached's md counts them. */
+ * mismatches count as delete_misses, as memcached's md counts them. In cluster mode the item
+ * becomes a tombstone with a new version. */
 pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                              int has_cas, uint64_t cas);
 
@@ -99,6 +110,22 @@ pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t
  * or PC_EXISTS (has_cas and another version); misses count as delete_misses. */
 pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                                  int has_cas, uint64_t cas, int new_ttl, int64_t exptime);
+
+/* A replica's write, last-write-wins: stores the value (or, for a tombstone, deletes the
+ * key) at exactly `version` when that is newer than what the key holds, live or tombstone,
+ * and not older than a flush_all; equal versions keep the greater content, so replicas
+ * that saw the same writes in any order hold the same. PC_STORED / PC_DELETED when applied
+ * (or already held), PC_EXISTS when what is held is newer, PC_TOO_LARGE, PC_NO_MEMORY.
+ * *had_live says whether a live item was there before; on PC_EXISTS *held is the version that
+ * won (the key's, or the flush_all's), so that a writer can come back above it. exptime
+ * follows memcached's rules. */
+pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held);
+/* A version seen elsewhere: versions made here from now on are greater. */
+void pc_store_observe(pc_store *s, uint64_t version);
+/* What the table holds for the key right now, tombstone included (NULL: nothing). */
+pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 
 /* incr/decr: 64-bit unsigned, incr wraps, decr floors at 0; a shorter result is written in
  * place and padded with spaces, as memcached does, unless `shared` says an unsent reply
@@ -121,6 +148,11 @@ pc_status pc_store_delta(pc_store *s, const char *key, size_t nkey, int incr, ui
 
 /* flush_all [delay]: delay follows exptime's rules; 0 flushes now. */
 void pc_store_flush(pc_store *s, int64_t delay);
+/* The same in a cluster: the version cut-off is past both the coordinator's `version` and
+ * every version this store holds; pc_store_flush_version() tells it, so that the
+ * coordinator's next writes can be newer on every node. */
+void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version);
+uint64_t pc_store_flush_version(const pc_store *s);
 
 /* Expiry crawler: examines at most max_buckets buckets from where it last stopped, frees the
  * expired and flushed items there, and finishes one bucket-step of any table growth.

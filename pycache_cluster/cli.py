@@ -28,6 +28,10 @@ ENV = {
     "vnodes": "PYCACHE_VNODES",
     "forward_timeout": "PYCACHE_FORWARD_TIMEOUT",
     "peer_links": "PYCACHE_PEER_LINKS",
+    "replicas": "PYCACHE_REPLICAS",
+    "write_quorum": "PYCACHE_WRITE_QUORUM",
+    "read_quorum": "PYCACHE_READ_QUORUM",
+    "tombstone_ttl": "PYCACHE_TOMBSTONE_TTL",
 }
 
 
@@ -186,6 +190,24 @@ def build_parser() -> argparse.ArgumentParser:
                          default=_env_default("peer_links", int, d.peer_links),
                          help="pipelined connections to each peer, 1..16 "
                          f"[env {ENV['peer_links']}]")
+    repl = serve.add_argument_group(
+        "replication", "With gossip: every key on its first N owners; see the README for "
+        "what each N/W/R setting guarantees.")
+    repl.add_argument("--replicas", type=int, dest="replicas", metavar="N",
+                      default=_env_default("replicas", int, d.replicas),
+                      help=f"owners per key, 1..16 [env {ENV['replicas']}]")
+    repl.add_argument("--write-quorum", type=int, dest="write_quorum", metavar="W",
+                      default=_env_default("write_quorum", int, d.write_quorum),
+                      help="owners holding a write before it is acknowledged, 1..N "
+                      f"[env {ENV['write_quorum']}]")
+    repl.add_argument("--read-quorum", type=int, dest="read_quorum", metavar="R",
+                      default=_env_default("read_quorum", int, d.read_quorum),
+                      help="owners a read asks, the newest answer wins, 1..N "
+                      f"[env {ENV['read_quorum']}]")
+    repl.add_argument("--tombstone-ttl", type=int, dest="tombstone_ttl", metavar="SECONDS",
+                      default=_env_default("tombstone_ttl", int, d.tombstone_ttl),
+                      help="how long a deleted key's tombstone keeps older writes out "
+                      f"[env {ENV['tombstone_ttl']}]")
     return parser
 
 
@@ -197,7 +219,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   node_name=args.node_name, join=args.join,
                   cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,
                   advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,
-                  forward_timeout=args.forward_timeout, peer_links=args.peer_links)
+                  forward_timeout=args.forward_timeout, peer_links=args.peer_links,
+                  replicas=args.replicas, write_quorum=args.write_quorum,
+                  read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,8 +57,18 @@ class Config:
     weight: int = 1
     #: Ring points per unit of weight; the same on every node (see cluster/ring.py).
     vnodes: int = DEFAULT_VNODES
-    #: Owners per key (one until replication arrives).
-    replicas: int = 1
+    #: Owners per key (N): each key lives on its first N nodes of the ring (1..16).
+    replicas: int = 2
+    #: Owners that must hold a write before it is acknowledged (W, 1..N). With W = N an
+    #: acknowledged write survives the loss of N - 1 owners; writes to a key with an owner
+    #: down fail (SERVER_ERROR) until gossip declares that owner dead (a few seconds).
+    write_quorum: int = 2
+    #: Owners a read asks (R, 1..N); the newest version wins and stale owners are repaired.
+    #: R + W > N: a read sees every acknowledged write while no owner is lost.
+    read_quorum: int = 1
+    #: Seconds a deleted key's tombstone is kept, so that an older write that arrives late
+    #: (a hint, a slow replica) cannot bring it back.
+    tombstone_ttl: int = 60
     #: Seconds a request forwarded to a peer may wait for its reply (connect included)
     #: before its client is answered SERVER_ERROR.
     forward_timeout: float = 1.0
@@ -113,6 +123,16 @@ class Config:
             raise ValueError(f"vnodes {self.vnodes} is out of range 1..10000")
         if not 0 < self.forward_timeout <= 60:
             raise ValueError(f"forward timeout {self.forward_timeout} must be in (0, 60] s")
+        if not 1 <= self.replicas <= 16:
+            raise ValueError(f"replicas {self.replicas} is out of range 1..16")
+        if not 1 <= self.write_quorum <= self.replicas:
+            raise ValueError(f"write quorum {self.write_quorum} must be 1..replicas "
+                             f"({self.replicas})")
+        if not 1 <= self.read_quorum <= self.replicas:
+            raise ValueError(f"read quorum {self.read_quorum} must be 1..replicas "
+                             f"({self.replicas})")
+        if not 1 <= self.tombstone_ttl <= 86400:
+            raise ValueError(f"tombstone ttl {self.tombstone_ttl} is out of range 1..86400 s")
         if not 1 <= self.peer_links <= 16:
             raise ValueError(f"peer links {self.peer_links} is out of range 1..16")
         if self.advertise_addr and any(c.isspace() or c == "," for c in self.advertise_addr):

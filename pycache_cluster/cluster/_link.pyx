@@ -22,7 +22,8 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from pycache_cluster.protocol._cdefs cimport (
     pc_reply_frame, pc_wbuf, pc_wbuf_add, pc_wbuf_clear, pc_wbuf_free, pc_wbuf_init)
-from pycache_cluster.protocol._conn cimport Hole, Link, replies_begin, replies_end
+from pycache_cluster.protocol._conn cimport (
+    ClockFence, Hole, Link, ReadAnswer, ReplicaWrite, replies_begin, replies_end)
 
 DEF ST_IDLE = 0          # never connected
 DEF ST_CONNECTING = 1
@@ -108,6 +109,10 @@ cdef class PeerLink(Link):
     cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
                   size_t ntail, bint quiet) except -1:
         return self._send(h, head, nhead, tail, ntail, quiet)
+
+    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+                         size_t n) except -1:
+        return self._send(waiter, req, n, NULL, 0, False)
 
     def call(self, bytes request):
         """Python's way to send one request (a line, with its value if any): a future of
@@ -322,6 +327,12 @@ cdef class PeerLink(Link):
                 self.replies += 1
                 if type(w) is Hole:
                     (<Hole>w).reply(self.rbuf + pos, n)
+                elif type(w) is ReplicaWrite:
+                    (<ReplicaWrite>w).ack(self.rbuf + pos, n)
+                elif type(w) is ClockFence:
+                    (<ClockFence>w).observe(self.rbuf + pos, n)
+                elif type(w) is ReadAnswer:
+                    (<ReadAnswer>w).ack(self.rbuf + pos, n)
                 elif w is not None and not w.done():
                     w.set_result(PyBytes_FromStringAndSize(self.rbuf + pos, n))
                 pos += 4 if n == 0 else n
@@ -345,6 +356,12 @@ cdef void _fail(object waiter, bytes why):
         return
     if type(waiter) is Hole:
         (<Hole>waiter).fail(why)
+    elif type(waiter) is ReplicaWrite:
+        (<ReplicaWrite>waiter).fail(why)
+    elif type(waiter) is ClockFence:
+        pass
+    elif type(waiter) is ReadAnswer:
+        (<ReadAnswer>waiter).fail(why)
     elif not waiter.done():
         waiter.set_exception(PeerError(why.decode(errors="replace")))
 
@@ -364,6 +381,10 @@ cdef class LinkGroup(Link):
                   size_t ntail, bint quiet) except -1:
         return (<Link>self.links[hv % len(self.links)]).send(h, hv, head, nhead, tail, ntail,
                                                              quiet)
+
+    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+                         size_t n) except -1:
+        return (<Link>self.links[hv % len(self.links)]).send_waiter(waiter, hv, req, n)
 
     def call_all(self, bytes request):
         """The request on every link, so it keeps its place before later keys on any."""

@@ -89,4 +89,13 @@ class Commands:
             ("peer_connects", peers.get("connects", 0)),
             ("peer_links_ready", peers.get("links_ready", 0)),
             ("peer_requests_served", st.peer_requests),
+            ("replicas", st.replicas),
+            ("write_quorum", st.write_quorum),
+            ("read_quorum", st.read_quorum),
+            ("replica_writes_sent", st.replica_writes_sent),
+            ("replica_writes_acked", st.replica_writes_acked),
+            ("replica_writes_failed", st.replica_writes_failed),
+            ("quorum_failures", st.quorum_failures),
+            ("read_repairs", st.read_repairs),
+            *c.hints.counters().items(),
         ])

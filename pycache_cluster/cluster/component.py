@@ -15,8 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import mmh3
+
 from pycache_cluster.cluster.commands import Commands
 from pycache_cluster.cluster.handshake import Handshake
+from pycache_cluster.cluster.hints import Hints
 from pycache_cluster.cluster.membership import Membership
 from pycache_cluster.cluster.peers import PeerPool
 from pycache_cluster.cluster.ring import Ring
@@ -45,9 +48,15 @@ class Cluster(Listener):
         self.router: Router | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
+        self.hints = Hints()
 
     async def start(self, node) -> None:
         self.state = node.state
+        if self.config.replicas > 1:
+            # Versions from the hybrid clock, with this node's bits; deletes leave
+            # tombstones (csrc/pc_store.h, cluster mode).
+            node.store.set_replicated(mmh3.hash(self.name.encode(), 0, signed=False) & 1023,
+                                      self.config.tombstone_ttl)
         self.pool = PeerPool(self.handshake, self.config.forward_timeout,
                              self.config.peer_links)
         self.router = Router(node.state, self.pool, self.name)
@@ -57,9 +66,11 @@ class Cluster(Listener):
         node.state.cluster = self
         await self.membership.start(node, tags={"vnodes": str(self.config.vnodes)})
         self.refresh()
+        self.hints.start(self._member_link)
 
     async def stop(self, node) -> None:
         await self.membership.stop(node)
+        await self.hints.stop()
         if self._refresh is not None:
             self._refresh.cancel()
         self.router.uninstall()
@@ -106,8 +117,18 @@ class Cluster(Listener):
         if changed or addresses != self.router.addresses:
             self.router.install(self.ring, addresses)
 
+    def _member_link(self, name: str):
+        addr = self.router.addresses.get(name)
+        if addr is None or name == self.name:
+            return None
+        return self.pool.link(name, *addr)
+
     # -- what the protocol asks of the cluster -----------------------------------------------
 
-    def flush_all(self, delay: int):
+    def hint(self, owner: str, request: bytes, why: bytes) -> None:
+        """A replica's write the owner did not take: kept for when it is back."""
+        self.hints.add(owner, request)
+
+    def flush_all(self, delay: int, version: int = 0):
         """Queued to every other member now; an awaitable of the client's reply."""
-        return self.router.flush_all(delay)
+        return self.router.flush_all(delay, version)

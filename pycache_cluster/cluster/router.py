@@ -54,12 +54,15 @@ class Router:
     def others(self) -> list[str]:
         return [n for n in self.addresses if n != self.self_name]
 
-    def flush_all(self, delay: int) -> Awaitable[bytes]:
+    def flush_all(self, delay: int, version: int = 0) -> Awaitable[bytes]:
         """Every other ring member runs `flush_all <delay>` (this node already has). The
         requests are queued now, on every link, so that they keep their place among the
         requests the client sent before and after. Answers OK once all did; otherwise the
         members that did not, in one SERVER_ERROR line."""
-        request = b"flush_all %d\r\n" % delay
+        # The version cut-off is this node's, so that what it writes next is newer on every
+        # member (a member's own clock may be a little ahead).
+        request = b"flush_all %d E%d\r\n" % (delay, version) if version else \
+            b"flush_all %d\r\n" % delay
         calls = {n: self.pool.link(n, *self.addresses[n]).call_all(request)
                  for n in self.others()}
         return self._flushed(calls)
@@ -68,7 +71,11 @@ class Router:
         failed = []
         for name, futures in calls.items():
             replies = await asyncio.gather(*futures, return_exceptions=True)
-            if any(r != b"OK\r\n" for r in replies):
+            for r in replies:
+                # "OK c<cut-off>": this node's next writes must be newer than that.
+                if isinstance(r, bytes) and r.startswith(b"OK c"):
+                    self.state.store.observe(int(r[4:]))
+            if any(not (isinstance(r, bytes) and r.startswith(b"OK")) for r in replies):
                 failed.append(name)
                 log.warning("flush_all on %s: %s", name, replies)
         if not failed:

@@ -37,6 +37,7 @@ cdef extern from "pc_proto.h":
     ctypedef struct pc_meta_flags:
         unsigned has_error, no_update, locked, vivify, la, value
         unsigned set_stale, no_reply, has_cas, new_ttl, key_binary
+        unsigned allow_version, has_version
         char mode
         int32_t exptime
         int32_t autoviv_exptime
@@ -45,6 +46,7 @@ cdef extern from "pc_proto.h":
         uint64_t req_cas_id
         uint64_t delta
         uint64_t initial
+        uint64_t version
     int pc_proto_find_line(const char *buf, size_t len, size_t *line_end)
     size_t pc_proto_terminate(char *buf, size_t line_end)
     size_t pc_tokenize(char *command, pc_token *tokens, size_t max_tokens)

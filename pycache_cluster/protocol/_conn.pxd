@@ -1,6 +1,6 @@
 # The protocol's classes, declared so that other Cython modules (the cluster's peer links and
 # ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from pycache_cluster.protocol._cdefs cimport PC_MAX_TOKENS, pc_cmd, pc_ring, pc_token, pc_wbuf
 from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
@@ -12,6 +12,7 @@ cdef enum HoleKind:
     HK_GET = 1          # an `mg <key> v f` answer, re-spoken as get's VALUE line (or nothing)
     HK_GETS = 2         # the same with the CAS
     HK_PY = 3           # filled by Python (an extension's awaitable, a cluster broadcast)
+    HK_QUORUM = 4       # a replicated write's reply, put there by its Quorum
 
 
 # A storage command waiting for its value (ST_NREAD): decided when its line is read, acted on
@@ -35,6 +36,8 @@ cdef struct Pending:
     size_t nopaque
     int owner                # ring slot of the owner it is forwarded to, -1 when local
     bint quiet               # forwarded with noreply or q: fenced by mn
+    bint fanout              # a plain write this node replicates to every owner itself
+    uint64_t version         # E: a replica's write at exactly this version (peer links)
 
 
 cdef class ServerState:
@@ -59,8 +62,22 @@ cdef class ServerState:
     cdef list links                      # Link per slot (None at self_slot)
     cdef public object cluster           # the cluster component (broadcasts), None alone
     cdef public uint64_t forwarded, fanout_batches, peer_requests
+    # Replication: every key on its first `replicas` owners, writes acknowledged after
+    # `write_quorum` of them, reads from `read_quorum` (1 = this node when it is an owner).
+    cdef public int replicas, write_quorum, read_quorum
+    cdef public uint64_t replica_writes_sent, replica_writes_acked, replica_writes_failed
+    cdef public uint64_t quorum_failures, read_repairs
+    # Read buffers: connections take a 16 KiB buffer for a read and give it back when the
+    # batch left nothing behind, so idle connections hold none (memcached's rbuf cache).
+    cdef char *spare_rbufs[64]
+    cdef int nspare
+    cdef public uint64_t read_buf_count, read_buf_bytes, read_buf_bytes_free, read_buf_oom
+
+    cdef ClockFence fence               # the waiter of the clock fences (see _replica.pxi)
 
     cdef Link link(self, unsigned slot)
+    cdef char *take_rbuf(self) noexcept
+    cdef void give_rbuf(self, char *buf, size_t cap) noexcept
 
 
 cdef class Link:
@@ -69,6 +86,9 @@ cdef class Link:
     # have no reply: the link fences it with mn, and h receives what came before MN.
     cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
                   size_t ntail, bint quiet) except -1
+    # One request whose reply goes to `waiter` (a ReplicaWrite), not to a client's hole.
+    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+                         size_t n) except -1
 
 
 cdef class Hole:
@@ -77,6 +97,7 @@ cdef class Hole:
     cdef uint64_t seq           # holes its connection made before it
     cdef object data            # bytes once filled
     cdef bint filled
+    cdef bint dropped           # its reply is not sent (memcached dropped it), only awaited
     cdef uint8_t kind           # HoleKind
     cdef uint8_t nkey
     cdef char key[250]          # HK_GET/HK_GETS: the key its VALUE line names
@@ -84,6 +105,92 @@ cdef class Hole:
 
     cdef void reply(self, const char *frame, size_t n)
     cdef void fail(self, const char *why)
+    cdef void put(self, object data)
+
+
+# A write on its way to a key's owners (see _replica.pxi): their votes, the client's reply
+# once W applied it, and what it takes to send it again above a newer version.
+cdef class Quorum:
+    cdef ServerState srv
+    cdef Hole hole              # the client's reply (None: nobody waits, e.g. noreply)
+    cdef object yes, no         # that reply when an owner had the key, and when none did
+    cdef uint8_t need, acks, fails, superseded, answered, sent, retries, round
+    cdef bint found, replied, local, retryable
+    cdef bint primary           # replicates an item that ran here (it is re-versioned)
+    cdef bint sending           # requests still going out: no verdict before they all left
+    cdef uint32_t hv
+    cdef uint16_t owners[16]
+    cdef uint8_t nowners
+    cdef object ring            # the snapshot the owners' slots belong to
+    # The write itself: key, flags, exptime (unix), value (None: a tombstone; b"touch":
+    # a touch), version, and the request the owners apply.
+    cdef bytes key, flag, value
+    cdef uint32_t flags
+    cdef int64_t exptime
+    cdef uint64_t version, seen
+    cdef bytes request
+    cdef list after             # sends held back until every owner answered (inflight)
+    cdef Connection conn
+
+    cdef void vote(self, int round, int result, uint64_t held)
+    cdef void settle(self)
+    cdef void again(self)
+
+
+# Follows a write sent to a key's first owner on the same link: its answer (`MN c<version>`)
+# moves this node's clock past the version that write got there, so that what this node
+# versions next for the key is newer (read-your-writes across the two ways writes go).
+cdef class ClockFence:
+    cdef ServerState srv
+
+    cdef void observe(self, const char *frame, size_t n)
+
+
+# A replicated key's read (text get/gets) that this node could not answer alone (it is no
+# owner, it misses the key, or R > 1): every owner is asked, the newest answer is the reply,
+# and the owners that answered older or nothing are repaired.
+cdef class ReadMerge:
+    cdef ServerState srv
+    cdef Hole hole
+    cdef bint with_cas, replied, asking
+    cdef uint32_t hv
+    cdef bytes key, keytok, flag    # the key; as a meta token, with its b flag if any
+    cdef uint16_t owners[16]
+    cdef uint8_t nowners, next, need, answered, outstanding, hits
+    cdef object ring
+    cdef uint64_t best_version
+    cdef uint32_t best_flags
+    cdef int64_t best_exptime       # unix seconds, 0: never
+    cdef bytes best_value           # None: nobody had it
+    cdef list answers               # (slot, version) of the owners that answered
+    cdef list after                 # sends held back until this read is answered
+    cdef Connection conn
+
+    cdef void answer(self, int slot, uint64_t version, uint32_t flags, int64_t exptime,
+                     object value)
+    cdef void ask_next(self)
+    cdef void ask_all(self)
+    cdef void settle(self)
+
+
+cdef class ReadAnswer:
+    cdef ReadMerge merge
+    cdef int slot
+
+    cdef void ack(self, const char *frame, size_t n)
+    cdef void fail(self, bytes why)
+
+
+# One owner's copy of a write, waiting on a peer link: its answer is a vote of its Quorum;
+# its failure also keeps the request as a hint for that owner.
+cdef class ReplicaWrite:
+    cdef Quorum quorum
+    cdef int slot
+    cdef uint8_t round
+    cdef bytes request
+
+    cdef void ack(self, const char *frame, size_t n)
+    cdef void fail(self, bytes why)
 
 
 cdef class Connection:
@@ -113,6 +220,19 @@ cdef class Connection:
     cdef uint64_t hole_seq      # holes ever made
     cdef uint64_t mark_seq      # hole_seq at the last write point
     cdef bint holes_paused, reading_paused, draining, busy
+    cdef bint stalled           # a flush_all waits for the holes before it (see _process)
+    cdef bint barrier           # ...and what follows a flush_all waits for it
+    cdef bint eof               # the client half-closed: close once everything is answered
+    # Keys (hashes) of writes this connection sent to a first owner and not yet answered:
+    # later commands on them go the same way, so they run after the write, as in one
+    # memcached (replicated keys may otherwise be answered here first).
+    cdef uint32_t pend_hv[8]
+    cdef uint8_t npend
+    # Reads and plain writes of replicated keys still waiting on owners, by key hash: a
+    # write this connection routes through the key's first owner meanwhile is sent only once
+    # every owner answered them (the first owner's replication could otherwise reach an
+    # owner before they do). Values: ReadMerge or Quorum.
+    cdef dict inflight
     cdef public object peername
     cdef public str peer_name
     cdef public object session      # a peer handshake's state while it runs
@@ -134,11 +254,16 @@ cdef class Connection:
     cdef void _write(self, bytes out)
     cdef void _emit_ready(self)
     cdef void _drop_to_mark(self)
+    cdef bint _holes_filled(self)
     cdef void _run(self)
     cdef void _process(self)
     cdef void _request_done(self) noexcept
     cdef int _grow(self, size_t need) except -1
+    cdef void _settle_rbuf(self) noexcept
     cdef void _command(self, char *line, size_t line_end)
+    cdef void _command_replicated(self, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                                  uint32_t hv)
+    cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv)
     cdef void _complete_nread(self, const char *data)
     cdef void _extension(self, pc_token *tokens, size_t ntokens)
     cdef void _reply_py(self, object result)

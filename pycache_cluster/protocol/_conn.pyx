@@ -26,7 +26,7 @@ from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memchr, memcpy, memmove, memset, strcmp, strlen
+from libc.string cimport memchr, memcmp, memcpy, memmove, memset, strcmp, strlen
 
 from pycache_cluster.protocol._cdefs cimport *
 from pycache_cluster.store._store cimport *
@@ -57,10 +57,13 @@ DEF WBUF_FLUSH = 1024 * 1024
 # Reading pauses at this many outstanding holes (or WBUF_FLUSH bytes queued behind them) and
 # resumes below a quarter of it.
 DEF HOLES_HIGH = 4096
+# Most owners a key can have (--replicas).
+DEF MAX_REPLICAS = 16
 
 include "_text.pxi"
 include "_meta.pxi"
 include "_route.pxi"
+include "_replica.pxi"
 
 
 # C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
@@ -90,6 +93,11 @@ cdef class ServerState:
         self.self_slot = -1
         self.links = []
         self.cluster = None
+        self.fence = ClockFence.__new__(ClockFence)
+        self.fence.srv = self
+        self.replicas = getattr(settings, "replicas", 1)
+        self.write_quorum = getattr(settings, "write_quorum", 1)
+        self.read_quorum = getattr(settings, "read_quorum", 1)
 
     def protocol_factory(self):
         return Connection(self)
@@ -106,13 +114,34 @@ cdef class ServerState:
     def reqs_per_event(self):
         return REQS_PER_EVENT
 
-    def read_buffers(self):
-        """(count, bytes) of the connections' read buffers."""
-        cdef Connection c
-        cdef size_t total = 0
-        for c in self.conns:
-            total += c.rcap
-        return len(self.conns), total
+    def __dealloc__(self):
+        while self.nspare:
+            self.nspare -= 1
+            free(self.spare_rbufs[self.nspare])
+
+    cdef char *take_rbuf(self) noexcept:
+        cdef char *buf
+        if self.nspare:
+            self.nspare -= 1
+            self.read_buf_bytes_free -= RBUF_INITIAL
+            return self.spare_rbufs[self.nspare]
+        buf = <char *>malloc(RBUF_INITIAL)
+        if buf == NULL:
+            self.read_buf_oom += 1
+            return NULL
+        self.read_buf_count += 1
+        self.read_buf_bytes += RBUF_INITIAL
+        return buf
+
+    cdef void give_rbuf(self, char *buf, size_t cap) noexcept:
+        if cap == RBUF_INITIAL and self.nspare < 64:
+            self.spare_rbufs[self.nspare] = buf
+            self.nspare += 1
+            self.read_buf_bytes_free += RBUF_INITIAL
+            return
+        free(buf)
+        self.read_buf_count -= 1
+        self.read_buf_bytes -= cap
 
     @property
     def routing(self):
@@ -132,6 +161,11 @@ cdef class Link:
                   size_t ntail, bint quiet) except -1:
         if h is not None:
             h.fail(b"no route to owner")
+        return 0
+
+    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+                         size_t n) except -1:
+        (<ReplicaWrite>waiter).fail(b"no route to owner")
         return 0
 
 
@@ -199,6 +233,15 @@ cdef class Hole:
         if self.conn is not None:
             self.conn._hole_filled(self)
 
+    cdef void put(self, object data):
+        """A reply made here (a quorum's): as fill()."""
+        if self.filled:
+            return
+        self.data = data
+        self.filled = True
+        if self.conn is not None:
+            self.conn._hole_filled(self)
+
 
 @cython.final
 cdef class Connection:
@@ -207,10 +250,8 @@ cdef class Connection:
     def __cinit__(self, ServerState srv):
         self.srv = srv
         self.s = srv.s
-        self.rbuf = <char *>malloc(RBUF_INITIAL)
-        if self.rbuf == NULL:
-            raise MemoryError()
-        self.rcap = RBUF_INITIAL
+        self.rbuf = NULL         # taken from the server's spares on the first read
+        self.rcap = 0
         self.rend = 0
         pc_wbuf_init(&self.wbuf)
         self.state = ST_CMD
@@ -218,8 +259,9 @@ cdef class Connection:
         self.p.owner = -1
 
     def __dealloc__(self):
-        free(self.rbuf)
-        self.rbuf = NULL
+        if self.rbuf != NULL:
+            self.srv.give_rbuf(self.rbuf, self.rcap)
+            self.rbuf = NULL
         pc_wbuf_free(&self.wbuf)
 
     # -- asyncio.BufferedProtocol ------------------------------------------------------------
@@ -263,8 +305,13 @@ cdef class Connection:
 
     def get_buffer(self, Py_ssize_t sizehint):
         cdef size_t want = RBUF_INITIAL // 2
-        if self.state == ST_NREAD and self.p.vlen > want:
-            want = self.p.vlen
+        if self.rbuf == NULL:
+            self.rbuf = self.srv.take_rbuf()
+            if self.rbuf == NULL:
+                raise MemoryError()
+            self.rcap = RBUF_INITIAL
+        if self.state == ST_NREAD and self.p.vlen > self.rend + want:
+            want = self.p.vlen - self.rend     # the rest of the value (its start is at 0)
         if self.rcap - self.rend < want:
             self._grow(self.rend + want)
         return self
@@ -297,10 +344,10 @@ cdef class Connection:
         if self.state != ST_CMD:
             self._drop_to_mark()
         self._emit(self.wbuf.len, self.hole_seq)
-        if self.nholes:
-            # Keep the socket open for the replies peers still owe; _drain closes it.
-            self.closing = True
-            self.close_after_write = True
+        if self.nholes or self.stalled:
+            # Keep the socket open for the replies peers still owe (and the requests a
+            # flush_all holds back); _drain closes it.
+            self.eof = True
             return True
         return False
 
@@ -346,15 +393,34 @@ cdef class Connection:
     # -- buffers and flow control ------------------------------------------------------------
 
     cdef int _grow(self, size_t need) except -1:
-        cdef size_t cap = self.rcap
-        while cap < need:
-            cap *= 2
+        # To what is needed, in 16 KiB steps: a value in flight is read whole (memcached
+        # reads it into its item), and doubling would hold up to twice its size.
+        cdef size_t cap = (need + RBUF_INITIAL - 1) // RBUF_INITIAL * RBUF_INITIAL
         cdef char *p = <char *>realloc(self.rbuf, cap)
         if p == NULL:
+            self.srv.read_buf_oom += 1
             raise MemoryError()
+        self.srv.read_buf_bytes += cap - self.rcap
         self.rbuf = p
         self.rcap = cap
         return 0
+
+    cdef void _settle_rbuf(self) noexcept:
+        # After a batch: nothing left over gives the buffer back; a grown one shrinks to
+        # the standard size once what is left fits in it.
+        cdef char *p
+        if self.rbuf == NULL:
+            return
+        if self.rend == 0:
+            self.srv.give_rbuf(self.rbuf, self.rcap)
+            self.rbuf = NULL
+            self.rcap = 0
+        elif self.rcap > RBUF_INITIAL and self.rend <= RBUF_INITIAL // 2:
+            p = <char *>realloc(self.rbuf, RBUF_INITIAL)
+            if p != NULL:
+                self.srv.read_buf_bytes -= self.rcap - RBUF_INITIAL
+                self.rbuf = p
+                self.rcap = RBUF_INITIAL
 
     cdef void _update_reading(self):
         # One place decides: paused by the transport's backpressure, by holes piling up, or
@@ -393,24 +459,50 @@ cdef class Connection:
         self.wbase += n
         self.mark = self.mark - n if self.mark > n else 0
 
+    cdef bint _holes_filled(self):
+        cdef Hole h
+        for h in self.holes:
+            if not h.filled:
+                return False
+        return True
+
     cdef void _drop_to_mark(self):
         """memcached drops the replies made since its last write point: those in wbuf, and
-        those still to come (their holes)."""
+        those still to come (their holes). A dropped hole stays in line, unsent: the request
+        behind it is still on its way, and what follows on its key must wait for it."""
         cdef Hole h
+        cdef Py_ssize_t i = self.nholes - 1
         debug_assert(self.mark <= self.wbuf.len)
         self.wbuf.len = self.mark
-        while self.nholes and (<Hole>self.holes[-1]).seq >= self.mark_seq:
-            h = <Hole>self.holes.pop()
-            self.nholes -= 1
-            h.conn = None
-            h.filled = True
-            if h.task is not None:
-                h.task.cancel()
+        while i >= 0:
+            h = <Hole>self.holes[i]
+            if h.seq < self.mark_seq:
+                break
+            h.dropped = True
+            # Its place in the output is gone with the bytes around it: it waits at the mark.
+            if h.at > self.wbase + self.mark:
+                h.at = self.wbase + self.mark
+            i -= 1
 
     cdef void _emit_ready(self):
         # Waiting for a command, memcached writes everything; reading a value, only what
         # came before its last write point.
-        if self.state == ST_CMD:
+        cdef size_t n
+        cdef bytes out
+        if self.nholes == 0 and self.state == ST_CMD:
+            # The plain path, written out: one bytes object, one write, an emptied buffer.
+            n = self.wbuf.len
+            if n == 0:
+                return
+            if self.transport is not None:
+                out = PyBytes_FromStringAndSize(self.wbuf.data, n)
+                self.srv.bytes_written += n
+                self.transport.write(out)
+            pc_wbuf_clear(&self.wbuf)
+            self.npin = 0
+            self.wbase += n
+            self.mark = 0
+        elif self.state == ST_CMD:
             self._emit(self.wbuf.len, self.hole_seq)
         else:
             self._emit(self.mark, self.mark_seq)
@@ -444,10 +536,12 @@ cdef class Connection:
             if not h.filled:
                 upto = 0
                 break
-            if h.data:
+            if h.data and not h.dropped:
                 parts.append(h.data)
             self.holes.popleft()
             self.nholes -= 1
+            if self.nholes == 0:
+                self.npend = 0
         if upto:
             parts.append(PyBytes_FromStringAndSize(self.wbuf.data, upto))
             self._consume(upto)
@@ -460,12 +554,7 @@ cdef class Connection:
             self._write(out)
 
     cdef void _write(self, bytes out):
-        # A transport that failed (the client reset us) refuses writes until connection_lost
-        # arrives on the next loop turn: its replies have nowhere to go.
-        try:
-            self.transport.write(out)
-        except RuntimeError:
-            self.transport.abort()
+        self.transport.write(out)
 
     cdef Hole _hole(self, uint8_t kind):
         cdef Hole h = Hole.__new__(Hole)
@@ -482,9 +571,10 @@ cdef class Connection:
 
     cdef void _hole_filled(self, Hole h):
         global _dirty
-        if self.busy or self.draining or self.holes[0] is not h:
+        if self.busy or self.draining or (self.holes[0] is not h and not self.stalled):
             # Written when the holes before it are, at the end of the request loop running
-            # now, or at the end of the peer link's batch.
+            # now, or at the end of the peer link's batch. A stalled connection looks at
+            # every fill: the last one it waits for may be any of them.
             return
         if _batching:
             self.draining = True
@@ -497,17 +587,38 @@ cdef class Connection:
         gone."""
         if self.transport is None:
             return
-        if self.closing:
-            self._emit(self.wbuf.len, self.hole_seq)
-            if self.nholes == 0:
-                self.transport.close()
+        try:
+            if self.closing:
+                self._emit(self.wbuf.len, self.hole_seq)
+                if self.nholes == 0:
+                    self.transport.close()
+                return
+            if self.stalled:
+                self._emit(self.mark, self.mark_seq)    # as at the end of _process
+            elif self.eof:
+                # After a half-close nothing more comes: what is left goes out as it is.
+                self._emit(self.wbuf.len, self.hole_seq)
+            else:
+                self._emit_ready()
+        except RuntimeError:
+            # A transport that failed (the client reset us) refuses writes until
+            # connection_lost arrives on the next loop turn: the replies have nowhere to go.
+            self.transport.abort()
             return
-        self._emit_ready()
         if self.holes_paused and self.nholes < HOLES_HIGH // 4 and self.wbuf.len < WBUF_FLUSH:
             self.holes_paused = False
             self._update_reading()
             if self.rend:
                 self._run()
+        elif self.stalled and self._holes_filled():
+            self.stalled = False
+            self._run()
+        if self.eof and not self.stalled and not self.closing and self.transport is not None:
+            if self.state != ST_CMD:
+                self._drop_to_mark()    # a value cut short by the half-close, as eof_received
+            self._emit(self.wbuf.len, self.hole_seq)
+            if self.nholes == 0:
+                self.transport.close()
 
     # -- the request loop --------------------------------------------------------------------
 
@@ -538,6 +649,11 @@ cdef class Connection:
                 self.holes_paused = True        # _drain() carries on from here
                 self._update_reading()
                 break
+            if self.barrier:
+                if not self._holes_filled():
+                    self.stalled = True         # _drain carries on once they are in
+                    break
+                self.barrier = False
             avail = self.rend - pos
             if self.state == ST_SWALLOW:
                 n = self.swallow_left if self.swallow_left < avail else avail
@@ -567,6 +683,13 @@ cdef class Connection:
                 self.closing = True
                 break
             nline = line_end + 1
+            if self.nholes and self.srv.ring != NULL and not self._holes_filled() and \
+                    line_end >= 9 and memcmp(self.rbuf + pos, b"flush_all", 9) == 0:
+                # A cluster's flush_all is versioned by this node's clock, which must first
+                # have seen what the writes before it got at their owners (their clock
+                # fences): it waits for them. _drain carries on from here.
+                self.stalled = True
+                break
             self._command(self.rbuf + pos, line_end)
             pos += nline
             if self.state == ST_CMD:
@@ -576,10 +699,7 @@ cdef class Connection:
             if pos < self.rend:
                 memmove(self.rbuf, self.rbuf + pos, self.rend - pos)
             self.rend -= pos
-        if self.rend == 0 and self.rcap > 16 * RBUF_INITIAL:
-            free(self.rbuf)
-            self.rbuf = <char *>malloc(RBUF_INITIAL)
-            self.rcap = RBUF_INITIAL
+        self._settle_rbuf()
         if self.closing:
             if not self.close_after_write:
                 self._drop_to_mark()
@@ -592,8 +712,12 @@ cdef class Connection:
             return
         # memcached writes replies out while it waits for a command line, but not while it
         # reads (or discards) a value: replies after its last write point (`mark`) leave once
-        # the value is complete.
-        self._emit_ready()
+        # the value is complete. Stalled (flush_all) with requests still unread is the same:
+        # memcached would have gone on without writing.
+        if self.stalled:
+            self._emit(self.mark, self.mark_seq)
+        else:
+            self._emit_ready()
 
     cdef void _request_done(self) noexcept:
         self.noreply = False
@@ -653,9 +777,35 @@ cdef class Connection:
             # The one owner test of a single-key command: before the switch, whose arms
             # stay free of routing (a routed storage command still reads its value there).
             self.p.owner = -1
-            if key_hash(cmd, tokens, ntokens, &hv) and self.srv.ring != NULL \
-                    and not self.peer and route_command(self, cmd, tokens, ntokens, hv):
-                return
+            self.p.fanout = False
+            self.p.version = 0
+            if key_hash(cmd, tokens, ntokens, &hv):
+                if self.srv.ring != NULL and not self.peer and \
+                        route_command(self, cmd, tokens, ntokens, hv):
+                    return
+                if self.srv.ring != NULL and self.srv.replicas > 1 and \
+                        _replicated_here(cmd, tokens, ntokens):
+                    # The arm runs here on the key's first owner: what it changes goes to
+                    # the other owners (see _replica.pxi).
+                    self._command_replicated(cmd, tokens, ntokens, hv)
+                    return
+        self._dispatch(cmd, tokens, ntokens, hv)
+
+    cdef void _command_replicated(self, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                                  uint32_t hv):
+        cdef unsigned char decoded[256]
+        cdef const char *key = tokens[1].value
+        cdef size_t nkey = tokens[1].length
+        cdef size_t start = self.wbuf.len
+        cdef uint64_t before
+        if _has_flag(cmd, tokens, ntokens, b'b'):
+            nkey = pc_base64_decode(<const unsigned char *>key, nkey, decoded, sizeof(decoded))
+            key = <const char *>decoded
+        before = slot_version(self, key, nkey, hv)
+        self._dispatch(cmd, tokens, ntokens, hv)
+        replicate_local(self, key, nkey, hv, start, before)
+
+    cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv):
         if cmd == PC_CMD_GET:
             text_get(self, tokens, ntokens, False, False)
         elif cmd == PC_CMD_GETS:
@@ -693,7 +843,14 @@ cdef class Connection:
         elif cmd == PC_CMD_MA:
             meta_arith(self, tokens, ntokens, hv)
         elif cmd == PC_CMD_MN:
-            self._out(b"MN")
+            if self.peer and ntokens == 3 and tokens[1].value[0] == b'c':
+                # A clock fence (peer links only): this node's clock, past every version
+                # it made or applied.
+                pc_wbuf_add(&self.wbuf, b"MN c", 4)
+                pc_wbuf_add_u64(&self.wbuf, pc_store_next_version(self.s))
+                pc_wbuf_add(&self.wbuf, b"\r\n", 2)
+            else:
+                self._out(b"MN")
             self._write_point()     # "mn command forces immediate writeback flush"
         elif cmd == PC_CMD_ME:
             meta_debug(self, tokens, ntokens, hv)
@@ -727,9 +884,20 @@ cdef class Connection:
                 self.noreply = False      # meta set errors are always answered
             self._out(b"CLIENT_ERROR bad data chunk")
             return
+        if self.p.fanout:
+            fanout_store(self, data, self.p.vlen)
+            return
         if self.p.owner >= 0:
             route_store(self, data, self.p.vlen)
             return
+        if self.p.version:
+            meta_apply_done(self, data, nbytes)
+            return
+        cdef bint replicating = self.srv.ring != NULL and self.srv.replicas > 1
+        cdef uint64_t before = 0
+        cdef size_t start = self.wbuf.len
+        if replicating:
+            before = slot_version(self, self.p.key, self.p.nkey, self.p.hv)
         self.srv.cmd_set += 1
         st = pc_store_store_hv(self.s, self.p.mode, self.p.key, self.p.nkey, self.p.hv,
                                self.p.flags, self.p.exptime, data, nbytes, self.p.cas, 0, &it)
@@ -737,6 +905,8 @@ cdef class Connection:
             meta_set_done(self, st, it)
         else:
             text_update_done(self, st)
+        if replicating:
+            replicate_local(self, self.p.key, self.p.nkey, self.p.hv, start, before)
 
     # -- Python's side of the seam -----------------------------------------------------------
 
@@ -771,6 +941,25 @@ cdef class Connection:
 
 def _log(str msg):
     sys.stderr.write(msg + "\n")
+
+
+cdef bint _has_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens, char flag) noexcept:
+    cdef size_t i
+    if cmd < PC_CMD_MG:
+        return False
+    for i in range(3 if cmd == PC_CMD_MS else 2, ntokens - 1):
+        if tokens[i].value[0] == flag:
+            return True
+    return False
+
+
+cdef inline bint _replicated_here(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcept:
+    # Writes other than storage (whose value is stored in _complete_nread), not replicas'
+    # own writes (E).
+    return (cmd == PC_CMD_DELETE or cmd == PC_CMD_INCR or cmd == PC_CMD_DECR
+            or cmd == PC_CMD_TOUCH or cmd == PC_CMD_MD or cmd == PC_CMD_MA
+            or cmd == PC_CMD_MG) and not _has_flag(cmd, tokens, ntokens, b'E') \
+        and tokens[1].length <= KEY_MAX
 
 
 cdef inline bint _keyed(pc_cmd cmd) noexcept:

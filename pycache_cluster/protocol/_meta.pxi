@@ -183,10 +183,12 @@ cdef void meta_set(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv):
         c._out_err(b"CLIENT_ERROR bad command line format")
         return
     c.p.vlen = <size_t>vlen + 2
+    of.allow_version = c.peer
     if pc_meta_preparse(tokens, 3, &of, &errstr) != 0:
         c._out_err(errstr)
         c._swallow(c.p.vlen)
         return
+    c.p.version = of.version if of.has_version else 0
     c.noreply = of.no_reply
     c.p.nret = 0
     c.p.nopaque = 0
@@ -279,6 +281,30 @@ cdef void meta_set_done(Connection c, pc_status st, pc_item *it):
     pc_wbuf_add(&c.wbuf, b"\r\n", 2)
 
 
+cdef void meta_apply_done(Connection c, const char *data, size_t nbytes):
+    """A replica's write (ms ... E<version>, peer links only): stored last-write-wins at
+    exactly that version. HD when it holds the write (now or already), EX when it holds a
+    newer one."""
+    cdef int had = 0
+    cdef uint64_t held = 0
+    cdef pc_status st = pc_store_apply_hv(c.s, c.p.key, c.p.nkey, c.p.hv, c.p.flags,
+                                          c.p.exptime, data, nbytes, c.p.version, 0, &had,
+                                          &held)
+    if st == PC_STORED:
+        if c.p.key_binary:
+            mark_binary(c.s, c.p.key, c.p.nkey, c.p.hv)
+        pc_wbuf_add(&c.wbuf, b"HD\r\n", 4)
+    elif st == PC_EXISTS:
+        pc_wbuf_add(&c.wbuf, b"EX c", 4)
+        pc_wbuf_add_u64(&c.wbuf, held)
+        pc_wbuf_add(&c.wbuf, b"\r\n", 2)
+    elif st == PC_TOO_LARGE:
+        c._out_err(b"SERVER_ERROR object too large for cache")
+    else:
+        c.srv.store_no_memory += 1
+        c._out_err(b"SERVER_ERROR out of memory storing object")
+
+
 cdef bint meta_begin(Connection c, pc_token *tokens, size_t ntokens,
                      pc_meta_flags *of) noexcept:
     """md's and ma's shared checks and flag parse, with their error lines (memcached's
@@ -287,6 +313,7 @@ cdef bint meta_begin(Connection c, pc_token *tokens, size_t ntokens,
     cdef const char *errstr = b"CLIENT_ERROR bad command line format"
     memset(of, 0, sizeof(of[0]))
     of.delta = 1                # ma's default step; md has no D flag
+    of.allow_version = c.peer
     if ntokens < 3:
         c._out(b"ERROR")
         return False
@@ -307,6 +334,8 @@ cdef void meta_delete(Connection c, pc_token *tokens, size_t ntokens, uint32_t h
     cdef pc_meta_flags of
     cdef size_t start
     cdef pc_status st
+    cdef int had = 0
+    cdef uint64_t held = 0
     if not meta_begin(c, tokens, ntokens, &of):
         return
     start = c.wbuf.len
@@ -315,6 +344,19 @@ cdef void meta_delete(Connection c, pc_token *tokens, size_t ntokens, uint32_t h
                      of.key_binary):
         return
     pc_wbuf_add(&c.wbuf, b"\r\n", 2)
+    if of.has_version:
+        # A replica's delete: a tombstone at exactly that version, last-write-wins.
+        c.wbuf.len = start
+        st = pc_store_apply_hv(c.s, tokens[1].value, tokens[1].length, hv, 0, 0, b"", 0,
+                               of.version, 1, &had, &held)
+        if st == PC_EXISTS:
+            pc_wbuf_add(&c.wbuf, b"EX c", 4)
+            pc_wbuf_add_u64(&c.wbuf, held)
+        else:
+            pc_wbuf_add(&c.wbuf, b"HD" if had else b"NF", 2)
+        pc_wbuf_add(&c.wbuf, b"\r\n", 2)
+        c.noreply = False
+        return
     if of.set_stale:
         # Invalidate: the item stays, marked stale, with a new CAS (and TTL if given).
         st = pc_store_invalidate_hv(c.s, tokens[1].value, tokens[1].length, hv, of.has_cas,

@@ -43,18 +43,85 @@ cdef inline bint _decoded_hash(pc_token *key, unsigned char *buf, uint32_t *hv) 
     return True
 
 
+# How a single-key command meets replication (see _replica.pxi).
+DEF KIND_READ = 0       # any owner answers (this node when it is one)
+DEF KIND_PLAIN = 1      # versioned here, sent to every owner
+DEF KIND_COND = 2       # runs on the first owner, which replicates its result
+
+
+cdef int command_kind(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcept:
+    cdef size_t i, start
+    cdef char f
+    if cmd == PC_CMD_SET or cmd == PC_CMD_DELETE or cmd == PC_CMD_TOUCH:
+        return KIND_PLAIN
+    if cmd == PC_CMD_ME:
+        return KIND_READ
+    if cmd < PC_CMD_MG or cmd == PC_CMD_MA:
+        return KIND_COND
+    start = 3 if cmd == PC_CMD_MS else 2
+    for i in range(start, ntokens - 1):
+        f = tokens[i].value[0]
+        if f == b'C' or f == b'I' or (f == b'M' and tokens[i].length == 2
+                                       and tokens[i].value[1] != b'S'):
+            return KIND_COND
+        if cmd == PC_CMD_MG and (f == b'N' or f == b'T'):
+            return KIND_COND
+        if f == b'E':
+            return KIND_READ        # a replica's write: refused here as memcached would
+    return KIND_READ if cmd == PC_CMD_MG else KIND_PLAIN
+
+
+cdef inline bint pending(Connection c, uint32_t hv) noexcept:
+    cdef uint8_t i
+    if c.npend == 0 or c.nholes == 0:
+        return False
+    if c.npend > 8:
+        return True         # more than it remembers: every key waits its turn
+    for i in range(c.npend):
+        if c.pend_hv[i] == hv:
+            return True
+    return False
+
+
+cdef inline void note_pending(Connection c, uint32_t hv) noexcept:
+    c.pend_hv[c.npend % 8] = hv
+    if c.npend < 255:
+        c.npend += 1
+
+
 cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
                         uint32_t hv):
-    """The owner test of a single-key command. True when the request went to its owner; a
-    storage command is only marked (c.p.owner) and reads its value in its arm first."""
+    """The owner test of a single-key command. True when the request was answered by its
+    owners; a storage command is only marked (c.p.owner, c.p.fanout) and reads its value in
+    its arm first. False: the command runs here."""
     cdef ServerState srv = c.srv
-    cdef unsigned slot
+    cdef unsigned slot, n
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef int kind = KIND_READ
     cdef size_t i, start
     cdef bint quiet = False
     cdef bytes line
+    cdef Hole h
+    c.p.fanout = False
     if tokens[ntokens - 1].value != NULL:
         return False    # more tokens than a line of this command has: it answers an error
-    slot = pc_ring_primary(srv.ring, hv)
+    if srv.replicas > 1:
+        n = owners_of(srv, hv, owners)
+        kind = command_kind(cmd, tokens, ntokens)
+        if pending(c, hv):
+            kind = KIND_COND        # behind a write of this connection at the first owner
+        elif kind == KIND_PLAIN and n > 1:
+            if cmd == PC_CMD_SET or cmd == PC_CMD_MS:
+                c.p.fanout = True
+                return False
+            return fanout_command(c, cmd, tokens, ntokens, hv, owners, n)
+        if kind == KIND_READ and is_owner(srv, owners, n):
+            return False
+        slot = owners[0]
+        if kind != KIND_READ and <int>slot != srv.self_slot:
+            note_pending(c, hv)
+    else:
+        slot = pc_ring_primary(srv.ring, hv)
     if <int>slot == srv.self_slot:
         return False
     if cmd <= PC_CMD_TOUCH:
@@ -71,8 +138,14 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
         c.p_line = line
         return False
     srv.forwarded += 1
-    srv.link(slot).send(c._hole(HK_RAW), hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
-                        NULL, 0, quiet)
+    h = c._hole(HK_RAW)
+    if srv.replicas > 1 and defer_behind_read(c, slot, h, hv, line, None, quiet,
+                                              kind == KIND_READ):
+        return True
+    srv.link(slot).send(h, hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), NULL, 0,
+                        quiet)
+    if srv.replicas > 1 and kind != KIND_READ:
+        fence(srv, slot, hv)
     return True
 
 
@@ -89,10 +162,16 @@ cdef void route_store(Connection c, const char *data, size_t n):
     """A storage command whose value is complete goes to its owner: line and value in one
     copy into the link's buffer."""
     cdef bytes line = c.p_line
+    cdef Hole h = c._hole(HK_RAW)
     c.p_line = None
     c.srv.forwarded += 1
-    c.srv.link(<unsigned>c.p.owner).send(c._hole(HK_RAW), c.p.hv, PyBytes_AS_STRING(line),
+    if c.srv.replicas > 1 and defer_behind_read(c, <unsigned>c.p.owner, h, c.p.hv, line,
+                                                PyBytes_FromStringAndSize(data, n),
+                                                c.p.quiet):
+        return
+    c.srv.link(<unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
                                          PyBytes_GET_SIZE(line), data, n, c.p.quiet)
+    fence(c.srv, <unsigned>c.p.owner, c.p.hv)
 
 
 cdef void drop_pending_key(Connection c):
@@ -114,10 +193,19 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     """One key of get/gets/gat/gats: False when it is ours; else a hole for its VALUE line
     (nothing on a miss) and an mg to its owner."""
     cdef ServerState srv = c.srv
-    cdef unsigned slot = pc_ring_primary(srv.ring, hv)
+    cdef unsigned slot
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef unsigned nown
     cdef char line[300]
     cdef size_t n = 3
     cdef Hole h
+    if srv.replicas > 1:
+        if not touch and not pending(c, hv):
+            return read_replicated(c, key, nkey, hv, return_cas)
+        nown = owners_of(srv, hv, owners)
+        slot = owners[0]
+    else:
+        slot = pc_ring_primary(srv.ring, hv)
     if <int>slot == srv.self_slot:
         return False
     memcpy(line, b"mg ", 3)
@@ -141,6 +229,9 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     memcpy(h.key, key, nkey)
     h.nkey = <uint8_t>nkey
     srv.forwarded += 1
+    if srv.replicas > 1 and defer_behind_read(c, slot, h, hv, PyBytes_FromStringAndSize(line, n),
+                                              None, False, not touch):
+        return True
     srv.link(slot).send(h, hv, line, n, NULL, 0, False)
     return True
 
@@ -148,12 +239,15 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
 cdef void route_flush_all(Connection c, int32_t delay):
     """flush_all applies to the whole cluster: every other member flushes too; the reply is
     OK once they all did (or names those that could not)."""
-    aw = c.srv.cluster.flush_all(delay)
+    cdef Hole h = c._hole(HK_PY)
+    aw = c.srv.cluster.flush_all(delay, pc_store_flush_version(c.s))
     if c.noreply:
         c.noreply = False
-        settle(None, aw, c.srv.extensions.timeout)
-    else:
-        settle(c._hole(HK_PY), aw, c.srv.extensions.timeout)
+        h.dropped = True        # no reply, but what follows still waits for it (below)
+    settle(h, aw, c.srv.extensions.timeout)
+    # The writes that follow must be newer than every member's cut-off: they wait until
+    # the members answered theirs (the router moves this node's clock past them).
+    c.barrier = True
 
 
 cdef void hole_reply(Hole h, const char *frame, size_t n):

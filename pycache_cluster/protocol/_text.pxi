@@ -185,15 +185,25 @@ cdef void text_touch(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv
 
 cdef void text_flush_all(Connection c, pc_token *tokens, size_t ntokens):
     cdef int32_t delay = 0
+    cdef uint64_t version = 0
+    if c.peer and ntokens == 4 and tokens[2].value[0] == b'E' and \
+            pc_strtoull(tokens[2].value + 1, &version):
+        ntokens -= 1        # a cluster's flush_all: the coordinator's version (see above)
     c._noreply_maybe(tokens, ntokens)
     c.srv.cmd_flush += 1
     if ntokens != (3 if c.noreply else 2):
         if not pc_strtol(tokens[1].value, &delay):
             c._out(b"CLIENT_ERROR invalid exptime argument")
             return
-    pc_store_flush(c.s, delay if delay > 0 else 0)
+    pc_store_flush_at(c.s, delay if delay > 0 else 0, version)
     if c.srv.ring != NULL and not c.peer:
         route_flush_all(c, delay)       # the whole cluster: see _route.pxi
+        return
+    if version:
+        # A cluster's flush_all: the cut-off too, for the coordinator's clock.
+        pc_wbuf_add(&c.wbuf, b"OK c", 4)
+        pc_wbuf_add_u64(&c.wbuf, pc_store_flush_version(c.s))
+        pc_wbuf_add(&c.wbuf, b"\r\n", 2)
         return
     c._out(b"OK")
 

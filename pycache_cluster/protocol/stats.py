@@ -54,7 +54,6 @@ def general(srv) -> bytes:
     """`stats`: memcached 1.6.18's keys in its order (0 where we have no such thing), then
     ours."""
     st = srv.store.stats()
-    nbufs, buf_bytes = srv.read_buffers()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
     cfg = srv.settings
@@ -75,10 +74,10 @@ def general(srv) -> bytes:
         ("response_obj_oom", 0),
         ("response_obj_count", 0),
         ("response_obj_bytes", 0),
-        ("read_buf_count", nbufs),
-        ("read_buf_bytes", buf_bytes),
-        ("read_buf_bytes_free", 0),
-        ("read_buf_oom", 0),
+        ("read_buf_count", srv.read_buf_count),
+        ("read_buf_bytes", srv.read_buf_bytes),
+        ("read_buf_bytes_free", srv.read_buf_bytes_free),
+        ("read_buf_oom", srv.read_buf_oom),
         ("reserved_fds", 0),
         ("cmd_get", srv.cmd_get),
         ("cmd_set", srv.cmd_set),

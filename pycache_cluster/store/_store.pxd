@@ -1,10 +1,20 @@
 # Declarations of the native store (csrc/pc_store.h) for Cython modules that cimport it.
 # The store itself is opaque: callers see items, and numbers through a snapshot.
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
 cdef extern from "pc_hash.h":
     uint32_t pc_hash(const void *key, size_t length, uint32_t seed) nogil
+
+
+cdef extern from "pc_hlc.h":
+    ctypedef struct pc_hlc:
+        uint64_t last
+        uint16_t node
+    void pc_hlc_init(pc_hlc *h, uint16_t node) nogil
+    uint64_t pc_hlc_next(pc_hlc *h, uint64_t unix_ms) nogil
+    void pc_hlc_observe(pc_hlc *h, uint64_t version) nogil
+    uint64_t pc_hlc_millis(uint64_t version) nogil
 
 
 cdef extern from "pc_item.h":
@@ -25,6 +35,7 @@ cdef extern from "pc_item.h":
         PC_ITEM_TOKEN_SENT
         PC_ITEM_STALE
         PC_ITEM_KEY_BINARY
+        PC_ITEM_TOMBSTONE
     const char *pc_item_key(const pc_item *it)
     char *pc_item_value(pc_item *it)
     size_t pc_item_memcached_size(size_t nkey, uint32_t flags, size_t nbytes)
@@ -60,7 +71,7 @@ cdef extern from "pc_store.h":
 
     ctypedef struct pc_store_snapshot:
         pc_store_stats counters
-        size_t curr_items, item_bytes, limit_bytes, item_size_max, hash_bytes
+        size_t curr_items, tombstones, item_bytes, limit_bytes, item_size_max, hash_bytes
         unsigned hash_power
         int hash_is_expanding
         size_t lru_items[3]
@@ -83,6 +94,15 @@ cdef extern from "pc_store.h":
     size_t pc_store_count(const pc_store *s) nogil
     void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out) nogil
     void pc_store_reset_stats(pc_store *s) nogil
+    void pc_store_set_replicated(pc_store *s, uint16_t node, uint32_t tombstone_ttl) nogil
+    int pc_store_replicated(const pc_store *s) nogil
+    uint64_t pc_store_next_version(pc_store *s) nogil
+    pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                uint32_t flags, int64_t exptime, const char *value,
+                                size_t nbytes, uint64_t version, int tombstone,
+                                int *had_live, uint64_t *held) nogil
+    void pc_store_observe(pc_store *s, uint64_t version) nogil
+    pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
 
     pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
     pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
@@ -114,6 +134,8 @@ cdef extern from "pc_store.h":
                              uint64_t delta, uint64_t cas, uint64_t version, uint64_t *result,
                              pc_item **out) nogil
     void pc_store_flush(pc_store *s, int64_t delay) nogil
+    void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version) nogil
+    uint64_t pc_store_flush_version(const pc_store *s) nogil
     size_t pc_store_crawl(pc_store *s, size_t max_buckets) nogil
     uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx) nogil
     int64_t pc_store_ttl(const pc_store *s, const pc_item *it) nogil

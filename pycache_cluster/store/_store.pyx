@@ -232,6 +232,7 @@ cdef class Store:
         cdef pc_store_stats *c = &snap.counters
         return {
             "curr_items": snap.curr_items,
+            "tombstones": snap.tombstones,
             "total_items": c.total_items,
             "bytes": snap.item_bytes,
             "limit_maxbytes": snap.limit_bytes,
@@ -270,7 +271,106 @@ cdef class Store:
     def reset_stats(self):
         pc_store_reset_stats(self._s)
 
+    # -- cluster mode ----------------------------------------------------------------------
+
+    def set_replicated(self, uint16_t node, uint32_t tombstone_ttl=60):
+        """Cluster mode: versions from a hybrid logical clock with these node bits, and
+        deletes leave tombstones for tombstone_ttl seconds (csrc/pc_store.h)."""
+        pc_store_set_replicated(self._s, node, tombstone_ttl)
+
+    @property
+    def replicated(self):
+        return bool(pc_store_replicated(self._s))
+
+    def next_version(self):
+        return pc_store_next_version(self._s)
+
+    def observe(self, uint64_t version):
+        """A version seen elsewhere: versions made here from now on are greater."""
+        pc_store_observe(self._s, version)
+
+    def apply(self, key, value, uint32_t flags=0, int64_t exptime=0, uint64_t version=0,
+              bint tombstone=False):
+        """A replica's write, last-write-wins: (StoreResult, whether a live item was
+        there before)."""
+        cdef bytes k = _key(key)
+        cdef bytes v = bytes(value)
+        cdef int had_live = 0
+        cdef uint64_t held = 0
+        status = pc_store_apply_hv(self._s, k, len(k), pc_hash(<const char *>k, len(k), 0),
+                                   flags, exptime, v, len(v), version, tombstone, &had_live,
+                                   &held)
+        return _RESULTS[status], bool(had_live)
+
+    def slot(self, key):
+        """(version, is_tombstone) of what the table holds for the key, or None."""
+        cdef bytes k = _key(key)
+        cdef pc_item *it = pc_store_slot_hv(self._s, k, len(k),
+                                            pc_hash(<const char *>k, len(k), 0))
+        if it == NULL:
+            return None
+        return it.version, bool(it.bits & PC_ITEM_TOMBSTONE)
+
+
+@cython.final
+cdef class HybridClock:
+    """csrc/pc_hlc.h as Python sees it (tests, tools): versions from wall milliseconds."""
+    cdef pc_hlc h
+
+    def __cinit__(self, uint16_t node):
+        pc_hlc_init(&self.h, node)
+
+    def next(self, uint64_t unix_ms):
+        return pc_hlc_next(&self.h, unix_ms)
+
+    def observe(self, uint64_t version):
+        pc_hlc_observe(&self.h, version)
+
+    @staticmethod
+    def millis(uint64_t version):
+        return pc_hlc_millis(version)
+
 
 def hash_key(const unsigned char[:] key, uint32_t seed=0):
     """murmur3 x86_32 as the store hashes keys: equal to mmh3.hash(key, seed, signed=False)."""
     return pc_hash(&key[0] if key.shape[0] else NULL, key.shape[0], seed)
+
+
+# -- big items' mappings (csrc/pc_large.h): process-wide, shared by every Store ------------
+
+cdef extern from "pc_large.h":
+    ctypedef struct pc_large_stats:
+        uint64_t mapped, mapped_bytes, cached, cached_bytes, cache_hits, cache_grows
+        uint64_t cache_misses, fallbacks
+    size_t pc_large_trim(int all)
+    void pc_large_set_cache_max(size_t bytes)
+    size_t pc_large_cache_max()
+    void pc_large_get_stats(pc_large_stats *out)
+    int pc_large_share()
+
+
+# This module loads before every other extension that links the core (they cimport it): its
+# copy of the big items' cache and counters becomes the one all copies use.
+pc_large_share()
+
+
+def large_stats():
+    """Items in mappings of their own, and the cache of freed mappings kept for reuse."""
+    cdef pc_large_stats st
+    pc_large_get_stats(&st)
+    return {"large_items": st.mapped, "large_item_bytes": st.mapped_bytes,
+            "large_cache_mappings": st.cached, "large_cache_bytes": st.cached_bytes,
+            "large_cache_max": pc_large_cache_max(), "large_cache_hits": st.cache_hits,
+            "large_cache_grows": st.cache_grows,
+            "large_cache_misses": st.cache_misses, "large_fallbacks": st.fallbacks}
+
+
+def large_trim(bint all=False):
+    """Unmaps cached mappings not reused since the previous call (every one with all=True);
+    returns the bytes given back."""
+    return pc_large_trim(all)
+
+
+def set_large_cache_max(size_t nbytes):
+    """Bytes of freed mappings kept for reuse at most (0: none)."""
+    pc_large_set_cache_max(nbytes)

@@ -54,7 +54,9 @@ def keep_serving(node, keys, stop: threading.Event, lat: list):
 
 @pytest.mark.parametrize("fault", ["kill", "stop"])
 def test_a_peer_dying_mid_pipeline_costs_bounded_errors_for_its_keys_only(make_fleet, fault):
-    fleet = make_fleet(81 if fault == "kill" else 84, 3, "--forward-timeout", str(TIMEOUT))
+    # One owner per key: forwarding alone, without replicas to fall back on.
+    fleet = make_fleet(81 if fault == "kill" else 84, 3, "--forward-timeout", str(TIMEOUT),
+                       "--replicas", "1", "--write-quorum", "1")
     fleet.start()
     a, victim = fleet[0], fleet[2]
     mine = owned_keys(fleet, 0, 40, "m") + owned_keys(fleet, 1, 40, "b")
@@ -112,7 +114,7 @@ def test_a_peer_dying_mid_pipeline_costs_bounded_errors_for_its_keys_only(make_f
 def test_nodes_that_disagree_about_the_ring_forward_at_most_once(make_fleet):
     """Two nodes built with different vnodes own keys differently: a request A thinks is
     B's goes to B once, and B answers it from its own store instead of sending it back."""
-    fleet = make_fleet(87, 2)
+    fleet = make_fleet(87, 2, "--replicas", "1", "--write-quorum", "1")
     fleet.nodes[1]._flags += ["--vnodes", "7"]
     seeds = [fleet[0].addr]
     fleet[0].start()
@@ -133,7 +135,7 @@ def test_nodes_that_disagree_about_the_ring_forward_at_most_once(make_fleet):
 
 
 def test_only_a_proven_peer_connection_is_answered_without_routing(make_fleet):
-    fleet = make_fleet(89, 2)
+    fleet = make_fleet(89, 2, "--replicas", "1", "--write-quorum", "1")
     fleet.start()
     a = fleet[0]
     remote = owned_keys(fleet, 1, 1, "auth")[0]

@@ -149,11 +149,12 @@ def test_the_ring_a_node_reports_is_the_ring_a_client_rebuilds(fleet3):
     assert ring.checksum == head["checksum"] and int(head["nodes"]) == 3
     assert {n[1]: n[2] for n in nodes} == {p.name: f"{p.host}:{p.port}" for p in fleet3.nodes}
     assert abs(sum(float(n[4].split("=")[1]) for n in nodes) - 1) < 1e-5
+    replicas = fleet3[0].stats("cluster")["replicas"]
     for i in range(200):
         key = b"owner:%d" % i
         want = b"".join(b"OWNER %s %s\r\n" % (n.encode(), {p.name: f"{p.host}:{p.port}"
                                                           for p in fleet3.nodes}[n].encode())
-                        for n in ring.owners(key, 1)) + b"END\r\n"
+                        for n in ring.owners(key, replicas)) + b"END\r\n"
         assert fleet3[i % 3].call(b"cluster owners %s\r\n" % key) == want
     assert fleet3[0].call(b"cluster owners\r\ncluster bogus\r\ncluster\r\n") == \
         b"CLIENT_ERROR bad command line format\r\nERROR\r\nERROR\r\n"

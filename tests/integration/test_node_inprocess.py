@@ -88,7 +88,8 @@ def test_store_clock_follows_wall_clock():
 def test_without_gossip_port_no_membership():
     node = Node(Config(port=0))
     assert [type(c).__name__ for c in node.components] == ["Housekeeping", "ProtocolServer"]
-    assert node.state.extensions.names() == ([], [])
+    # Only the node's own `stats memory`: nothing of the cluster.
+    assert node.state.extensions.names() == ([], [b"memory"])
 
 
 def test_gossip_members_active_and_a_stopped_node_is_left():
@@ -114,9 +115,9 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
                 await asyncio.sleep(0.01)
             assert seen.meta.status == Status.ACTIVE
             assert seen.meta.client_port == b.config.port
-            assert b.state.extensions.names() == ([b"cluster"], [b"cluster", b"gossip"])
+            assert b.state.extensions.names() == ([b"cluster"], [b"cluster", b"gossip", b"memory"])
             await b.stop()
-            assert b.state.extensions.names() == ([], [])
+            assert b.state.extensions.names() == ([], [b"memory"])
             for _ in range(300):
                 if ml_a.member("b").state == State.LEFT:
                     break
