@@ -36,11 +36,11 @@ class AsyncClient(TaskDispatch):
     def __init__(self, servers, *, serde=None, serializer=None, deserializer=None,
                  key_prefix: bytes = b"", allow_unicode_keys: bool = False,
                  encoding: str = "ascii", connect_timeout: float = 1.0, timeout: float = 3.0,
-                 replicas: int = 1, refresh_interval: float = 3.0, retry_after: float = 1.0,
+                 refresh_interval: float = 3.0, retry_after: float = 1.0,
                  connections: int = 1):
         codec = Codec(serde or LegacyWrappingSerde(serializer, deserializer), key_prefix,
                       allow_unicode_keys, encoding)
-        super().__init__(codec, replicas, retry_after)
+        super().__init__(codec, retry_after)
         self.seeds = [normalize_server_spec(s) for s in servers]
         self.connect_timeout = connect_timeout
         self.timeout = timeout

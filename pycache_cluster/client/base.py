@@ -32,9 +32,9 @@ class Member(NamedTuple):
 
 
 class ClientBase:
-    def __init__(self, codec: Codec, replicas: int, retry_after: float):
+    def __init__(self, codec: Codec, retry_after: float):
         self.codec = codec
-        self.router = Router(self._make_node, replicas, retry_after)
+        self.router = Router(self._make_node, retry_after)
         self.seeds: list[tuple[str, int]] = []
         self.watch = None           # the subclass's ring_watch.RingWatch
         self._bare_keys = not codec.key_prefix
@@ -65,9 +65,10 @@ class ClientBase:
 
     def _server_error(self, error: BaseException) -> None:
         """A SERVER_ERROR about a peer (`peer <name> unreachable`, `... timed out`,
-        `connection to peer <name> lost`): an owner is failing, the ring may be changing."""
+        `connection to peer <name> lost`) or a write short of its quorum (`quorum not met`:
+        an owner did not answer): an owner is failing, the ring may be changing."""
         message = error.args[0] if error.args else b""
-        if isinstance(message, bytes) and b"peer" in message:
+        if isinstance(message, bytes) and (b"peer" in message or b"quorum" in message):
             self._hurry()
 
     def _node_failed(self, node: Node) -> None:
@@ -178,11 +179,12 @@ class ClientBase:
     # -- the API without I/O ----------------------------------------------------------------
 
     def owners(self, key, n: int | None = None) -> list[Owner]:
-        """The key's owners by the client's ring, in preference order (no request sent)."""
+        """The key's first n owners (all N the cluster keeps by default) by the client's
+        ring, in preference order (no request sent)."""
         topology, _ = self.router.view
         full = self._full(key)
         return [Owner(name, *topology.addresses[name])
-                for name in topology.owners(full, n or self.router.replicas)]
+                for name in topology.owners(full, n or topology.replicas)]
 
     def txn(self, key) -> Txn:
         """A transaction on one key: .if_value/.if_version/.if_missing, .then_set/

@@ -3,11 +3,12 @@
 Epochs are per node (each counts its own ring changes), so a client never compares epochs:
 two rings are the same exactly when their checksums are (cluster/ring.py). A watch asks some
 node for `cluster ring` every refresh_interval seconds, and right away after a node fails or
-answers a SERVER_ERROR about a peer (an owner it could not reach: the membership may be
-changing), then every HURRY_INTERVAL for HURRY_FOR seconds, since gossip needs a few seconds
-to agree on a death or a join. A reply with the current checksum and addresses changes nothing; otherwise the ring is
-rebuilt and requests route by it from then on. Until then a stale ring costs a hop, never a
-wrong answer: a node that does not own a key forwards it to the owner.
+answers a SERVER_ERROR about a peer or a quorum (an owner it could not reach: the membership
+may be changing), then every HURRY_INTERVAL for HURRY_FOR seconds, since gossip needs a few
+seconds to agree on a death or a join. A reply with the current checksum, addresses and
+replication settings changes nothing; otherwise the ring is rebuilt and requests route by it
+from then on. Until then a stale ring costs a hop, never a wrong answer: a node that does
+not own a key asks its owners.
 
 Nodes are asked in turn, those not marked failed first, then the seeds. A seed that answers
 `cluster ring` with ERROR is a node without clustering: a ring of that one node.

@@ -1,11 +1,15 @@
 """Which node serves a key: the current topology, each node's health, and the fallback walk.
 
 Shared by the threaded and the asyncio client (no I/O here). Writes go to a key's first owner
-(its primary); reads to the first owner that is not marked failed among its `replicas`
-owners (one until replication exists; the code already walks n). A key whose owners are all
-marked failed goes to the next node on its ring walk: that node forwards the request to the
-owner its own ring names (exactly once), so the answer is right whichever ring is newer, and
-once gossip has dropped a dead owner that next node is the key's new owner.
+(its primary): a plain write is then applied there and sent to the N - 1 other owners, where
+through any other node it would cost one more replica write, and a conditional write runs
+only on the primary, so through any other node it would be forwarded. Reads go to one of the
+key's N owners, taken in turn when the topology allows spreading them (W = N: every
+acknowledged write is on every owner), else the primary; an owner marked failed is skipped,
+so with N > 1 a dead primary's keys are read from another owner. A key whose owners are all
+marked failed goes to the next node on its ring walk: that node asks the owners its own ring
+names (exactly once), so the answer is right whichever ring is newer, and once gossip has
+dropped a dead owner that next node is the key's new owner.
 """
 from __future__ import annotations
 
@@ -41,12 +45,9 @@ class Router:
     """The view (topology, nodes by name) is replaced as one tuple, so a request never sees a
     ring from one refresh and the nodes of another."""
 
-    def __init__(self, make_node: Callable[[str, str, int], Node], replicas: int = 1,
-                 retry_after: float = 1.0, max_retry_after: float = 30.0):
-        if replicas < 1:
-            raise ValueError("replicas must be at least 1")
+    def __init__(self, make_node: Callable[[str, str, int], Node], retry_after: float = 1.0,
+                 max_retry_after: float = 30.0):
         self._make = make_node
-        self.replicas = replicas
         self.retry_after = retry_after
         self.max_retry_after = max_retry_after
         self.view: tuple[Topology | None, dict[str, Node]] = (None, {})
@@ -82,7 +83,14 @@ class Router:
 
     def reader(self, key: bytes) -> Node:
         topology, nodes = self.view
-        owners = topology.owners(key, self.replicas)
+        if topology.replicas == 1:
+            owners = topology.owners(key, 1)
+        else:
+            owners = topology.owners(key, topology.replicas)
+            if topology.spread:
+                # next() on a count is one C call, safe across threads.
+                turn = next(self._turn) % len(owners)
+                owners = owners[turn:] + owners[:turn]
         node = nodes[owners[0]]
         if node.down_until:
             now = monotonic()

@@ -26,12 +26,15 @@ class Owner(NamedTuple):
 
 
 class RingInfo(NamedTuple):
-    """What `cluster ring` says: `RING epoch=.. checksum=.. vnodes=.. nodes=..`, then one
-    `NODE <name> <host>:<port> weight=<w> share=<f>` per node."""
+    """What `cluster ring` says: `RING epoch=.. checksum=.. replicas=.. write_quorum=..
+    read_quorum=.. vnodes=.. nodes=..`, then one `NODE <name> <host>:<port> weight=<w>
+    share=<f>` per node. A node from before replication names no replicas: one owner."""
     epoch: int
     checksum: str
     vnodes: int
     nodes: dict[str, tuple[str, int, int]]      # name -> (host, port, weight)
+    replicas: int = 1
+    write_quorum: int = 1
 
 
 def parse_ring(reply: bytes) -> RingInfo:
@@ -50,7 +53,8 @@ def parse_ring(reply: bytes) -> RingInfo:
             host, _, port = parts[2].rpartition(":")
             weight = int(parts[3].partition("=")[2])
             nodes[parts[1]] = (host.strip("[]"), int(port), weight)
-        info = RingInfo(int(head["epoch"]), head["checksum"], int(head["vnodes"]), nodes)
+        info = RingInfo(int(head["epoch"]), head["checksum"], int(head["vnodes"]), nodes,
+                        int(head.get("replicas", 1)), int(head.get("write_quorum", 1)))
     except (KeyError, ValueError) as exc:
         raise RingReplyError(f"malformed ring reply {reply[:120]!r}: {exc}") from None
     if len(nodes) != int(head.get("nodes", -1)):
@@ -62,16 +66,25 @@ def parse_ring(reply: bytes) -> RingInfo:
 
 
 class Topology:
-    """One immutable view of the cluster: the ring and where each member listens."""
+    """One immutable view of the cluster: the ring, where each member listens, and how many
+    owners hold each key (`replicas`, N).
 
-    __slots__ = ("_ring", "_snapshot", "addresses", "checksum", "owners", "standalone", "vnodes")
+    `spread` says whether a read may go to any owner: only when every acknowledged write is
+    on all N owners (W = N). With W < N an owner other than the one the write went through
+    may answer an older value, so reads then start at the primary, where this client's
+    writes are applied first, and go to another owner only when it has failed."""
+
+    __slots__ = ("_ring", "_snapshot", "addresses", "checksum", "owners", "replicas", "spread",
+                 "standalone", "vnodes")
 
     def __init__(self, checksum: str, vnodes: int, addresses: dict[str, tuple[str, int]],
-                 ring: Ring, standalone: bool = False, snapshot: RingSnapshot | None = None):
+                 ring: Ring, standalone: bool = False, snapshot: RingSnapshot | None = None,
+                 replicas: int = 1, write_quorum: int = 1):
         self.checksum = checksum
         self.vnodes = vnodes
         self.addresses = addresses
         self.standalone = standalone
+        self.replicas, self.spread = self.policy(replicas, write_quorum, len(addresses))
         self._ring = ring
         if snapshot is None:
             positions, slots = ring.arrays()
@@ -89,15 +102,18 @@ class Topology:
         addresses = {name: (host, port) for name, (host, port, _) in info.nodes.items()}
         if (previous is not None and not previous.standalone
                 and previous.checksum == info.checksum and previous.vnodes == info.vnodes):
-            if previous.addresses == addresses:
+            if previous.addresses == addresses and (previous.replicas, previous.spread) == \
+                    cls.policy(info.replicas, info.write_quorum, len(addresses)):
                 return previous
             return cls(info.checksum, info.vnodes, addresses, previous._ring,
-                       snapshot=previous._snapshot)
+                       snapshot=previous._snapshot, replicas=info.replicas,
+                       write_quorum=info.write_quorum)
         ring = Ring(info.vnodes, {name: w for name, (_, _, w) in info.nodes.items()})
         if ring.checksum != info.checksum:
             raise RingReplyError(f"rebuilt ring has checksum {ring.checksum}, the node "
                                  f"reported {info.checksum}")
-        return cls(info.checksum, info.vnodes, addresses, ring)
+        return cls(info.checksum, info.vnodes, addresses, ring, replicas=info.replicas,
+                   write_quorum=info.write_quorum)
 
     @classmethod
     def single(cls, host: str, port: int) -> Topology:
@@ -111,9 +127,17 @@ class Topology:
     def names(self) -> list[str]:
         return self._ring.nodes
 
+    @staticmethod
+    def policy(replicas: int, write_quorum: int, nodes: int) -> tuple[int, bool]:
+        """(owners per key, whether reads spread over them); a ring of fewer nodes than N
+        gives each key all of them."""
+        replicas = max(1, min(replicas, nodes))
+        return replicas, replicas > 1 and write_quorum >= replicas
+
     def same_as(self, other: Topology | None) -> bool:
         return (other is not None and other.checksum == self.checksum
-                and other.addresses == self.addresses)
+                and other.addresses == self.addresses and other.replicas == self.replicas
+                and other.spread == self.spread)
 
     def __len__(self) -> int:
         return len(self.addresses)

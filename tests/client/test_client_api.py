@@ -3,6 +3,7 @@ results are pymemcache's, a plain pymemcache client pointed at one node sees the
 and each request goes straight to an owner (no node forwards anything)."""
 import pytest
 from helpers.client import addresses, cluster_counters, spread
+from helpers.cluster import wait_for
 from pymemcache.client.base import Client as Pymemcache
 from pymemcache.exceptions import (
     MemcacheClientError,
@@ -101,16 +102,26 @@ def test_flush_stats_members_and_owners(api, plain, fleet):
     members = api.cluster_members()
     assert {(m.name, m.host, m.port, m.state) for m in members.values()} == \
         {(n.name, n.host, n.gossip_port, "alive") for n in fleet.nodes}
+    by_name = {n.name: n for n in fleet.nodes}
     for k in keys:
-        name = fleet[0].call(b"cluster owners %s\r\n" % k).split()[1].decode()
-        node = next(n for n in fleet.nodes if n.name == name)
-        assert api.owners(k) == [Owner(name, node.host, node.port)]
+        reply = fleet[0].call(b"cluster owners %s\r\n" % k).split(b"\r\n")
+        names = [line.split()[1].decode() for line in reply if line.startswith(b"OWNER")]
+        assert len(names) == 2          # the nodes' default: two owners per key
+        assert api.owners(k) == [Owner(n, by_name[n].host, by_name[n].port) for n in names]
+        assert api.owners(k, 1) == api.owners(k)[:1]
 
 
 def test_each_request_goes_to_an_owner_so_no_node_forwards(api, plain, fleet):
+    """With two owners per key: reads go to either owner and are answered from its copy;
+    writes go to the primary, which applies a plain write and sends it to the other owner
+    (a replica write, not a forward) and runs a conditional one itself. A node the client
+    had wrongly picked would show up as a forward (reads, conditional writes) or as a second
+    replica write sent for one write (plain writes)."""
     keys = [b"route:%d" % i for i in range(60)]
-    counters = ("forwarded", "fanout_batches", "cmd_get", "cmd_set", "cmd_touch")
+    counters = ("forwarded", "fanout_batches", "replica_writes_sent", "read_repairs",
+                "cmd_get", "cmd_set", "cmd_touch")
     before = cluster_counters(fleet, *counters)
+    writes = []         # the keys of the writes that replicate, one entry per write
     for k in keys:
         api.set(k, b"1")
         assert api.get(k) == b"1"
@@ -118,28 +129,40 @@ def test_each_request_goes_to_an_owner_so_no_node_forwards(api, plain, fleet):
         api.touch(k, 0)
         api.incr(k, 1)
         api.append(k, b"0")
-        api.txn(k).if_value(b"20").then_set(b"21").commit()
+        assert api.txn(k).if_value(b"20").then_set(b"21").commit().succeeded
+        writes += [k] * 5       # set, touch, incr, append, the transaction's ms
     assert api.get_many(keys) == dict.fromkeys(keys, b"21")
     api.set_many({k: b"2" for k in keys})
     api.update(keys[0], lambda v: v + b"!")
     api.delete_many(keys[:20])
     api.delete(keys[30])
+    writes += keys + [keys[0]] + keys[:20] + [keys[30]]
     after = cluster_counters(fleet, *counters)
+    owners = {k: [o.name for o in api.owners(k)] for k in keys}
+    assert all(len(names) == 2 for names in owners.values())
     for node in fleet.nodes:
         b, a = before[node.name], after[node.name]
         assert a["forwarded"] == b["forwarded"], node.name
         assert a["fanout_batches"] == b["fanout_batches"], node.name
+        assert a["read_repairs"] == b["read_repairs"], node.name
+        # Each write was sent once, by its primary, to the one other owner.
+        assert a["replica_writes_sent"] - b["replica_writes_sent"] == sum(
+            owners[k][0] == node.name for k in writes), node.name
+        # Every owner applied each touch once (a non-owner none).
+        assert a["cmd_touch"] - b["cmd_touch"] == sum(
+            node.name in names for names in owners.values()), node.name
         # ...and each node served its share directly.
         assert a["cmd_get"] > b["cmd_get"] and a["cmd_set"] > b["cmd_set"], node.name
-        assert a["cmd_touch"] - b["cmd_touch"] == sum(
-            api.owners(k)[0].name == node.name for k in keys)
-    # The same gets sent to one node are forwarded: the counter does count.
+    # The same gets sent to one node are not all served there: a key it does not own is
+    # asked of both owners, and one it owns but does not hold (deleted) of the other owner.
+    # The counter does count.
     via = fleet[1]
     start = via.stats("cluster")["forwarded"]
+    gone = set(keys[:20]) | {keys[30]}
     for k in keys:
-        plain.get(k)
-    assert via.stats("cluster")["forwarded"] - start == \
-        sum(api.owners(k)[0].name != via.name for k in keys)
+        assert plain.get(k) == (None if k in gone else b"2")
+    assert via.stats("cluster")["forwarded"] - start == sum(
+        2 if via.name not in owners[k] else 1 if k in gone else 0 for k in keys)
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
@@ -156,8 +179,9 @@ def test_a_serializer_and_a_key_prefix_as_pymemcache_has_them(fleet, make_client
     assert client.update("int", lambda v: v * 6) == 42
     # Routed by the prefixed key, as the nodes hash it: nothing was forwarded.
     assert cluster_counters(fleet, "forwarded") == before
-    owner = fleet[1].call(b"cluster owners app:int\r\n").split()[1].decode()
-    assert [o.name for o in client.owners("int")] == [owner]
+    reply = fleet[1].call(b"cluster owners app:int\r\n").split(b"\r\n")
+    owners = [line.split()[1].decode() for line in reply if line.startswith(b"OWNER")]
+    assert [o.name for o in client.owners("int")] == owners
     # Prefixed and pickled as pymemcache does.
     values.update({"dict": {"a": 3}, "int": 42})
     assert {k: plain.get("app:" + k) for k in values} == values
@@ -176,7 +200,9 @@ def test_bad_input_and_error_replies_raise_pymemcache_errors(api):
         api.set(b"huge", b"x" * (2 << 20))      # over the 1 MB item limit
     assert api.get(b"text") == b"abc"            # the connection is still usable
     assert api.set(b"quiet", b"q", noreply=True) is True
-    assert api.get(b"quiet") == b"q"
+    # Not acknowledged, so not promised to have reached the owner a read goes to (either
+    # of two) by the time the call returns: it gets there, though.
+    wait_for(lambda: api.get(b"quiet") == b"q", 10, "the noreply write to be read back")
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
