@@ -9,7 +9,8 @@ Modules: topology (the ring, rebuilt from `cluster ring`), ring_watch (keeping i
 router (which node serves a key), errors (what is raised, what is retried), codec (the text
 protocol), txn (transactions), base (what both clients share); the threaded Client: sync
 (its API), sync_dispatch (its requests), pool (pymemcache connections); the AsyncClient: aio,
-aio_dispatch, aconn (pipelined connections).
+aio_dispatch, aconn (pipelined connections); watches: watch_feed (events, merging), watch
+(the threaded client's streams).
 """
 from pycache_cluster.client.aio import AsyncClient
 from pycache_cluster.client.base import Member
@@ -17,6 +18,7 @@ from pycache_cluster.client.errors import ClusterUnavailable, NodeUnreachable, P
 from pycache_cluster.client.sync import Client
 from pycache_cluster.client.topology import Owner
 from pycache_cluster.client.txn import Txn, TxnConflict, TxnResult
+from pycache_cluster.client.watch_feed import Change, Gap
 
-__all__ = ["AsyncClient", "Client", "ClusterUnavailable", "Member", "NodeUnreachable", "Owner",
-           "PartialFailure", "Txn", "TxnConflict", "TxnResult"]
+__all__ = ["AsyncClient", "Change", "Client", "ClusterUnavailable", "Gap", "Member",
+           "NodeUnreachable", "Owner", "PartialFailure", "Txn", "TxnConflict", "TxnResult"]

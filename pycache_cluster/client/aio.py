@@ -45,7 +45,7 @@ class AsyncClient(TaskDispatch):
         self.connect_timeout = connect_timeout
         self.timeout = timeout
         self.connections = connections
-        self.watch = TaskWatch(self, refresh_interval)
+        self.ring_watch = TaskWatch(self, refresh_interval)
         self._started = False
         self._starting: asyncio.Future | None = None
 
@@ -56,7 +56,7 @@ class AsyncClient(TaskDispatch):
         that keeps the ring current (ring_watch.py)."""
         if not self._started:
             if self._starting is None:
-                self._starting = asyncio.ensure_future(self.watch.refresh())
+                self._starting = asyncio.ensure_future(self.ring_watch.refresh())
             try:
                 await asyncio.shield(self._starting)
             finally:
@@ -64,7 +64,7 @@ class AsyncClient(TaskDispatch):
                     self._starting = None
             if not self._started:
                 self._started = True
-                self.watch.start()
+                self.ring_watch.start()
         return self
 
     async def __aenter__(self) -> Self:
@@ -74,13 +74,13 @@ class AsyncClient(TaskDispatch):
         await self.close()
 
     async def close(self) -> None:
-        await self.watch.stop()
+        await self.ring_watch.stop()
         self.router.close()
 
     async def refresh(self) -> bool:
         """Asks a node (then each other, then the seeds) for the ring and routes by it from
         now on. True when the ring or an address changed."""
-        return await self.watch.refresh()
+        return await self.ring_watch.refresh()
 
     # -- the API (names, arguments and results as the threaded Client's) ---------------------
 

@@ -36,7 +36,7 @@ class ClientBase:
         self.codec = codec
         self.router = Router(self._make_node, retry_after)
         self.seeds: list[tuple[str, int]] = []
-        self.watch = None           # the subclass's ring_watch.RingWatch
+        self.ring_watch = None      # the subclass's ring_watch.RingWatch
         self._bare_keys = not codec.key_prefix
 
     def _make_node(self, name: str, host: str, port: int) -> Node:
@@ -61,7 +61,7 @@ class ClientBase:
 
     def _hurry(self) -> None:
         """The ring may be changing: ask for it now and often for a while."""
-        self.watch.hurry()
+        self.ring_watch.hurry()
 
     def _server_error(self, error: BaseException) -> None:
         """A SERVER_ERROR about a peer (`peer <name> unreachable`, `... timed out`,

@@ -18,6 +18,7 @@ from pymemcache.serde import LegacyWrappingSerde
 from pycache_cluster.client.codec import Codec, LinesReply
 from pycache_cluster.client.ring_watch import ThreadWatch
 from pycache_cluster.client.sync_dispatch import ThreadDispatch
+from pycache_cluster.client.watch import Watch
 
 log = logging.getLogger(__name__)
 
@@ -41,17 +42,17 @@ class Client(ThreadDispatch):
             "key_prefix": codec.key_prefix, "default_noreply": False,
             "allow_unicode_keys": allow_unicode_keys, "encoding": encoding}
         self.max_idle = max_idle
-        self.watch = ThreadWatch(self, refresh_interval)
-        self.watch.refresh()
-        self.watch.start()
+        self.ring_watch = ThreadWatch(self, refresh_interval)
+        self.ring_watch.refresh()
+        self.ring_watch.start()
 
     def refresh(self) -> bool:
         """Asks a node (then each other, then the seeds) for the ring and routes by it from
         now on (ring_watch.py). True when the ring or an address changed."""
-        return self.watch.refresh()
+        return self.ring_watch.refresh()
 
     def close(self) -> None:
-        self.watch.stop()
+        self.ring_watch.stop()
         self.router.close()
 
     def __enter__(self) -> Self:
@@ -149,6 +150,14 @@ class Client(ThreadDispatch):
             else:
                 out[name] = self._stats_of(reply.lines)
         return out
+
+    def watch(self, key=None, *, prefix=None) -> Watch:
+        """The changes of `key` (or of every key starting with `prefix`) from now on, as
+        Change(key, version, kind, node) and, where some may have been missed, Gap(node,
+        reason) (watch.py, watch_feed.py)."""
+        if (key is None) == (prefix is None):
+            raise ValueError("watch one key or one prefix")
+        return Watch(self, key, prefix)
 
     def cluster_members(self) -> dict:
         """{name: Member} as gossip on some node sees the cluster."""
