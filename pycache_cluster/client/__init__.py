@@ -10,7 +10,7 @@ router (which node serves a key), errors (what is raised, what is retried), code
 protocol), txn (transactions), base (what both clients share); the threaded Client: sync
 (its API), sync_dispatch (its requests), pool (pymemcache connections); the AsyncClient: aio,
 aio_dispatch, aconn (pipelined connections); watches: watch_feed (events, merging), watch
-(the threaded client's streams).
+(the threaded client's streams), awatch (the asyncio client's).
 """
 from pycache_cluster.client.aio import AsyncClient
 from pycache_cluster.client.base import Member

@@ -17,6 +17,7 @@ from pymemcache.client.base import normalize_server_spec
 from pymemcache.serde import LegacyWrappingSerde
 
 from pycache_cluster.client.aio_dispatch import TaskDispatch
+from pycache_cluster.client.awatch import AsyncWatch
 from pycache_cluster.client.codec import (
     Codec,
     LineReply,
@@ -192,6 +193,15 @@ class AsyncClient(TaskDispatch):
             else:
                 out[node.name] = self._stats_of(reply.lines)
         return out
+
+    async def watch(self, key=None, *, prefix=None) -> AsyncWatch:
+        """The changes of `key` (or of every key starting with `prefix`) from now on, as
+        Change and Gap events (awatch.py, watch_feed.py)."""
+        if (key is None) == (prefix is None):
+            raise ValueError("watch one key or one prefix")
+        if not self._started:
+            await self.start()
+        return await AsyncWatch(self, key, prefix).started()
 
     async def cluster_members(self) -> dict:
         """{name: Member} as gossip on some node sees the cluster."""

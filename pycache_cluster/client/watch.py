@@ -32,6 +32,8 @@ class Stream(threading.Thread):
         self.node = node
         self.position = Position(node.name)
         self.stopped = threading.Event()
+        #: Set once the node answered its first resume line, or could not be reached.
+        self.ready = threading.Event()
         self.sock: socket.socket | None = None
 
     def run(self) -> None:
@@ -42,6 +44,7 @@ class Stream(threading.Thread):
             except (OSError, ValueError, KeyError):
                 pass        # a lost connection or a garbled line: reconnect and resume
             finally:
+                self.ready.set()
                 if self.sock is not None:
                     self.sock.close()
                     self.sock = None
@@ -75,6 +78,7 @@ class Stream(threading.Thread):
                 event = self.position.read(line, w.strip)
                 if event is not None:
                     w.events.put(event)
+                self.ready.set()
 
     def stop(self) -> None:
         self.stopped.set()
@@ -97,6 +101,9 @@ class Watch:
         self._checksum = None
         self._closed = False
         self._follow_ring()
+        # Changes "from now on": each node streams before the watch is handed over.
+        for stream in self.streams.values():
+            stream.ready.wait(self.connect_timeout + 1.0)
 
     def _nodes(self) -> list:
         topology, nodes = self.client.router.view

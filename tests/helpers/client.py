@@ -7,6 +7,7 @@ import inspect
 
 from helpers.cluster import owned_keys
 from pycache_cluster.client import AsyncClient
+from pycache_cluster.client.awatch import AsyncWatch
 from pycache_cluster.client.txn import Txn
 
 
@@ -27,7 +28,7 @@ class Blocking:
             result = attr(*args, **kwargs)
             if inspect.isawaitable(result):
                 result = self._loop.run_until_complete(result)
-            if isinstance(result, (Txn, AsyncClient)):
+            if isinstance(result, (Txn, AsyncClient, AsyncWatch)):
                 return Blocking(result, self._loop)
             return result
         return call
