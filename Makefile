@@ -6,8 +6,8 @@ PYTEST_ARGS ?=
 ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
-.PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-micro bench-table \
-	bench-tls lint clean
+.PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-client bench-micro \
+	bench-table bench-tls lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -79,6 +79,11 @@ bench-cluster: sysdeps build
 bench-tls: build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 	$(PYTHON) -m bench.tls_bench
+
+# The cluster client's CPU per request beside pymemcache to one node and node-forwarded requests
+# (bench/RESULTS.md, "Cluster client").
+bench-client: build
+	$(PYTHON) -m bench.client_bench --write
 
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"

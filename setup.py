@@ -22,7 +22,8 @@ else:
     EXT_COMPILE, EXT_LINK = ["-O2"], []
 
 CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_large", "pc_table", "pc_lru",
-                                                 "pc_store", "pc_proto", "pc_ring", "pc_reply")]
+                                                 "pc_store", "pc_proto", "pc_ring", "pc_reply",
+                                                 "pc_watch")]
 
 
 def extension(name, pyx):
@@ -38,6 +39,7 @@ def extension(name, pyx):
 
 extensions = [
     extension("pycache_cluster.store._store", "pycache_cluster/store/_store.pyx"),
+    extension("pycache_cluster.store._feed", "pycache_cluster/store/_feed.pyx"),
     extension("pycache_cluster.protocol._conn", "pycache_cluster/protocol/_conn.pyx"),
     extension("pycache_cluster.cluster._ring", "pycache_cluster/cluster/_ring.pyx"),
     extension("pycache_cluster.cluster._link", "pycache_cluster/cluster/_link.pyx"),

@@ -11,6 +11,7 @@
 #include "pc_hlc.h"
 #include "pc_lru.h"
 #include "pc_table.h"
+#include "pc_watch.h"
 
 struct pc_store {
     pc_table table;
@@ -29,7 +30,17 @@ struct pc_store {
     pc_hlc hlc;
     pc_reltime tombstone_ttl;
     size_t tombstones;         /* linked tombstones (in table.count, not curr_items) */
+    pc_watch *watch;           /* the change feed, NULL while nobody watches */
 };
+
+/* Every change is noted through here: with nobody watching, one untaken branch. */
+#define NOTE(s, ...)                                     \
+    do {                                                 \
+        if ((s)->watch)                                  \
+            pc_watch_note((s)->watch, __VA_ARGS__);      \
+    } while (0)
+
+void pc_store_watch(pc_store *s, pc_watch *w) { s->watch = w; }
 
 /* memcached's REALTIME_MAXDELTA: larger exptimes are absolute unix times. */
 #define PC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
@@ -163,6 +174,15 @@ static int is_flushed(const pc_store *s, const pc_item *it)
 
 static int is_tombstone(const pc_item *it) { return (it->bits & PC_ITEM_TOMBSTONE) != 0; }
 
+static int64_t unix_exptime(const pc_store *s, pc_reltime t) { return t ? s->epoch + t : 0; }
+
+/* An item leaves for good (its expiry noticed, or evicted): the feed hears which. */
+static void note_gone(pc_store *s, const pc_item *it, uint8_t change)
+{
+    NOTE(s, change, PC_WCMD_NULL, PC_WST_STORED, pc_item_key(it), it->nkey, it->version,
+         unix_exptime(s, it->exptime), it->nbytes);
+}
+
 static uint64_t next_version(pc_store *s, uint64_t version)
 {
     if (version == 0)
@@ -220,6 +240,7 @@ static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t 
     }
     if (is_expired(s, it)) {
         s->stats.get_expired++;
+        note_gone(s, it, PC_CHANGE_EXPIRE);
         if (s->replicated) {
             entomb(s, it);
             return it;
@@ -295,10 +316,13 @@ static int make_room(pc_store *s, const pc_item *keep)
             s->stats.reclaimed++;
             if (!(it->bits & PC_ITEM_FETCHED))
                 s->stats.expired_unfetched++;
+            if (!is_flushed(s, it))
+                note_gone(s, it, PC_CHANGE_EXPIRE);
         } else {
             s->stats.evictions++;
             if (!(it->bits & PC_ITEM_FETCHED))
                 s->stats.evicted_unfetched++;
+            note_gone(s, it, PC_CHANGE_EVICT);
         }
         unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
     }
@@ -439,9 +463,9 @@ static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint3
     return PC_STORED;
 }
 
-pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
-                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
-                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
+static pc_status store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                          uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                          size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
 {
     if (pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
@@ -473,6 +497,38 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
     if (out)
         *out = it;
     return PC_STORED;
+}
+
+/* memcached's item_store log line for every storage command, failures included: like
+ * memcached it names the request's TTL and size, whatever became of them; the version is
+ * the stored item's (0 on failure). */
+static void note_store(pc_store *s, pc_store_mode mode, pc_status st, const char *key,
+                       size_t nkey, int64_t exptime, size_t nbytes, const pc_item *it)
+{
+    static const uint8_t cmd[] = {
+        [PC_SET] = PC_WCMD_SET, [PC_ADD] = PC_WCMD_ADD, [PC_REPLACE] = PC_WCMD_REPLACE,
+        [PC_APPEND] = PC_WCMD_APPEND, [PC_PREPEND] = PC_WCMD_PREPEND, [PC_CAS] = PC_WCMD_CAS,
+        [PC_CAS_STALE] = PC_WCMD_CAS};
+    uint8_t status = st == PC_STORED ? PC_WST_STORED : st == PC_EXISTS ? PC_WST_EXISTS
+                   : st == PC_NOT_FOUND ? PC_WST_NOT_FOUND : st == PC_TOO_LARGE ? PC_WST_TOO_LARGE
+                   : st == PC_NO_MEMORY ? PC_WST_NO_MEMORY : PC_WST_NOT_STORED;
+    pc_watch_note(s->watch, PC_CHANGE_STORE, cmd[mode], status, key, nkey,
+                  it ? it->version : 0, unix_exptime(s, pc_store_exptime(s, exptime)),
+                  (uint32_t)nbytes);
+}
+
+pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
+{
+    pc_item *it = NULL;
+    pc_status st = store_hv(s, mode, key, nkey, hv, flags, exptime, value, nbytes, cas,
+                            version, &it);
+    if (s->watch)
+        note_store(s, mode, st, key, nkey, exptime, nbytes, st == PC_STORED ? it : NULL);
+    if (out && st == PC_STORED)
+        *out = it;
+    return st;
 }
 
 /* A tombstone for `key` in place of `old` (a live item, a tombstone, or NULL). */
@@ -508,9 +564,9 @@ static int newer(const pc_item *held, uint64_t version, int tombstone, uint32_t 
     return c > 0 ? 1 : c < 0 ? -1 : 0;
 }
 
-pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
-                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+static pc_status apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                          uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                          uint64_t version, int tombstone, int *had_live, uint64_t *held)
 {
     *had_live = 0;
     *held = 0;
@@ -549,6 +605,21 @@ pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
     return PC_STORED;
 }
 
+pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+{
+    pc_status st = apply_hv(s, key, nkey, hv, flags, exptime, value, nbytes, version,
+                            tombstone, had_live, held);
+    /* A write held already (a replay) is noted again: watchers tell it by its version. */
+    if (st == PC_STORED)
+        NOTE(s, PC_CHANGE_STORE, PC_WCMD_REPLICA, PC_WST_STORED, key, nkey, version,
+             unix_exptime(s, pc_store_exptime(s, exptime)), (uint32_t)nbytes);
+    else if (st == PC_DELETED)
+        NOTE(s, PC_CHANGE_DELETE, PC_WCMD_REPLICA, PC_WST_STORED, key, nkey, version, 0, 0);
+    return st;
+}
+
 pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return lookup_slot(s, key, nkey, hv);
@@ -567,9 +638,19 @@ pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t
         return PC_EXISTS;
     }
     s->stats.delete_hits++;
-    if (s->replicated)
-        return bury(s, it, key, nkey, hv, 0);
+    if (s->replicated) {
+        pc_status st = bury(s, it, key, nkey, hv, 0);
+        /* The tombstone just took the newest version there is. */
+        if (st == PC_DELETED)
+            NOTE(s, PC_CHANGE_DELETE, PC_WCMD_NULL, PC_WST_STORED, key, nkey, s->last_version,
+                 0, 0);
+        return st;
+    }
     unlink_free(s, it, hv);
+    /* Alone a delete has no version: a watched one takes the next CAS unique, so that it
+     * orders after the key's stores. */
+    NOTE(s, PC_CHANGE_DELETE, PC_WCMD_NULL, PC_WST_STORED, key, nkey, next_version(s, 0), 0,
+         0);
     return PC_DELETED;
 }
 
@@ -684,6 +765,8 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
     *result = value;
     if (out)
         *out = it;
+    NOTE(s, PC_CHANGE_STORE, incr ? PC_WCMD_INCR : PC_WCMD_DECR, PC_WST_STORED, key, nkey,
+         it->version, unix_exptime(s, it->exptime), it->nbytes);
     return PC_OK;
 }
 
@@ -735,6 +818,8 @@ void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version)
     /* Past both the coordinator's version and everything this store holds. */
     if (s->oldest_live <= s->now)
         s->oldest_version = next_version(s, 0);
+    NOTE(s, PC_CHANGE_FLUSH, PC_WCMD_NULL, PC_WST_STORED, "", 0, s->oldest_version,
+         unix_exptime(s, new_oldest), 0);
 }
 
 uint64_t pc_store_flush_version(const pc_store *s) { return s->oldest_version; }
@@ -759,9 +844,12 @@ static int reclaim_if_dead(pc_store *s, pc_item *it)
     if (!(it->bits & PC_ITEM_FETCHED))
         s->stats.expired_unfetched++;
     s->stats.crawler_reclaimed++;
-    if (s->replicated && !is_flushed(s, it)) {
-        entomb(s, it);
-        return 1;
+    if (!is_flushed(s, it)) {
+        note_gone(s, it, PC_CHANGE_EXPIRE);
+        if (s->replicated) {
+            entomb(s, it);
+            return 1;
+        }
     }
     unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
     return 1;

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "pc_item.h"
+#include "pc_watch.h"
 
 /* Opaque: callers see items, never the store's insides (snapshot() for numbers). */
 typedef struct pc_store pc_store;
@@ -47,6 +48,10 @@ typedef struct pc_store_snapshot {
     size_t lru_items[PC_NSEGMENTS];
     uint64_t moves_to_cold, moves_to_warm, moves_within_warm;
 } pc_store_snapshot;
+
+/* Attaches a change feed (pc_watch.h) that hears every change from now on; NULL detaches
+ * it. The caller owns the feed and frees it after detaching it. */
+void pc_store_watch(pc_store *s, pc_watch *w);
 
 /* A freshly created store holds no items; `now` is unix seconds. */
 pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now);

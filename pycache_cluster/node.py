@@ -15,6 +15,7 @@ import time
 from pycache_cluster import memstats
 from pycache_cluster.config import Config
 from pycache_cluster.protocol import ServerState
+from pycache_cluster.protocol.watch import Watches
 from pycache_cluster.store import Store, set_large_cache_max
 
 log = logging.getLogger("pycache_cluster")
@@ -113,7 +114,7 @@ class Node:
         self.state = ServerState(self.store, config)
         self.state.on_shutdown = self._on_shutdown_command
         self.state.extensions.add_stats(b"memory", memstats.stats_lines)
-        self.components: list = [Housekeeping(), ProtocolServer()]
+        self.components: list = [Housekeeping(), Watches(), ProtocolServer()]
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started: list = []

@@ -1,7 +1,8 @@
 """The cluster's text commands, in memcached's style (extensions of the protocol):
 
     cluster members       MEMBER <name> <host>:<gossip-port> <state> <incarnation> ... END
-    cluster ring          RING epoch=<n> checksum=<hex> vnodes=<per weight> nodes=<n>
+    cluster ring          RING epoch=<n> checksum=<hex> replicas=<N> write_quorum=<W>
+                          read_quorum=<R> vnodes=<per weight> nodes=<n>
                           NODE <name> <host>:<client-port> weight=<w> share=<fraction> ...
                           END        (nodes in name order; RING ... nodes=0 and END alone
                           while this node has no ring)
@@ -47,8 +48,12 @@ class Commands:
         ring = self.cluster.ring
         addrs = self.cluster.router.addresses
         shares = ring.shares() if ring.weights else {}
-        out = [b"RING epoch=%d checksum=%s vnodes=%d nodes=%d\r\n"
-               % (ring.epoch, ring.checksum.encode(), ring.vnodes, len(ring.weights))]
+        config = self.cluster.config
+        # N, W and R ride along so that a client reads from the owners this node writes to.
+        out = [b"RING epoch=%d checksum=%s replicas=%d write_quorum=%d read_quorum=%d "
+               b"vnodes=%d nodes=%d\r\n"
+               % (ring.epoch, ring.checksum.encode(), config.replicas, config.write_quorum,
+                  config.read_quorum, ring.vnodes, len(ring.weights))]
         for name in ring.nodes:
             host, port = addrs.get(name, ("?", 0))
             out.append(b"NODE %s %s:%d weight=%d share=%.6f\r\n"

@@ -215,6 +215,7 @@ cdef class Connection:
     cdef int state
     cdef bint noreply, closing, close_after_write, paused, rejected
     cdef bint peer              # a proven peer link: requests on it are never forwarded
+    cdef bint watcher           # turned into a watcher (protocol/watch.py): never read again
     cdef size_t swallow_left
     cdef Pending p
     cdef object p_line          # a forwarded storage command's request line (bytes)

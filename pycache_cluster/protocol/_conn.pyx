@@ -411,6 +411,14 @@ cdef class Connection:
     def is_peer(self):
         return self.peer
 
+    def become_watcher(self):
+        """memcached's `watch`: the connection only receives log lines from now on, and what
+        its client sends is no longer read (memcached hands it to its logger thread). Returns
+        the transport the lines are written to."""
+        self.watcher = True
+        self._update_reading()
+        return self.transport
+
     @property
     def output_queued(self):
         """Reply bytes made but not yet handed to the transport."""
@@ -454,8 +462,8 @@ cdef class Connection:
 
     cdef void _update_reading(self):
         # One place decides: paused by the transport's backpressure, by holes piling up, or
-        # for good once closing (only holes are still awaited then).
-        cdef bint want = self.paused or self.holes_paused or self.closing
+        # for good once closing (only holes are still awaited then) or once a watcher.
+        cdef bint want = self.paused or self.holes_paused or self.closing or self.watcher
         if self.transport is None or want == self.reading_paused:
             return
         self.reading_paused = want

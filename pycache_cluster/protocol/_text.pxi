@@ -225,5 +225,8 @@ cdef void text_admin(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens)
                 c.srv.on_shutdown(ntokens == 3)
         else:
             c._out(b"CLIENT_ERROR invalid shutdown mode")
+    elif args[0] == b"watch" and c.srv.extensions.command(b"watch") is not None:
+        # The node's watchers (protocol/watch.py); without them, memcached's refusal below.
+        c._reply_py(call(c.srv.extensions.command(b"watch"), c, args))
     else:
         c._write_py(admin.machinery_command(c.srv, args))

@@ -1,0 +1,124 @@
+"""The threaded client's connections to one node: a pool of pymemcache Clients.
+
+Each pooled object is a pymemcache.client.base.Client (its protocol code, serde, key checks,
+timeouts and error handling are used as they are); the only change is that a failure to
+connect raises NodeUnreachable, which tells the router that the request never left and may go
+to another node whatever the operation.
+
+Why not pymemcache.pool.ObjectPool (PooledClient): it takes a lock and scans its list of
+objects in use on every request, which costs a get more client CPU than a bare Client does
+(bench/client_bench.py, "PooledClient, owned"). Here a connection is taken with deque.pop() and given back
+with deque.append(), each atomic under the GIL, so threads share the pool without a lock; a
+thread that finds it empty opens a new connection, and at most `max_idle` are kept.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+from pymemcache.client.base import Client as PymemcacheClient
+from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
+
+from pycache_cluster.client.errors import NodeUnreachable
+from pycache_cluster.client.router import Node
+
+RECV_SIZE = 65536
+
+
+class NodeConnection(PymemcacheClient):
+    """pymemcache's single-server client, telling connect failures apart."""
+
+    def _connect(self) -> None:
+        try:
+            super()._connect()
+        except OSError as exc:
+            raise NodeUnreachable("{}:{}".format(*self.server), exc) from exc
+
+
+class NodePool(Node):
+    """Connections to one node, shared by threads."""
+
+    def __init__(self, name: str, host: str, port: int, client_kwargs: dict,
+                 max_idle: int = 16):
+        super().__init__(name, host, port)
+        self._kwargs = client_kwargs
+        self._free: deque[NodeConnection] = deque()
+        self.max_idle = max_idle
+        self.closed = False
+
+    def connection(self) -> NodeConnection:
+        try:
+            return self._free.pop()
+        except IndexError:
+            return NodeConnection((self.host, self.port), **self._kwargs)
+
+    def release(self, conn: NodeConnection) -> None:
+        if self.closed or len(self._free) >= self.max_idle:
+            conn.close()
+        else:
+            self._free.append(conn)
+
+    def call(self, method: str, *args, **kwargs):
+        """conn.<method>(*args) on a pooled connection. After any error the socket is closed
+        (pymemcache does so for its own errors; an interrupt could leave a reply half read),
+        and the connection reopens on its next use."""
+        try:
+            conn = self._free.pop()
+        except IndexError:
+            conn = NodeConnection((self.host, self.port), **self._kwargs)
+        try:
+            result = getattr(conn, method)(*args, **kwargs)
+        except BaseException:
+            conn.close()
+            self.release(conn)
+            raise
+        if self.closed or len(self._free) >= self.max_idle:
+            conn.close()
+        else:
+            self._free.append(conn)
+        return result
+
+    def send(self, data: bytes) -> NodeConnection:
+        """Writes `data` on a pooled connection, for receive() to read the reply. A multi-key
+        call writes to every owner before it reads any reply: the owners work in parallel
+        without a thread each. (pymemcache cannot split a request from its reply, so this
+        uses its connection, _connect() and socket, and codec.py's parsers.)"""
+        conn = self.connection()
+        try:
+            if conn.sock is None:
+                conn._connect()
+            conn.sock.sendall(data)
+        except BaseException:
+            conn.close()
+            self.release(conn)
+            raise
+        return conn
+
+    def receive(self, conn: NodeConnection, parser):
+        """The parser, once it has read the whole reply to what send() wrote on conn."""
+        buf = bytearray()
+        try:
+            while (end := parser.parse(buf, 0)) is None:
+                chunk = conn.sock.recv(RECV_SIZE)
+                if not chunk:
+                    raise MemcacheUnexpectedCloseError()
+                buf += chunk
+            if end != len(buf):
+                raise MemcacheUnknownError(f"unexpected data: {bytes(buf[end:end + 32])!r}")
+        except (ValueError, IndexError) as exc:
+            conn.close()
+            self.release(conn)
+            raise MemcacheUnknownError(f"unreadable reply: {exc!r}") from exc
+        except BaseException:
+            conn.close()
+            self.release(conn)
+            raise
+        self.release(conn)
+        return parser
+
+    def close(self) -> None:
+        self.closed = True
+        while self._free:
+            try:
+                self._free.pop().close()
+            except IndexError:
+                break
