@@ -13,6 +13,8 @@ thread that finds it empty opens a new connection, and at most `max_idle` are ke
 """
 from __future__ import annotations
 
+import socket
+import time
 from collections import deque
 
 from pymemcache.client.base import Client as PymemcacheClient
@@ -22,10 +24,15 @@ from pycache_cluster.client.errors import NodeUnreachable
 from pycache_cluster.client.router import Node
 
 RECV_SIZE = 65536
+# A connection idle this long is checked before use: a node that restarted meanwhile closed
+# it, and a write sent on it would fail with no way to tell whether it was applied.
+STALE_AFTER = 0.5
 
 
 class NodeConnection(PymemcacheClient):
     """pymemcache's single-server client, telling connect failures apart."""
+
+    idle_since = 0.0
 
     def _connect(self) -> None:
         try:
@@ -47,34 +54,32 @@ class NodePool(Node):
 
     def connection(self) -> NodeConnection:
         try:
-            return self._free.pop()
+            conn = self._free.pop()
         except IndexError:
             return NodeConnection((self.host, self.port), **self._kwargs)
+        if time.monotonic() - conn.idle_since > STALE_AFTER:
+            drop_if_closed(conn)
+        return conn
 
     def release(self, conn: NodeConnection) -> None:
         if self.closed or len(self._free) >= self.max_idle:
             conn.close()
         else:
+            conn.idle_since = time.monotonic()
             self._free.append(conn)
 
     def call(self, method: str, *args, **kwargs):
         """conn.<method>(*args) on a pooled connection. After any error the socket is closed
         (pymemcache does so for its own errors; an interrupt could leave a reply half read),
         and the connection reopens on its next use."""
-        try:
-            conn = self._free.pop()
-        except IndexError:
-            conn = NodeConnection((self.host, self.port), **self._kwargs)
+        conn = self.connection()
         try:
             result = getattr(conn, method)(*args, **kwargs)
         except BaseException:
             conn.close()
             self.release(conn)
             raise
-        if self.closed or len(self._free) >= self.max_idle:
-            conn.close()
-        else:
-            self._free.append(conn)
+        self.release(conn)
         return result
 
     def send(self, data: bytes) -> NodeConnection:
@@ -122,3 +127,16 @@ class NodePool(Node):
                 self._free.pop().close()
             except IndexError:
                 break
+
+
+def drop_if_closed(conn: NodeConnection) -> None:
+    """Closes conn's socket (it reopens on use) if the node hung up or sent unasked bytes."""
+    if conn.sock is None:
+        return
+    try:
+        conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)   # b"" (hung up) or bytes
+    except (BlockingIOError, InterruptedError):
+        return      # nothing to read: still open
+    except OSError:
+        pass
+    conn.close()

@@ -76,7 +76,8 @@ def discover(host: str, port: int, tls: ssl.SSLContext | None = None) -> dict:
         parts = line.split()
         if parts and parts[0] == "RING":
             ring = dict(p.split("=", 1) for p in parts[1:])
-            ring = {k: (v if k == "checksum" else int(v)) for k, v in ring.items()}
+            ring = {k: (v if k == "checksum" else int(v)) for k, v in ring.items()
+                    if k in ("epoch", "checksum", "vnodes", "nodes")}   # replication apart
         elif parts and parts[0] == "NODE":
             fields = dict(p.split("=", 1) for p in parts[3:])
             m = out.setdefault(parts[1], {"name": parts[1], "state": "?",
