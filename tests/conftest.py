@@ -6,7 +6,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from helpers.servers import memcached_available, start_memcached, start_node
+from helpers.servers import kill_leftovers, memcached_available, start_memcached, start_node
 from helpers.wire import Conn
 
 NEEDS_MEMCACHED = "memcached 1.6.18 binary not installed (apt-get install memcached)"
@@ -52,3 +52,9 @@ def conn(server):
     c.expect(b"flush_all\r\n", b"OK\r\n")
     yield c
     c.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    left = kill_leftovers()
+    if left:
+        print(f"\n{left} server process(es) outlived their tests and were killed")

@@ -262,9 +262,9 @@ def test_a_stalled_node_costs_its_own_keys_a_timeout(tmp_path_factory):
         finally:
             os.kill(fleet[1].proc.pid, signal.SIGCONT)
     finally:
+        fleet.stop()        # first: a client that fails to close must not leak the nodes
         if sync is not None:
             sync.close()
         if aio is not None:
             loop.run_until_complete(aio.close())
         loop.close()
-        fleet.stop()

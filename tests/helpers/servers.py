@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -55,6 +56,25 @@ def raise_nofile(want: int) -> int:
     return soft
 
 
+#: Every process a test started, so the session can kill those a failing test left behind.
+STARTED: list[subprocess.Popen] = []
+
+
+def kill_leftovers() -> int:
+    """SIGKILLs (and reaps) every started process still running (SIGCONT first: a stopped
+    one would not die until continued); returns how many there were."""
+    left = [p for p in STARTED if p.poll() is None]
+    for proc in left:
+        for sig in (signal.SIGCONT, signal.SIGKILL):
+            try:
+                proc.send_signal(sig)
+            except ProcessLookupError:
+                pass
+        proc.wait(10)
+    STARTED.clear()
+    return len(left)
+
+
 class Server:
     """A server process on 127.0.0.1:port; stop() is idempotent and always kills."""
 
@@ -74,6 +94,7 @@ class Server:
         self.proc = subprocess.Popen(self.argv, stdout=self.log,
                                      stderr=subprocess.STDOUT, env=self.env,
                                      cwd=os.environ.get("PYCACHE_NODE_LIB") or REPO)
+        STARTED.append(self.proc)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:

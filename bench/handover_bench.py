@@ -1,0 +1,103 @@
+"""Hand-over: how fast data follows the ring, and how much of it moves.
+
+    python -m bench.handover_bench [--keys 100000] [--nodes 5]
+
+A cluster of --nodes (N=2) holds --keys keys of 100 bytes. A node joins: the time from its
+start until every node's hand-over is idle and every key is on exactly its owners gives keys
+moved per second; the keys moved are compared with the ideal for the ring (the joiner's
+share of the copies). Then a node is killed (-9): the time until the survivors hold two
+copies of every key again gives the re-replication rate. Targets: hand-over >= 20,000
+keys/s; keys moved <= 1.15x ideal; re-replication >= 5,000 keys/s.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+
+from bench import servers
+from bench.cluster_bench import Cluster, call
+
+FLAGS = ("--replicas", "2", "--write-quorum", "2")
+
+
+def stat(port: int, name: str, which: str = "") -> int:
+    reply = call(port, b"stats %s\r\n" % which.encode() if which else b"stats\r\n")
+    return int(re.search(rb"STAT %s (\d+)" % name.encode(), reply).group(1))
+
+
+def start_node(cluster: Cluster, name: str) -> None:
+    port, gport = servers.free_port(), servers.free_port()
+    argv = [sys.executable, "-m", "pycache_cluster", "serve", "-l", "127.0.0.1", "-p",
+            str(port), "-m", "1024", "--node-name", name, "--gossip-port", str(gport),
+            "--gossip-preset", "local", "--join", f"127.0.0.1:{cluster.gossip[0]}",
+            *FLAGS]
+    proc = subprocess.Popen(argv, cwd=servers.ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    servers.register(proc)
+    cluster.procs.append(proc)
+    cluster.ports.append(port)
+
+
+def settled(ports: list[int], copies: int) -> bool:
+    """Every node on one ring of exactly these nodes, no walk running, `copies` in all."""
+    try:
+        return (all(stat(p, "ring_nodes", "cluster") == len(ports) for p in ports) and
+                all(stat(p, "handover_running", "cluster") == 0 for p in ports) and
+                sum(stat(p, "curr_items") for p in ports) == copies)
+    except (OSError, AttributeError):
+        return False
+
+
+def wait(predicate, timeout: float = 300) -> float:
+    start = time.monotonic()
+    while not predicate():
+        if time.monotonic() - start > timeout:
+            raise RuntimeError("timed out")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.handover_bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--keys", type=int, default=100_000)
+    p.add_argument("--nodes", type=int, default=5)
+    args = p.parse_args(argv)
+    servers.install_signal_handlers()
+    cluster = Cluster(args.nodes, "-m", "1024", *FLAGS)
+    try:
+        value = b"v" * 100
+        for i in range(0, args.keys, 2000):
+            call(cluster.ports[0], b"".join(
+                b"set hk:%d 0 0 100 noreply\r\n%s\r\n" % (j, value)
+                for j in range(i, min(i + 2000, args.keys))))
+        wait(lambda: settled(cluster.ports, 2 * args.keys))
+        start_node(cluster, f"b{args.nodes}")
+        joined = wait(lambda: settled(cluster.ports, 2 * args.keys))
+        moved = stat(cluster.ports[-1], "curr_items")
+        ring = call(cluster.ports[0], b"cluster ring\r\n").decode()
+        share = float(re.search(rf"NODE b{args.nodes} \S+ weight=\d+ share=([\d.]+)",
+                                ring).group(1))
+        ideal = 2 * args.keys * share
+        victim = cluster.procs[1]
+        lost = stat(cluster.ports[1], "curr_items")
+        servers.kill_process(victim)
+        ports = [p for i, p in enumerate(cluster.ports) if i != 1]
+        healed = wait(lambda: settled(ports, 2 * args.keys))
+    finally:
+        cluster.stop()
+    print(f"\n{args.nodes} -> {args.nodes + 1} nodes, N=2, {args.keys:,} keys of 100 B")
+    print(f"join: {moved:,} copies moved in {joined:.2f} s (start to settled): "
+          f"{moved / joined:,.0f} keys/s (target >= 20,000); moved / ideal "
+          f"{moved / ideal:.3f} (target <= 1.15)")
+    print(f"kill -9 of a node holding {lost:,} copies: two copies of every key again after "
+          f"{healed:.2f} s (detection included): {lost / healed:,.0f} keys/s "
+          f"(target >= 5,000)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
