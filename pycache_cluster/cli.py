@@ -32,6 +32,9 @@ ENV = {
     "write_quorum": "PYCACHE_WRITE_QUORUM",
     "read_quorum": "PYCACHE_READ_QUORUM",
     "tombstone_ttl": "PYCACHE_TOMBSTONE_TTL",
+    "lock_max_ttl": "PYCACHE_LOCK_MAX_TTL",
+    "lock_drift": "PYCACHE_LOCK_DRIFT",
+    "lock_limit": "PYCACHE_LOCK_LIMIT",
 }
 
 
@@ -208,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_default("tombstone_ttl", int, d.tombstone_ttl),
                       help="how long a deleted key's tombstone keeps older writes out "
                       f"[env {ENV['tombstone_ttl']}]")
+    locks = serve.add_argument_group("locks", "Leases with fencing tokens (README, Locks).")
+    locks.add_argument("--lock-max-ttl", type=float, dest="lock_max_ttl", metavar="SECONDS",
+                       default=_env_default("lock_max_ttl", float, d.lock_max_ttl),
+                       help="longest lease; a restarted node or a new owner waits this long "
+                       f"before it votes [env {ENV['lock_max_ttl']}]")
+    locks.add_argument("--lock-drift", type=float, dest="lock_drift", metavar="RHO",
+                       default=_env_default("lock_drift", float, d.lock_drift),
+                       help=f"clock-rate bound between machines [env {ENV['lock_drift']}]")
+    locks.add_argument("--lock-limit", type=int, dest="lock_limit",
+                       default=_env_default("lock_limit", int, d.lock_limit),
+                       help=f"lock names per node [env {ENV['lock_limit']}]")
     return parser
 
 
@@ -221,7 +235,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,
                   forward_timeout=args.forward_timeout, peer_links=args.peer_links,
                   replicas=args.replicas, write_quorum=args.write_quorum,
-                  read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl)
+                  read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl,
+                  lock_max_ttl=args.lock_max_ttl, lock_drift=args.lock_drift,
+                  lock_limit=args.lock_limit)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -49,6 +49,8 @@ class Cluster(Listener):
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
         self.hints = Hints()
+        #: Called with the old ring's weights when the ring changes (the lock placement).
+        self.ring_listeners: list = []
 
     async def start(self, node) -> None:
         self.state = node.state
@@ -113,7 +115,11 @@ class Cluster(Listener):
                             self.config.vnodes)
             weights[m.name] = m.meta.weight
             addresses[m.name] = (m.meta.client_host, m.meta.client_port)
+        old = dict(self.ring.weights)
         changed = self.ring.update(weights)
+        if changed:
+            for listener in self.ring_listeners:
+                listener(old)
         if changed or addresses != self.router.addresses:
             self.router.install(self.ring, addresses)
 

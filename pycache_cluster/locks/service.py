@@ -1,0 +1,150 @@
+"""The lock commands of one node (README "Locks"): the Locks component and its wire protocol.
+
+Clients, on any node (the node coordinates a quorum of the name's owners):
+    lock acquire <name> <owner> <ttl_ms>          LOCKED <token> <validity_ms> | BUSY <highest>
+                                                  | UNAVAILABLE <granted> <needed> <why,...>
+    lock renew <name> <owner> <token> <ttl_ms>    LOCKED <token> <validity_ms> | LOST
+                                                  | UNAVAILABLE ...
+    lock release <name> <owner> <token>           RELEASED <freed> <owners>
+    lock inspect <name>                           OWNER <node> <holder|-> <token> <left_ms>
+                                                  <highest> ... END   (per owner, in ring order;
+                                                  "? 0 0 0" for one that did not answer)
+Peers only (one replica's table), sent by a coordinator:
+    lock grant <name> <owner> <token> <ttl_ms> <ring checksum>
+        GRANTED <token> | HELD|LOW|QUARANTINE|NOT_OWNER <highest> | RING <checksum> | FULL
+    lock free <name> <owner> <token>              FREED
+    lock show <name>                              SHOW <holder|-> <token> <left_ms> <highest>
+stats locks                                       STAT <counter> <value> ... END
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+from pycache_cluster.locks.placement import Placement
+from pycache_cluster.locks.quorum import Quorum, wall_token
+from pycache_cluster.locks.table import LockTable
+from pycache_cluster.protocol.stats import lines
+
+log = logging.getLogger(__name__)
+
+BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+NAME_MAX = 250
+OWNER_MAX = 64
+SUBCOMMANDS = (b"acquire", b"renew", b"release", b"inspect", b"grant", b"free", b"show")
+
+
+def _ttl(arg: bytes, max_ttl: float) -> float | None:
+    if not arg.isdigit():
+        return None
+    ttl = int(arg) / 1000
+    return ttl if 0 < ttl <= max_ttl else None
+
+
+class Locks:
+    """The lock service of one node: its replica table, its coordinator, its commands."""
+
+    def __init__(self, config, clock=time.monotonic):
+        self.config = config
+        self.clock = clock
+        self.window = config.lock_max_ttl * (1 + config.lock_drift)
+        self.table = LockTable(config.lock_limit, config.lock_drift)
+        self.placement: Placement | None = None
+        self.quorum: Quorum | None = None
+
+    async def start(self, node) -> None:
+        cluster = node.state.cluster
+        # An empty table after a restart must not vote while leases it granted before may be
+        # valid; the tokens it knows start above every token issued before now (wall clock).
+        self.table.quarantine_until = self.clock() + self.window
+        self.table.floor = wall_token()
+        self.placement = Placement(cluster, self.config.replicas if cluster else 1,
+                                   self.window, self.clock)
+        if cluster is not None:
+            cluster.ring_listeners.append(self.placement.retired)
+        self.quorum = Quorum(self.placement, self, self.config.lock_drift, self.clock)
+        node.state.extensions.add_command(b"lock", self.command)
+        node.state.extensions.add_stats(b"locks", self.stats)
+
+    async def stop(self, node) -> None:
+        node.state.extensions.remove_command(b"lock")
+        node.state.extensions.remove_stats(b"locks")
+        cluster = node.state.cluster
+        if cluster is not None and self.placement.retired in cluster.ring_listeners:
+            cluster.ring_listeners.remove(self.placement.retired)
+
+    def command(self, conn, args: list[bytes]):
+        sub = args[1] if len(args) > 1 else None
+        n = len(args)
+        if sub not in SUBCOMMANDS:
+            return b"ERROR\r\n"
+        if n < 3 or len(args[2]) > NAME_MAX or (n > 3 and len(args[3]) > OWNER_MAX):
+            return BAD_FORMAT
+        q, max_ttl = self.quorum, self.config.lock_max_ttl
+        if sub == b"acquire" and n == 5:
+            ttl = _ttl(args[4], max_ttl)
+            return BAD_FORMAT if ttl is None else q.acquire(args[2], args[3], ttl)
+        if sub == b"renew" and n == 6 and args[4].isdigit():
+            ttl = _ttl(args[5], max_ttl)
+            return BAD_FORMAT if ttl is None else q.renew(args[2], args[3], int(args[4]), ttl)
+        if sub == b"release" and n == 5 and args[4].isdigit():
+            return q.release(args[2], args[3], int(args[4]))
+        if sub == b"inspect" and n == 3:
+            return self.inspect(args[2])
+        if sub in (b"grant", b"free", b"show"):
+            if not conn.is_peer and self.placement.cluster is not None:
+                return b"CLIENT_ERROR lock " + sub + b" is for cluster peers\r\n"
+            return self.answer(args)
+        return BAD_FORMAT
+
+    def answer(self, args: list[bytes]) -> bytes:
+        """One replica's answer to grant, free or show (from a peer, or this coordinator)."""
+        sub, name, now = args[1], args[2], self.clock()
+        if sub == b"grant" and len(args) == 7 and args[4].isdigit():
+            ttl = _ttl(args[5], self.config.lock_max_ttl)
+            if ttl is None:
+                return BAD_FORMAT
+            mine = self.placement.checksum()
+            if args[6] != mine:
+                return b"RING %s\r\n" % mine
+            if not self.placement.may_vote(name):
+                return b"NOT_OWNER %d\r\n" % self.table.highest(name)
+            verdict, highest = self.table.grant(name, args[3], int(args[4]), ttl, now)
+            if verdict.value == "FULL":
+                log.warning("lock table full (%d entries, --lock-limit)", len(self.table))
+                return b"FULL\r\n"
+            return b"%s %d\r\n" % (verdict.value.encode(), highest)
+        if sub == b"free" and len(args) == 5 and args[4].isdigit():
+            self.table.release(name, args[3], int(args[4]))
+            return b"FREED\r\n"
+        if sub == b"show" and len(args) == 3:
+            holder, token, left, highest = self.table.inspect(name, now)
+            return b"SHOW %s %d %d %d\r\n" % (holder or b"-", token, int(left * 1000), highest)
+        return BAD_FORMAT
+
+    async def inspect(self, name: bytes) -> bytes:
+        out = []
+        for node in self.placement.owners(name):
+            reply = await self.quorum.ask(node, b"lock show %s\r\n" % name, 1.0)
+            parts = reply.split()
+            rest = b" ".join(parts[1:]) if parts[:1] == [b"SHOW"] else b"? 0 0 0"
+            out.append(b"OWNER %s %s\r\n" % (node.encode() or b"-", rest))
+        out.append(b"END\r\n")
+        return b"".join(out)
+
+    def stats(self, args: list[bytes]) -> bytes:
+        if len(args) != 2:
+            return BAD_FORMAT
+        t, q = self.table, self.quorum
+        return lines([
+            ("lock_entries", len(t)),
+            ("lock_limit", t.limit),
+            ("lock_quarantined", int(self.clock() < t.quarantine_until)),
+            ("lock_grants", t.granted),
+            ("lock_refusals", t.refused),
+            ("lock_releases", t.released),
+            ("lock_acquired", q.acquired),
+            ("lock_busy", q.busy),
+            ("lock_unavailable", q.unavailable),
+            ("lock_lost", q.lost),
+        ])
