@@ -91,7 +91,7 @@ def main(argv=None) -> int:
         print(f"{op:4} {name:10} {med['ops_per_sec']:>9,.0f} {med['p99_us']:>8.0f} "
               f"{med['cpu_us_per_op']:>10.2f} {med['cpu_us_per_op'] / base:>11.2f}x "
               f"{med['cpu_us_per_op'] / mc:>12.2f}x "
-              f"{'<= %.1f' % target if target else '':>7}")
+              f"{f'<= {target:.1f}' if target else '':>7}")
         if sum(x["errors"] for x in runs):
             print(f"     ({sum(x['errors'] for x in runs)} requests not STORED)")
     return 0

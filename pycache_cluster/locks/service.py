@@ -19,6 +19,7 @@ stats locks                                       STAT <counter> <value> ... END
 from __future__ import annotations
 
 import logging
+import os
 import time
 
 from pycache_cluster.locks.placement import Placement
@@ -29,6 +30,9 @@ from pycache_cluster.protocol.stats import lines
 log = logging.getLogger(__name__)
 
 BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
+#: Set to 1, a node skips the restart quarantine and the new-owner wait: unsafe, it exists so
+#: that the tests' negative controls can show the checkers catch what those waits prevent.
+UNSAFE_NO_WAIT = "PYCACHE_LOCK_UNSAFE_NO_WAIT"
 NAME_MAX = 250
 OWNER_MAX = 64
 SUBCOMMANDS = (b"acquire", b"renew", b"release", b"inspect", b"grant", b"free", b"show")
@@ -48,6 +52,10 @@ class Locks:
         self.config = config
         self.clock = clock
         self.window = config.lock_max_ttl * (1 + config.lock_drift)
+        if os.environ.get(UNSAFE_NO_WAIT) == "1":
+            log.warning("%s=1: restarted and new lock owners vote at once (unsafe)",
+                        UNSAFE_NO_WAIT)
+            self.window = 0.0
         self.table = LockTable(config.lock_limit, config.lock_drift)
         self.placement: Placement | None = None
         self.quorum: Quorum | None = None
