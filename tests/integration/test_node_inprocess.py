@@ -87,8 +87,9 @@ def test_store_clock_follows_wall_clock():
 
 def test_without_gossip_port_no_membership():
     node = Node(Config(port=0))
-    assert [type(c).__name__ for c in node.components] == ["Housekeeping", "ProtocolServer"]
-    # Only the node's own `stats memory`: nothing of the cluster.
+    assert [type(c).__name__ for c in node.components] == \
+        ["Housekeeping", "ProtocolServer", "Locks"]
+    # Only the node's own `stats memory` (locks are not started yet): nothing of the cluster.
     assert node.state.extensions.names() == ([], [b"memory"])
 
 
@@ -101,11 +102,11 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
     async def main():
         a = Node(gossip_config("a"))
         await a.start()
-        ml_a = a.components[-1].membership.memberlist
+        ml_a = a.components[-2].membership.memberlist
         b = Node(gossip_config("b", join=f"127.0.0.1:{ml_a.config.bind_port}"))
         # Membership last: started once the node serves, stopped (leave announced) first.
         assert [type(c).__name__ for c in b.components] == \
-            ["Housekeeping", "ProtocolServer", "Cluster"]
+            ["Housekeeping", "ProtocolServer", "Cluster", "Locks"]
         await b.start()
         try:
             for _ in range(300):
@@ -115,7 +116,8 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
                 await asyncio.sleep(0.01)
             assert seen.meta.status == Status.ACTIVE
             assert seen.meta.client_port == b.config.port
-            assert b.state.extensions.names() == ([b"cluster"], [b"cluster", b"gossip", b"memory"])
+            assert b.state.extensions.names() == \
+                ([b"cluster", b"lock"], [b"cluster", b"gossip", b"locks", b"memory"])
             await b.stop()
             assert b.state.extensions.names() == ([], [b"memory"])
             for _ in range(300):
