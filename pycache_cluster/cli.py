@@ -35,6 +35,7 @@ ENV = {
     "lock_max_ttl": "PYCACHE_LOCK_MAX_TTL",
     "lock_drift": "PYCACHE_LOCK_DRIFT",
     "lock_limit": "PYCACHE_LOCK_LIMIT",
+    "lock_state_dir": "PYCACHE_LOCK_STATE_DIR",
 }
 
 
@@ -222,6 +223,10 @@ def build_parser() -> argparse.ArgumentParser:
     locks.add_argument("--lock-limit", type=int, dest="lock_limit",
                        default=_env_default("lock_limit", int, d.lock_limit),
                        help=f"lock names per node [env {ENV['lock_limit']}]")
+    locks.add_argument("--lock-state-dir", dest="lock_state_dir", metavar="DIR",
+                       default=_env_default("lock_state_dir", str, d.lock_state_dir),
+                       help="where the lock token mark persists (fsync'd), so tokens never "
+                       f"go back across restarts [env {ENV['lock_state_dir']}]")
     return parser
 
 
@@ -237,7 +242,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   replicas=args.replicas, write_quorum=args.write_quorum,
                   read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl,
                   lock_max_ttl=args.lock_max_ttl, lock_drift=args.lock_drift,
-                  lock_limit=args.lock_limit)
+                  lock_limit=args.lock_limit, lock_state_dir=args.lock_state_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

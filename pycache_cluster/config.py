@@ -84,6 +84,9 @@ class Config:
     lock_drift: float = 0.01
     #: Lock names a node's table holds (free entries are dropped first; beyond: refusals).
     lock_limit: int = 100_000
+    #: Directory of the node's persisted lock token mark ("": none, and tokens then assume
+    #: that the wall clock never steps back across a restart).
+    lock_state_dir: str = ""
 
     @property
     def memory_limit_bytes(self) -> int:

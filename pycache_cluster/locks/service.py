@@ -22,6 +22,7 @@ import logging
 import os
 import time
 
+from pycache_cluster.locks.mark import TokenMark, open_mark
 from pycache_cluster.locks.placement import Placement
 from pycache_cluster.locks.quorum import Quorum, wall_token
 from pycache_cluster.locks.table import LockTable
@@ -59,13 +60,24 @@ class Locks:
         self.table = LockTable(config.lock_limit, config.lock_drift)
         self.placement: Placement | None = None
         self.quorum: Quorum | None = None
+        self.mark: TokenMark | None = None
 
     async def start(self, node) -> None:
         cluster = node.state.cluster
         # An empty table after a restart must not vote while leases it granted before may be
-        # valid; the tokens it knows start above every token issued before now (wall clock).
+        # valid; the tokens it knows start above every token it granted before: the mark on
+        # disk when there is one, else the wall clock (assumed never to step back).
         self.table.quarantine_until = self.clock() + self.window
         self.table.floor = wall_token()
+        if self.config.lock_state_dir:
+            me = cluster.name if cluster is not None else str(self.config.port)
+            self.mark = open_mark(self.config.lock_state_dir, me)
+            if self.mark.reserved > self.table.floor:
+                log.warning("wall clock is behind this node's lock token mark by %.3fs",
+                            (self.mark.reserved - self.table.floor) / 1e6)
+            self.table.floor = max(self.table.floor, self.mark.reserved)
+        else:
+            log.info("no --lock-state-dir: lock tokens assume the wall clock never steps back")
         self.placement = Placement(cluster, self.config.replicas if cluster else 1,
                                    self.window, self.clock)
         if cluster is not None:
@@ -117,7 +129,14 @@ class Locks:
                 return b"RING %s\r\n" % mine
             if not self.placement.may_vote(name):
                 return b"NOT_OWNER %d\r\n" % self.table.highest(name)
-            verdict, highest = self.table.grant(name, args[3], int(args[4]), ttl, now)
+            token = int(args[4])
+            if self.mark is not None and token > self.table.highest(name):
+                try:
+                    self.mark.cover(token)
+                except OSError as exc:
+                    log.error("lock token mark: %s", exc)
+                    return b"SERVER_ERROR lock token mark not written\r\n"
+            verdict, highest = self.table.grant(name, args[3], token, ttl, now)
             if verdict.value == "FULL":
                 log.warning("lock table full (%d entries, --lock-limit)", len(self.table))
                 return b"FULL\r\n"
