@@ -3,15 +3,24 @@ minority of owners never grants, a restarted node waits out the longest lease be
 and owners that failure detection brings in wait too, so a lease granted by the old owners
 cannot be granted again by the new ones. The same ring change with the waits switched off
 (PYCACHE_LOCK_UNSAFE_NO_WAIT) is the negative control: the checker must see two holders."""
+import os
+import selectors
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
-from cluster.lockcheck import History, Hold, overlaps
+from cluster.lockcheck import History, Hold, Resource, overlaps, stale_writes
 from cluster.replicas import owners
 from helpers.cluster import wait_for
+from helpers.servers import REPO
 
+from pycache_cluster.locks.client import LockClient
 from pycache_cluster.locks.service import UNSAFE_NO_WAIT
+
+HOLDER = Path(__file__).with_name("lock_holder.py")
 
 MAX_TTL = 6
 
@@ -107,3 +116,52 @@ def test_negative_control_owners_reassigned_at_once_grant_twice(make_fleet, monk
     monkeypatch.setenv(UNSAFE_NO_WAIT, "1")
     assert overlaps(replace_owners(make_fleet, 160)), \
         "new owners voting at once must let a second holder in"
+
+
+def ask(proc, line: str | None, timeout: float = 15) -> list[str]:
+    """Sends a line to the holder process (None: none) and reads its answer, bounded."""
+    if line is not None:
+        proc.stdin.write(line + "\n")
+        proc.stdin.flush()
+    with selectors.DefaultSelector() as sel:
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout), f"holder did not answer {line!r}"
+    return proc.stdout.readline().split()
+
+
+def test_a_paused_holder_is_fenced_off_and_learns_it_lost(make_fleet):
+    fleet = make_fleet(145, 3, "--forward-timeout", "0.5", "--replicas", "3",
+                       "--lock-max-ttl", "1")
+    fleet.start()
+    wait_for(lambda: quiet(fleet, range(3)), 30, "lock quarantine over")
+    holder = subprocess.Popen([sys.executable, str(HOLDER), f"{fleet[0].host}:{fleet[0].port}",
+                               "gc", "0.6"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                              text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        held = ask(holder, None)
+        assert held[0] == "HELD", held
+        token = int(held[1])
+        fenced, unfenced = Resource(fenced=True), Resource(fenced=False)
+        # The holder stops (its watchdog too) past its TTL; another client takes over.
+        holder.send_signal(signal.SIGSTOP)
+        try:
+            other = LockClient([f"{fleet[1].host}:{fleet[1].port}"]).lock("gc", ttl=0.6,
+                                                                         timeout=10)
+            assert other.acquire() and other.token > token
+            for r in (fenced, unfenced):
+                r.write(other.token, b"new")
+            other.release()
+        finally:
+            holder.send_signal(signal.SIGCONT)
+        wrote = ask(holder, "write")
+        assert wrote[:2] == ["WRITE", str(token)] and wrote[3] == "1", wrote
+        for r in (fenced, unfenced):
+            r.write(token, b"stale")
+        assert stale_writes(fenced) == []
+        assert stale_writes(unfenced), "without fencing the paused holder's write went unseen"
+        # Its watchdog, awake again, declares the lease lost rather than renewing it.
+        wait_for(lambda: ask(holder, "write")[2] == "1", 15, "the holder's watchdog")
+        assert ask(holder, "release") == ["RELEASED", "0"]
+    finally:
+        holder.kill()
+        holder.wait(10)
