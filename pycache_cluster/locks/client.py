@@ -18,14 +18,14 @@ import socket
 import threading
 import time
 
-from pycache_cluster.locks.errors import (
+from pycache_cluster.locks.lease import (
+    Lease,
     LockError,
     LockLost,
     LockNotOwned,
     LockTimeout,
     QuorumUnavailable,
 )
-from pycache_cluster.locks.lease import Lease
 
 __all__ = [
     "Lease",

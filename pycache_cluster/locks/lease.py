@@ -1,5 +1,5 @@
-"""A lease on one lock name, as a caller holds it: acquire with retries, extend, release, and
-an optional watchdog that renews every ttl/3.
+"""A lease on one lock name, as a caller holds it: acquire with retries, extend, release, an
+optional watchdog that renews every ttl/3, and the errors a holder can run into.
 
 Invariant: `token` and `valid_until` are those of the newest successful acquire or renewal;
 `held` is true from a successful acquire until release, expiry or a refused renewal. `lost`
@@ -13,7 +13,25 @@ import threading
 import time
 from typing import Self
 
-from pycache_cluster.locks.errors import LockLost, LockNotOwned, LockTimeout, QuorumUnavailable
+
+class LockError(Exception):
+    """Base of the lock API's errors."""
+
+
+class LockTimeout(LockError):
+    """The lock was not acquired within the caller's timeout."""
+
+
+class LockLost(LockError):
+    """The lease ran out (or was taken over) before it was released or renewed."""
+
+
+class LockNotOwned(LockError):
+    """Release or extend of a lock this handle does not hold."""
+
+
+class QuorumUnavailable(LockError):
+    """Fewer than a majority of the name's owners answered (or no node was reachable)."""
 
 
 class Lease:

@@ -1,7 +1,9 @@
 """Locks on a three-node ring with every lock on all three (N=3, majority 2), through the
 wire protocol and the Python lease API: acquire through any node, refusal while held, release,
 renewal, expiry of an abandoned lease, tokens strictly increasing per lock, a lease recorded
-on a majority of the name's owners, and the replica commands kept for peers."""
+on a majority of the name's owners, the replica commands kept for peers, and the asyncio API
+(its watchdog cancelling a body whose lease ran out)."""
+import asyncio
 import re
 import time
 
@@ -10,7 +12,8 @@ from cluster.conftest import Fleet
 from cluster.replicas import owners
 from helpers.cluster import wait_for
 
-from pycache_cluster.locks.client import LockClient, LockNotOwned, LockTimeout
+from pycache_cluster.locks.aio import AsyncLockClient
+from pycache_cluster.locks.client import LockClient, LockLost, LockNotOwned, LockTimeout
 
 MAX_TTL = "2"
 
@@ -130,3 +133,25 @@ def test_the_watchdog_keeps_a_lease_past_its_ttl(fleet):
             # A loaded machine may starve the watchdog: then the lease is honestly lost.
             assert not took.acquire() or held.lost.is_set()
             time.sleep(0.1)
+
+
+def test_the_async_lease_api(fleet):
+    async def main():
+        locks = AsyncLockClient([f"{fleet[1].host}:{fleet[1].port}"])
+        other = AsyncLockClient([f"{fleet[2].host}:{fleet[2].port}"])
+        async with locks.lock("aio", ttl=1.5) as held:
+            assert held.held and held.token > 0
+            assert not await other.lock("aio", ttl=1.5, blocking=False).acquire()
+            assert await held.extend() >= held.valid_until - 10
+        assert not held.held
+        # A watchdog that stops renewing (max_hold) lets the lease run out: the body is
+        # cancelled at its next await and the block raises LockLost.
+        seen = []
+        with pytest.raises(LockLost):
+            async with other.lock("aio", ttl=0.6, auto_renew=True, max_hold=0.3,
+                                  on_lost=seen.append) as short:
+                await asyncio.sleep(30)
+        assert seen == [short] and short.lost.is_set() and short.token > held.token
+        await locks.close()
+        await other.close()
+    asyncio.run(main())
