@@ -17,7 +17,13 @@ import time
 from typing import Self
 
 from pycache_cluster.locks.client import MARGIN, _address
-from pycache_cluster.locks.lease import LockLost, LockNotOwned, LockTimeout, QuorumUnavailable
+from pycache_cluster.locks.lease import (
+    WAIT_MAX,
+    LockLost,
+    LockNotOwned,
+    LockTimeout,
+    QuorumUnavailable,
+)
 
 
 class AsyncLockClient:
@@ -53,6 +59,21 @@ class AsyncLockClient:
         writer.write(line)
         reply = await reader.readuntil(b"\r\n")
         return reply.split()
+
+    async def wait(self, address: bytes, name: bytes, token: int, seconds: float) -> bytes:
+        """As LockClient.wait: FREE, WAITED, or b"" when the first owner was not reached."""
+        addr = self.addresses[0] if address == b"-" else _address(address.decode())
+        writer = None
+        try:
+            async with asyncio.timeout(seconds + self.io_timeout):
+                reader, writer = await asyncio.open_connection(*addr)
+                writer.write(b"lock wait %s %d %d\r\n" % (name, token, int(seconds * 1000)))
+                return (await reader.readuntil(b"\r\n")).strip()
+        except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError):
+            return b""
+        finally:
+            if writer is not None:
+                writer.close()
 
     def _close(self) -> None:
         if self._streams is not None:
@@ -114,6 +135,12 @@ class AsyncLease:
             now = time.monotonic()
             if deadline is not None and now >= deadline:
                 raise LockTimeout(b" ".join(reply).decode(errors="replace"))
+            if reply[:1] == [b"BUSY"] and len(reply) == 3:
+                budget = WAIT_MAX if deadline is None else min(WAIT_MAX, deadline - now)
+                await self.client.wait(reply[2], self.name, int(reply[1]), budget)
+                if time.monotonic() - now >= backoff:
+                    backoff = 0.005
+                    continue
             pause = backoff * random.uniform(0.5, 1.5)
             await asyncio.sleep(pause if deadline is None else min(pause, deadline - now))
             backoff = min(backoff * 2, 0.1, self.ttl / 4)

@@ -106,6 +106,24 @@ class LockClient:
                 row.append(w)
         return rows
 
+    def wait(self, address: bytes, name: bytes, token: int, seconds: float) -> bytes:
+        """Waits in the name's queue on its first owner (`address` from BUSY; "-": the node
+        in use) for at most `seconds`, on a connection of its own: FREE, WAITED, or b"" when
+        that owner could not be asked (the caller then backs off as without a queue)."""
+        addr = self.addresses[0] if address == b"-" else _address(address.decode())
+        try:
+            with socket.create_connection(addr, timeout=seconds + self.io_timeout) as s:
+                s.sendall(b"lock wait %s %d %d\r\n" % (name, token, int(seconds * 1000)))
+                reply = b""
+                while not reply.endswith(b"\r\n"):
+                    data = s.recv(256)
+                    if not data:
+                        return b""
+                    reply += data
+                return reply.strip()
+        except (OSError, ValueError):
+            return b""
+
     def _connect(self) -> None:
         self._sock = socket.create_connection(self.addresses[0], timeout=self.io_timeout)
         self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)

@@ -13,6 +13,9 @@ import threading
 import time
 from typing import Self
 
+#: Seconds one `lock wait` may last (the node caps it at 4).
+WAIT_MAX = 3.5
+
 
 class LockError(Exception):
     """Base of the lock API's errors."""
@@ -85,6 +88,13 @@ class Lease:
             if deadline is not None and now >= deadline:
                 raise LockTimeout(f"lock {self.name.decode(errors='replace')}: "
                                   + b" ".join(reply).decode(errors="replace"))
+            if reply[:1] == [b"BUSY"] and len(reply) == 3:
+                # Queue on the first owner instead of polling every owner.
+                budget = WAIT_MAX if deadline is None else min(WAIT_MAX, deadline - now)
+                self.client.wait(reply[2], self.name, int(reply[1]), budget)
+                if time.monotonic() - now >= backoff:
+                    backoff = 0.005     # a real wait: try at once
+                    continue
             pause = backoff * random.uniform(0.5, 1.5)
             self.client.sleep(pause if deadline is None else min(pause, deadline - now))
             backoff = min(backoff * 2, 0.1, self.ttl / 4)

@@ -47,6 +47,11 @@ class Placement:
             return [self.name]
         return ring.owners(name, self.replicas)
 
+    def address(self, node: str) -> bytes:
+        """host:port of a node's client port; "-" for this node without a ring."""
+        addr = self.cluster.router.addresses.get(node) if self._ring() is not None else None
+        return b"%s:%d" % (addr[0].encode(), addr[1]) if addr else b"-"
+
     def majority(self, owners: list[str]) -> int:
         return len(owners) // 2 + 1
 

@@ -65,7 +65,7 @@ class Quorum:
                 break
             token = highest + 1
         self._free_all(owners, name, owner, tried)
-        return self._refusal(answers, need)
+        return self._refusal(name, answers, need)
 
     async def renew(self, name: bytes, owner: bytes, token: int, ttl: float) -> bytes:
         t0 = self.clock()
@@ -79,7 +79,7 @@ class Quorum:
         if any(v in (b"HELD", b"LOW") for v, _ in answers):
             self.lost += 1
             return b"LOST\r\n"
-        return self._refusal(answers, need)
+        return self._refusal(name, answers, need)
 
     async def release(self, name: bytes, owner: bytes, token: int) -> bytes:
         owners = self.placement.owners(name)
@@ -89,10 +89,11 @@ class Quorum:
         freed = sum(r.startswith(b"FREED") for r in replies)
         return b"RELEASED %d %d\r\n" % (freed, len(owners))
 
-    def _refusal(self, answers: list[tuple[bytes, int]], need: int) -> bytes:
+    def _refusal(self, name: bytes, answers: list[tuple[bytes, int]], need: int) -> bytes:
         if any(v == b"HELD" for v, _ in answers):
             self.busy += 1
-            return b"BUSY %d\r\n" % max(h for _, h in answers)
+            return b"BUSY %d %s\r\n" % (max(h for _, h in answers), self.placement.address(
+                self.placement.owners(name)[0]))
         self.unavailable += 1
         why = b",".join(sorted({v for v, _ in answers if v != b"GRANTED"}))
         return b"UNAVAILABLE %d %d %s\r\n" % (sum(v == b"GRANTED" for v, _ in answers),

@@ -1,7 +1,8 @@
 """The lock commands of one node (README "Locks"): the Locks component and its wire protocol.
 
 Clients, on any node (the node coordinates a quorum of the name's owners):
-    lock acquire <name> <owner> <ttl_ms>          LOCKED <token> <validity_ms> | BUSY <highest>
+    lock acquire <name> <owner> <ttl_ms>          LOCKED <token> <validity_ms>
+                                                  | BUSY <highest> <first owner host:port|->
                                                   | UNAVAILABLE <granted> <needed> <why,...>
     lock renew <name> <owner> <token> <ttl_ms>    LOCKED <token> <validity_ms> | LOST
                                                   | UNAVAILABLE ...
@@ -9,6 +10,8 @@ Clients, on any node (the node coordinates a quorum of the name's owners):
     lock inspect <name>                           OWNER <node> <holder|-> <token> <left_ms>
                                                   <highest> ... END   (per owner, in ring order;
                                                   "? 0 0 0" for one that did not answer)
+    lock wait <name> <token> <max_ms>             FREE | WAITED  (on the first owner, after
+                                                  BUSY: locks/waiters.py)
 Peers only (one replica's table), sent by a coordinator:
     lock grant <name> <owner> <token> <ttl_ms> <ring checksum>
         GRANTED <token> | HELD|LOW|QUARANTINE|NOT_OWNER <highest> | RING <checksum> | FULL
@@ -26,6 +29,7 @@ from pycache_cluster.locks.mark import TokenMark, open_mark
 from pycache_cluster.locks.placement import Placement
 from pycache_cluster.locks.quorum import Quorum, wall_token
 from pycache_cluster.locks.table import LockTable
+from pycache_cluster.locks.waiters import Waiters
 from pycache_cluster.protocol.stats import lines
 
 log = logging.getLogger(__name__)
@@ -36,7 +40,10 @@ BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
 UNSAFE_NO_WAIT = "PYCACHE_LOCK_UNSAFE_NO_WAIT"
 NAME_MAX = 250
 OWNER_MAX = 64
-SUBCOMMANDS = (b"acquire", b"renew", b"release", b"inspect", b"grant", b"free", b"show")
+SUBCOMMANDS = (b"acquire", b"renew", b"release", b"inspect", b"wait", b"grant", b"free",
+               b"show")
+#: Longest `lock wait`, in seconds: its reply must come before the extension timeout (5 s).
+MAX_WAIT = 4.0
 
 
 def _ttl(arg: bytes, max_ttl: float) -> float | None:
@@ -58,6 +65,7 @@ class Locks:
                         UNSAFE_NO_WAIT)
             self.window = 0.0
         self.table = LockTable(config.lock_limit, config.lock_drift)
+        self.waiters = Waiters(self.table, clock)
         self.placement: Placement | None = None
         self.quorum: Quorum | None = None
         self.mark: TokenMark | None = None
@@ -111,6 +119,8 @@ class Locks:
             return q.release(args[2], args[3], int(args[4]))
         if sub == b"inspect" and n == 3:
             return self.inspect(args[2])
+        if sub == b"wait" and n == 5 and args[3].isdigit() and args[4].isdigit():
+            return self.waiters.wait(args[2], int(args[3]), min(int(args[4]) / 1000, MAX_WAIT))
         if sub in (b"grant", b"free", b"show"):
             if not conn.is_peer and self.placement.cluster is not None:
                 return b"CLIENT_ERROR lock " + sub + b" is for cluster peers\r\n"
@@ -142,7 +152,8 @@ class Locks:
                 return b"FULL\r\n"
             return b"%s %d\r\n" % (verdict.value.encode(), highest)
         if sub == b"free" and len(args) == 5 and args[4].isdigit():
-            self.table.release(name, args[3], int(args[4]))
+            if self.table.release(name, args[3], int(args[4])):
+                self.waiters.freed(name)
             return b"FREED\r\n"
         if sub == b"show" and len(args) == 3:
             holder, token, left, highest = self.table.inspect(name, now)
@@ -174,4 +185,7 @@ class Locks:
             ("lock_busy", q.busy),
             ("lock_unavailable", q.unavailable),
             ("lock_lost", q.lost),
+            ("lock_waiting", self.waiters.waiting()),
+            ("lock_waits", self.waiters.waits),
+            ("lock_wakeups", self.waiters.woken),
         ])
