@@ -110,8 +110,8 @@ class AsyncLease:
     async def acquire(self) -> bool:
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         backoff = 0.005
+        self.owner = os.urandom(8).hex().encode()     # for every attempt, as Lease does
         while True:
-            self.owner = os.urandom(8).hex().encode()
             t0 = time.monotonic()
             try:
                 reply = await self.client.call(b"lock acquire %s %s %d\r\n"

@@ -66,8 +66,10 @@ class Lease:
         when too few owners answered."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         backoff = 0.005
+        # One owner id for every attempt of this call: a grant left behind by an attempt
+        # whose reply was lost is then this caller's own, renewed rather than waited out.
+        self.owner = self.client.owner_id()
         while True:
-            self.owner = self.client.owner_id()
             t0 = time.monotonic()
             try:
                 reply = self.client.call(b"lock acquire %s %s %d\r\n"
