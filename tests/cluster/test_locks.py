@@ -103,6 +103,9 @@ def test_bad_requests_and_peer_only_commands(fleet):
     assert n.call(b"add x 0 0 1\r\n1\r\n") == b"STORED\r\n"
     assert acquire(n, b"x", b"me")[0] == b"LOCKED"
     assert n.call(b"add x 0 0 1\r\n1\r\n") == b"NOT_STORED\r\n"
+    # flush_all empties the cache, never the lock table.
+    assert n.call(b"flush_all\r\n") == b"OK\r\n"
+    assert acquire(fleet[1], b"x", b"you")[0] == b"BUSY"
 
 
 def test_the_lease_api(fleet):
