@@ -49,7 +49,8 @@ class Cluster(Listener):
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
         self.hints = Hints()
-        #: Called with the old ring's weights when the ring changes (the lock placement).
+        #: Called (no arguments) after the ring changed: the lock placement reads the members
+        #: then, to follow joins and leaves.
         self.ring_listeners: list = []
 
     async def start(self, node) -> None:
@@ -115,11 +116,10 @@ class Cluster(Listener):
                             self.config.vnodes)
             weights[m.name] = m.meta.weight
             addresses[m.name] = (m.meta.client_host, m.meta.client_port)
-        old = dict(self.ring.weights)
         changed = self.ring.update(weights)
         if changed:
             for listener in self.ring_listeners:
-                listener(old)
+                listener()
         if changed or addresses != self.router.addresses:
             self.router.install(self.ring, addresses)
 

@@ -92,8 +92,8 @@ class Quorum:
     def _refusal(self, name: bytes, answers: list[tuple[bytes, int]], need: int) -> bytes:
         if any(v == b"HELD" for v, _ in answers):
             self.busy += 1
-            return b"BUSY %d %s\r\n" % (max(h for _, h in answers), self.placement.address(
-                self.placement.owners(name)[0]))
+            return b"BUSY %d %s\r\n" % (max(h for _, h in answers),
+                                       self.placement.queue(self.placement.owners(name)))
         self.unavailable += 1
         why = b",".join(sorted({v for v, _ in answers if v != b"GRANTED"}))
         return b"UNAVAILABLE %d %d %s\r\n" % (sum(v == b"GRANTED" for v, _ in answers),

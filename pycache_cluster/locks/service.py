@@ -2,7 +2,7 @@
 
 Clients, on any node (the node coordinates a quorum of the name's owners):
     lock acquire <name> <owner> <ttl_ms>          LOCKED <token> <validity_ms>
-                                                  | BUSY <highest> <first owner host:port|->
+                                                  | BUSY <highest> <first live owner host:port|->
                                                   | UNAVAILABLE <granted> <needed> <why,...>
     lock renew <name> <owner> <token> <ttl_ms>    LOCKED <token> <validity_ms> | LOST
                                                   | UNAVAILABLE ...
@@ -10,13 +10,14 @@ Clients, on any node (the node coordinates a quorum of the name's owners):
     lock inspect <name>                           OWNER <node> <holder|-> <token> <left_ms>
                                                   <highest> ... END   (per owner, in ring order;
                                                   "? 0 0 0" for one that did not answer)
-    lock wait <name> <token> <max_ms>             FREE | WAITED  (on the first owner, after
-                                                  BUSY: locks/waiters.py)
+    lock wait <name> <token> <max_ms>             FREE | WAITED  (on the owner BUSY named:
+                                                  locks/waiters.py)
 Peers only (one replica's table), sent by a coordinator:
     lock grant <name> <owner> <token> <ttl_ms> <ring checksum>
         GRANTED <token> | HELD|LOW|QUARANTINE|NOT_OWNER <highest> | RING <checksum> | FULL
     lock free <name> <owner> <token>              FREED
     lock show <name>                              SHOW <holder|-> <token> <left_ms> <highest>
+    lock members                                  MEMBERS <node>:<weight> ... (its lock ring)
 stats locks                                       STAT <counter> <value> ... END
 """
 from __future__ import annotations
@@ -35,13 +36,14 @@ from pycache_cluster.protocol.stats import lines
 log = logging.getLogger(__name__)
 
 BAD_FORMAT = b"CLIENT_ERROR bad command line format\r\n"
-#: Set to 1, a node skips the restart quarantine and the new-owner wait: unsafe, it exists so
-#: that the tests' negative controls can show the checkers catch what those waits prevent.
+#: Set to 1, a node skips the restart quarantine and the new-owner wait, and its lock owners
+#: follow the cache's ring (failure detection): unsafe, it exists so that the tests' negative
+#: controls can show the checkers catch what those rules prevent.
 UNSAFE_NO_WAIT = "PYCACHE_LOCK_UNSAFE_NO_WAIT"
 NAME_MAX = 250
 OWNER_MAX = 64
-SUBCOMMANDS = (b"acquire", b"renew", b"release", b"inspect", b"wait", b"grant", b"free",
-               b"show")
+PEER_ONLY = (b"grant", b"free", b"show", b"members")
+SUBCOMMANDS = (b"acquire", b"renew", b"release", b"inspect", b"wait", *PEER_ONLY)
 #: Longest `lock wait`, in seconds: its reply must come before the extension timeout (5 s).
 MAX_WAIT = 4.0
 
@@ -60,9 +62,10 @@ class Locks:
         self.config = config
         self.clock = clock
         self.window = config.lock_max_ttl * (1 + config.lock_drift)
-        if os.environ.get(UNSAFE_NO_WAIT) == "1":
-            log.warning("%s=1: restarted and new lock owners vote at once (unsafe)",
-                        UNSAFE_NO_WAIT)
+        self.unsafe = os.environ.get(UNSAFE_NO_WAIT) == "1"
+        if self.unsafe:
+            log.warning("%s=1: lock owners follow failure detection and vote at once "
+                        "(unsafe)", UNSAFE_NO_WAIT)
             self.window = 0.0
         self.table = LockTable(config.lock_limit, config.lock_drift)
         self.waiters = Waiters(self.table, clock)
@@ -87,9 +90,9 @@ class Locks:
         else:
             log.info("no --lock-state-dir: lock tokens assume the wall clock never steps back")
         self.placement = Placement(cluster, self.config.replicas if cluster else 1,
-                                   self.window, self.clock)
+                                   self.window, self.clock, self.table, self.unsafe)
         if cluster is not None:
-            cluster.ring_listeners.append(self.placement.retired)
+            cluster.ring_listeners.append(self.placement.refresh)
         self.quorum = Quorum(self.placement, self, self.config.lock_drift, self.clock)
         node.state.extensions.add_command(b"lock", self.command)
         node.state.extensions.add_stats(b"locks", self.stats)
@@ -97,15 +100,20 @@ class Locks:
     async def stop(self, node) -> None:
         node.state.extensions.remove_command(b"lock")
         node.state.extensions.remove_stats(b"locks")
+        self.placement.close()
         cluster = node.state.cluster
-        if cluster is not None and self.placement.retired in cluster.ring_listeners:
-            cluster.ring_listeners.remove(self.placement.retired)
+        if cluster is not None and self.placement.refresh in cluster.ring_listeners:
+            cluster.ring_listeners.remove(self.placement.refresh)
 
     def command(self, conn, args: list[bytes]):
         sub = args[1] if len(args) > 1 else None
         n = len(args)
         if sub not in SUBCOMMANDS:
             return b"ERROR\r\n"
+        if sub in PEER_ONLY and not conn.is_peer and self.placement.cluster is not None:
+            return b"CLIENT_ERROR lock " + sub + b" is for cluster peers\r\n"
+        if sub == b"members":
+            return self.placement.members() if n == 2 else BAD_FORMAT
         if n < 3 or len(args[2]) > NAME_MAX or (n > 3 and len(args[3]) > OWNER_MAX):
             return BAD_FORMAT
         q, max_ttl = self.quorum, self.config.lock_max_ttl
@@ -121,9 +129,7 @@ class Locks:
             return self.inspect(args[2])
         if sub == b"wait" and n == 5 and args[3].isdigit() and args[4].isdigit():
             return self.waiters.wait(args[2], int(args[3]), min(int(args[4]) / 1000, MAX_WAIT))
-        if sub in (b"grant", b"free", b"show"):
-            if not conn.is_peer and self.placement.cluster is not None:
-                return b"CLIENT_ERROR lock " + sub + b" is for cluster peers\r\n"
+        if sub in PEER_ONLY:
             return self.answer(args)
         return BAD_FORMAT
 
@@ -178,6 +184,7 @@ class Locks:
             ("lock_entries", len(t)),
             ("lock_limit", t.limit),
             ("lock_quarantined", int(self.clock() < t.quarantine_until)),
+            ("lock_ring_nodes", self.placement.size()),
             ("lock_grants", t.granted),
             ("lock_refusals", t.refused),
             ("lock_releases", t.released),
