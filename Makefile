@@ -67,13 +67,15 @@ bench: sysdeps build
 	  $(PYTHON) -m bench compare $(BENCH_ARGS) && exit $$status
 
 # The cluster's figures: ring lookup and balance, forwarded requests' CPU beside a local one
-# and memcached's, replicated sets and reads (bench/RESULTS.md, "Cluster", "Replication").
+# and memcached's, replicated sets and reads, locks (bench/RESULTS.md, "Cluster",
+# "Replication", "Locks").
 bench-cluster: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 	$(PYTHON) -m bench.ring_bench
 	$(PYTHON) -m bench.cluster_bench --conns 32
 	$(PYTHON) -m bench.cluster_bench --conns 8
 	$(PYTHON) -m bench.replica_bench
+	$(PYTHON) -m bench.lock_bench
 
 # What TLS costs per get beside plain TCP (bench/RESULTS.md, "TLS").
 bench-tls: build

@@ -42,6 +42,10 @@ ENV = {
     "tombstone_ttl": "PYCACHE_TOMBSTONE_TTL",
     "handover_rate": "PYCACHE_HANDOVER_RATE",
     "leave_timeout": "PYCACHE_LEAVE_TIMEOUT",
+    "lock_max_ttl": "PYCACHE_LOCK_MAX_TTL",
+    "lock_drift": "PYCACHE_LOCK_DRIFT",
+    "lock_limit": "PYCACHE_LOCK_LIMIT",
+    "lock_state_dir": "PYCACHE_LOCK_STATE_DIR",
 }
 
 
@@ -240,8 +244,21 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_default("leave_timeout", float, d.leave_timeout),
                       help="how long a graceful leave waits for its hand-over "
                       f"[env {ENV['leave_timeout']}]")
-    from pycache_cluster.ops.status_view import add_parser as add_status
-    add_status(sub)
+    locks = serve.add_argument_group("locks", "Leases with fencing tokens (README, Locks).")
+    locks.add_argument("--lock-max-ttl", type=float, dest="lock_max_ttl", metavar="SECONDS",
+                       default=_env_default("lock_max_ttl", float, d.lock_max_ttl),
+                       help="longest lease; a restarted node or a new owner waits this long "
+                       f"before it votes [env {ENV['lock_max_ttl']}]")
+    locks.add_argument("--lock-drift", type=float, dest="lock_drift", metavar="RHO",
+                       default=_env_default("lock_drift", float, d.lock_drift),
+                       help=f"clock-rate bound between machines [env {ENV['lock_drift']}]")
+    locks.add_argument("--lock-limit", type=int, dest="lock_limit",
+                       default=_env_default("lock_limit", int, d.lock_limit),
+                       help=f"lock names per node [env {ENV['lock_limit']}]")
+    locks.add_argument("--lock-state-dir", dest="lock_state_dir", metavar="DIR",
+                       default=_env_default("lock_state_dir", str, d.lock_state_dir),
+                       help="where the lock token mark persists (fsync'd), so tokens never "
+                       f"go back across restarts [env {ENV['lock_state_dir']}]")
     return parser
 
 
@@ -274,7 +291,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   forward_timeout=args.forward_timeout, peer_links=args.peer_links,
                   replicas=args.replicas, write_quorum=args.write_quorum,
                   read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl,
-                  handover_rate=args.handover_rate, leave_timeout=args.leave_timeout)
+                  handover_rate=args.handover_rate, leave_timeout=args.leave_timeout,
+                  lock_max_ttl=args.lock_max_ttl, lock_drift=args.lock_drift,
+                  lock_limit=args.lock_limit, lock_state_dir=args.lock_state_dir)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,6 +97,17 @@ class Config:
     forward_timeout: float = 1.0
     #: Pipelined connections to each peer (a key always uses the same one).
     peer_links: int = 1
+    #: Longest lease a lock may be granted, in seconds. Also how long a restarted node, and
+    #: a node that became an owner of a lock name, stays out of that name's votes.
+    lock_max_ttl: float = 60.0
+    #: Clock-rate bound rho between nodes and clients: replicas keep a lease ttl * (1 + rho),
+    #: holders trust it for ttl * (1 - rho) minus what acquiring took.
+    lock_drift: float = 0.01
+    #: Lock names a node's table holds (free entries are dropped first; beyond: refusals).
+    lock_limit: int = 100_000
+    #: Directory of the node's persisted lock token mark ("": none, and tokens then assume
+    #: that the wall clock never steps back across a restart).
+    lock_state_dir: str = ""
 
     @property
     def memory_limit_bytes(self) -> int:
@@ -125,6 +136,12 @@ class Config:
         if self.tls or self.ssl_chain_cert or self.ssl_key or self.ssl_ca_cert:
             from pycache_cluster.ops.tls import check
             check(self)
+        if not 0 < self.lock_max_ttl <= 3600:
+            raise ValueError(f"lock max ttl {self.lock_max_ttl} must be in (0, 3600] s")
+        if not 0 <= self.lock_drift < 0.5:
+            raise ValueError(f"lock drift {self.lock_drift} must be in [0, 0.5)")
+        if self.lock_limit < 1:
+            raise ValueError("lock limit must be at least 1")
         self._validate_gossip()
 
     def _validate_gossip(self) -> None:

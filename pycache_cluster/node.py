@@ -127,6 +127,8 @@ class Node:
             # Imported only here: a node without gossip loads none of it.
             from pycache_cluster.cluster.component import Cluster
             self.add(Cluster(config))
+        from pycache_cluster.locks.service import Locks
+        self.add(Locks(config))
 
     def add(self, component) -> None:
         """Adds a component started after (and stopped before) the existing ones."""

@@ -51,6 +51,9 @@ class Cluster(Listener):
         self._warned: set[str] = set()
         self.hints = Hints()
         self.handover = HandOver(self, config.handover_rate)
+        #: Called (no arguments) after the ring changed: the lock placement reads the members
+        #: then, to follow joins and leaves.
+        self.ring_listeners: list = []
 
     async def start(self, node) -> None:
         self.state = node.state
@@ -135,6 +138,9 @@ class Cluster(Listener):
             weights[m.name] = m.meta.weight
             addresses[m.name] = (m.meta.client_host, m.meta.client_port)
         changed = self.ring.update(weights)
+        if changed:
+            for listener in self.ring_listeners:
+                listener()
         if changed or addresses != self.router.addresses:
             self.router.install(self.ring, addresses)
         if changed:

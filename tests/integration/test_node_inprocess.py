@@ -87,9 +87,9 @@ def test_store_clock_follows_wall_clock():
 
 def test_without_gossip_port_no_membership():
     node = Node(Config(port=0))
-    assert [type(c).__name__ for c in node.components] == ["Housekeeping", "Watches",
-                                                           "ProtocolServer"]
-    # Only the node's own `stats memory`: nothing of the cluster.
+    assert [type(c).__name__ for c in node.components] == \
+        ["Housekeeping", "Watches", "ProtocolServer", "Locks"]
+    # Only the node's own `stats memory` (locks are not started yet): nothing of the cluster.
     assert node.state.extensions.names() == ([], [b"memory"])
 
 
@@ -102,11 +102,11 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
     async def main():
         a = Node(gossip_config("a"))
         await a.start()
-        ml_a = a.components[-1].membership.memberlist
+        ml_a = a.components[-2].membership.memberlist
         b = Node(gossip_config("b", join=f"127.0.0.1:{ml_a.config.bind_port}"))
         # Membership last: started once the node serves, stopped (leave announced) first.
         assert [type(c).__name__ for c in b.components] == \
-            ["Housekeeping", "Watches", "ProtocolServer", "Cluster"]
+            ["Housekeeping", "Watches", "ProtocolServer", "Cluster", "Locks"]
         await b.start()
         try:
             for _ in range(300):
@@ -117,7 +117,7 @@ def test_gossip_members_active_and_a_stopped_node_is_left():
             assert seen.meta.status == Status.ACTIVE
             assert seen.meta.client_port == b.config.port
             assert b.state.extensions.names() == \
-                ([b"cluster", b"watch"], [b"cluster", b"gossip", b"memory"])
+                ([b"cluster", b"lock", b"watch"], [b"cluster", b"gossip", b"locks", b"memory"])
             await b.stop()
             assert b.state.extensions.names() == ([], [b"memory"])
             for _ in range(300):
