@@ -44,7 +44,7 @@ class Cluster:
     every node (e.g. --replicas 3)."""
 
     def __init__(self, n: int, *flags: str):
-        self.procs, self.ports = [], []
+        self.procs, self.ports, self.gossip = [], [], []
         first_gossip = None
         for i in range(n):
             port, gport = servers.free_port(), servers.free_port()
@@ -59,6 +59,7 @@ class Cluster:
             servers.register(proc)
             self.procs.append(proc)
             self.ports.append(port)
+            self.gossip.append(gport)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
