@@ -883,6 +883,19 @@ uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void 
     return pc_table_scan(&s->table, cursor, scan_visit, &c);
 }
 
+static void slot_visit(pc_item *it, void *arg)
+{
+    crawl_ctx *c = arg;
+    if (!reclaim_if_dead(c->s, it))
+        c->visit(it, c->user);
+}
+
+uint64_t pc_store_scan_slots(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx)
+{
+    crawl_ctx c = {s, 0, visit, ctx};
+    return pc_table_scan(&s->table, cursor, slot_visit, &c);
+}
+
 int64_t pc_store_ttl(const pc_store *s, const pc_item *it)
 {
     if (it->exptime == 0)

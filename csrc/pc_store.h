@@ -172,6 +172,8 @@ size_t pc_store_crawl(pc_store *s, size_t max_buckets);
 /* Resumable walk over live items (see pc_table_scan): returns the next cursor, 0 at the end. */
 typedef void (*pc_store_visit)(pc_item *it, void *ctx);
 uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx);
+/* The same walk over tombstones as well as live items: anti-entropy compares deletes too. */
+uint64_t pc_store_scan_slots(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx);
 
 /* Seconds to live (-1 never), as meta's t flag and the scan report it. */
 int64_t pc_store_ttl(const pc_store *s, const pc_item *it);

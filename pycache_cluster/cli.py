@@ -42,6 +42,7 @@ ENV = {
     "tombstone_ttl": "PYCACHE_TOMBSTONE_TTL",
     "handover_rate": "PYCACHE_HANDOVER_RATE",
     "leave_timeout": "PYCACHE_LEAVE_TIMEOUT",
+    "anti_entropy_interval": "PYCACHE_ANTI_ENTROPY_INTERVAL",
     "lock_max_ttl": "PYCACHE_LOCK_MAX_TTL",
     "lock_drift": "PYCACHE_LOCK_DRIFT",
     "lock_limit": "PYCACHE_LOCK_LIMIT",
@@ -244,6 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
                       default=_env_default("leave_timeout", float, d.leave_timeout),
                       help="how long a graceful leave waits for its hand-over "
                       f"[env {ENV['leave_timeout']}]")
+    repl.add_argument("--anti-entropy-interval", type=float, dest="anti_entropy_interval",
+                      metavar="SECONDS",
+                      default=_env_default("anti_entropy_interval", float,
+                                           d.anti_entropy_interval),
+                      help="seconds between comparisons of this node's replicas with a peer's, "
+                      f"0 none [env {ENV['anti_entropy_interval']}]")
     locks = serve.add_argument_group("locks", "Leases with fencing tokens (README, Locks).")
     locks.add_argument("--lock-max-ttl", type=float, dest="lock_max_ttl", metavar="SECONDS",
                        default=_env_default("lock_max_ttl", float, d.lock_max_ttl),
@@ -292,6 +299,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   replicas=args.replicas, write_quorum=args.write_quorum,
                   read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl,
                   handover_rate=args.handover_rate, leave_timeout=args.leave_timeout,
+                  anti_entropy_interval=args.anti_entropy_interval,
                   lock_max_ttl=args.lock_max_ttl, lock_drift=args.lock_drift,
                   lock_limit=args.lock_limit, lock_state_dir=args.lock_state_dir)
 

@@ -92,6 +92,9 @@ class Config:
     handover_rate: int = 0
     #: Seconds a graceful leave waits for its hand-over before the node goes anyway.
     leave_timeout: float = 30.0
+    #: Seconds between anti-entropy rounds (one peer a round), 0 none; with --replicas 1
+    #: there is nothing to compare.
+    anti_entropy_interval: float = 30.0
     #: Seconds a request forwarded to a peer may wait for its reply (connect included)
     #: before its client is answered SERVER_ERROR.
     forward_timeout: float = 1.0
@@ -178,6 +181,8 @@ class Config:
         if not 1 <= self.read_quorum <= self.replicas:
             raise ValueError(f"read quorum {self.read_quorum} must be 1..replicas "
                              f"({self.replicas})")
+        if self.anti_entropy_interval < 0:
+            raise ValueError("anti-entropy interval must not be negative")
         if self.handover_rate < 0 or self.leave_timeout < 0:
             raise ValueError("handover rate and leave timeout must not be negative")
         if not 1 <= self.tombstone_ttl <= 86400:

@@ -8,6 +8,7 @@
                           while this node has no ring)
     cluster owners <key>  OWNER <name> <host>:<client-port> ... END   (preference order)
     cluster peer|auth     the peer handshake (cluster/handshake.py)
+    cluster digest|versions|repair   anti-entropy between peers (cluster/antientropy.py)
     stats cluster         STAT <counter> <value> ... END
 
 `cluster` with no or an unknown sub-command answers ERROR, as `stats <unknown>` does; a known
@@ -38,6 +39,10 @@ class Commands:
             if len(args) != 3 or len(args[2]) > KEY_MAX:
                 return BAD_FORMAT
             return self.owners(args[2])
+        if sub in (b"digest", b"versions", b"repair"):
+            if not conn.is_peer:
+                return b"CLIENT_ERROR cluster " + sub + b" is for cluster peers\r\n"
+            return self.cluster.anti_entropy.command(args) or BAD_FORMAT
         if sub == b"peer":
             return self.cluster.handshake.on_peer(conn, args)
         if sub == b"auth":
@@ -104,4 +109,5 @@ class Commands:
             ("read_repairs", st.read_repairs),
             *c.hints.counters(c.router.addresses).items(),
             *c.handover.counters().items(),
+            *c.anti_entropy.counters().items(),
         ])

@@ -17,6 +17,7 @@ import logging
 
 import mmh3
 
+from pycache_cluster.cluster.antientropy import AntiEntropy
 from pycache_cluster.cluster.commands import Commands
 from pycache_cluster.cluster.handover import HandOver
 from pycache_cluster.cluster.handshake import Handshake
@@ -51,6 +52,8 @@ class Cluster(Listener):
         self._warned: set[str] = set()
         self.hints = Hints()
         self.handover = HandOver(self, config.handover_rate)
+        self.anti_entropy = AntiEntropy(self, config.anti_entropy_interval
+                                        if config.replicas > 1 else 0)
         #: Called (no arguments) after the ring changed: the lock placement reads the members
         #: then, to follow joins and leaves.
         self.ring_listeners: list = []
@@ -73,12 +76,14 @@ class Cluster(Listener):
         await self.membership.start(node, tags={"vnodes": str(self.config.vnodes)})
         self.refresh()
         self.hints.start(self.member_link)
+        self.anti_entropy.start()
 
     async def stop(self, node) -> None:
         await self.leave()
         await self.membership.stop(node)
         await self.hints.stop()
         await self.handover.stop()
+        await self.anti_entropy.stop()
         if self._refresh is not None:
             self._refresh.cancel()
         self.router.uninstall()

@@ -140,6 +140,8 @@ cdef extern from "pc_store.h":
     uint64_t pc_store_flush_version(const pc_store *s) nogil
     size_t pc_store_crawl(pc_store *s, size_t max_buckets) nogil
     uint64_t pc_store_scan(pc_store *s, uint64_t cursor, pc_store_visit visit, void *ctx) nogil
+    uint64_t pc_store_scan_slots(pc_store *s, uint64_t cursor, pc_store_visit visit,
+                                 void *ctx) nogil
     int64_t pc_store_ttl(const pc_store *s, const pc_item *it) nogil
     int pc_parse_u64(const char *p, size_t n, uint64_t *out) nogil
 

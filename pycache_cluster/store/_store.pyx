@@ -76,6 +76,11 @@ cdef void _collect(pc_item *it, void *ctx) noexcept:
     (<list>ctx).append(row)
 
 
+cdef void _collect_version(pc_item *it, void *ctx) noexcept:
+    (<list>ctx).append((PyBytes_FromStringAndSize(pc_item_key(it), it.nkey), it.version,
+                        (it.bits & PC_ITEM_TOMBSTONE) != 0))
+
+
 # StoreResult(n) costs more than the store operation itself: look members up by index.
 cdef tuple _RESULTS = tuple(StoreResult)
 
@@ -232,6 +237,15 @@ cdef class Store:
                 break
         return cursor, [_new_item(self, key, value, flags, exptime, version)
                         for key, value, flags, exptime, version in rows]
+
+    def versions(self, uint64_t cursor=0, size_t count=256):
+        """scan() over keys and tombstones alike, without values: (next_cursor, [(key,
+        version, is_tombstone)...]), what anti-entropy compares."""
+        cdef list rows = []
+        while True:
+            cursor = pc_store_scan_slots(self._s, cursor, _collect_version, <void *>rows)
+            if cursor == 0 or <size_t>len(rows) >= count:
+                return cursor, rows
 
     def stats(self):
         """Counters under memcached's `stats` / `stats items` names."""
