@@ -25,6 +25,7 @@ sysdeps:
 	  command -v memcached >/dev/null || missing="$$missing memcached"; \
 	  command -v memccapable >/dev/null || missing="$$missing libmemcached-tools"; \
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
+	  command -v iptables >/dev/null || missing="$$missing iptables"; \
 	  command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	  if [ -n "$$missing" ]; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \

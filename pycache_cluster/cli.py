@@ -266,6 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default=_env_default("lock_state_dir", str, d.lock_state_dir),
                        help="where the lock token mark persists (fsync'd), so tokens never "
                        f"go back across restarts [env {ENV['lock_state_dir']}]")
+    from pycache_cluster.ops.status_view import add_parser as add_status
+    add_status(sub)
     return parser
 
 

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import random
 import socket
+import time
 
 from pycache_cluster.config import Config
 from pycache_cluster.gossip import (
@@ -21,6 +23,7 @@ from pycache_cluster.gossip import (
     Memberlist,
     NetTransport,
     NodeMeta,
+    State,
     Status,
     stats_reply,
 )
@@ -48,17 +51,59 @@ class LogListener(Listener):
         self.then.on_update(member)
 
 
+class Reconnect(Listener):
+    """Serf's reconnect: members that failed (not those that left) are asked for a push-pull
+    now and then. Once gossip_to_the_dead_time has passed neither side of a partition
+    gossips to the other, and dead members are forgotten after dead_node_retention: without
+    this, two sides that lost each other would stay two clusters after the network heals."""
+
+    def __init__(self, then: Listener):
+        self.then = then
+        self.failed: dict[str, tuple[str, int, float]] = {}    # name -> (host, port, since)
+
+    def on_join(self, member: Member) -> None:
+        self.failed.pop(member.name, None)
+        self.then.on_join(member)
+
+    def on_leave(self, member: Member) -> None:
+        if member.state == State.DEAD:
+            self.failed[member.name] = (member.host, member.port, time.monotonic())
+        self.then.on_leave(member)
+
+    def on_update(self, member: Member) -> None:
+        if member.state == State.ALIVE:
+            self.failed.pop(member.name, None)
+        self.then.on_update(member)
+
+    async def run(self, ml: Memberlist) -> None:
+        cfg = ml.config
+        while True:
+            await asyncio.sleep(cfg.reconnect_interval * random.uniform(0.5, 1.5))
+            horizon = time.monotonic() - cfg.reconnect_timeout
+            self.failed = {n: f for n, f in self.failed.items() if f[2] > horizon}
+            if not self.failed:
+                continue
+            name, (host, port, _) = random.choice(list(self.failed.items()))
+            try:
+                if await ml.join([f"{host}:{port}"], retry=False):
+                    log.info("gossip: reconnected with failed member %s", name)
+            except (OSError, TimeoutError, ValueError) as exc:
+                log.debug("gossip: reconnect to %s: %r", name, exc)
+
+
 class Membership:
     """Owns the Memberlist of a node; registers `stats gossip` while it runs."""
 
     def __init__(self, config: Config, listener: Listener | None = None):
         self.config = config
-        self.listener = LogListener(listener)
+        self.reconnect = Reconnect(LogListener(listener))
+        self.listener = self.reconnect
         # Read the key file now, so that a bad one stops the node before it listens.
         self.keyring = Keyring.from_file(config.cluster_key_file) \
             if config.cluster_key_file else None
         self.memberlist: Memberlist | None = None
         self._joiner: asyncio.Task | None = None
+        self._reconnector: asyncio.Task | None = None
 
     @property
     def name(self) -> str:
@@ -82,13 +127,15 @@ class Membership:
         node.state.extensions.add_stats(b"gossip", self._stats_gossip)
         if cfg.seeds:
             self._joiner = asyncio.ensure_future(self._join(cfg.seeds))
+        self._reconnector = asyncio.ensure_future(self.reconnect.run(ml))
         log.info("gossip member %s on %s:%d", ml.name, *ml.config.advertise())
 
     async def stop(self, node) -> None:
         node.state.extensions.remove_stats(b"gossip")
-        if self._joiner is not None:
-            self._joiner.cancel()
-            await asyncio.gather(self._joiner, return_exceptions=True)
+        for task in (self._joiner, self._reconnector):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         ml = self.memberlist
         if ml is None:
             return

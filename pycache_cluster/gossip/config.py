@@ -54,6 +54,11 @@ class GossipConfig:
     gossip_to_the_dead_time: float = 30.0
     # Dead and left members stay listed (state dead/left) this long before they are forgotten.
     dead_node_retention: float = 60.0
+    # Failed members (dead, not left) are asked for a push-pull every reconnect_interval
+    # (jittered), for reconnect_timeout after they failed: serf's reconnect, which merges the
+    # two sides of a partition that outlasted gossip_to_the_dead_time.
+    reconnect_interval: float = 30.0
+    reconnect_timeout: float = 24 * 3600.0
 
     # Anti-entropy: a full state exchange over TCP with one random member every
     # push_pull_interval (scaled up for clusters beyond 32 members, as memberlist does), 0 = off.
@@ -117,6 +122,8 @@ def local(**overrides) -> GossipConfig:
         join_retry_min=0.2,
         join_retry_max=2.0,
         leave_timeout=1.0,
+        gossip_to_the_dead_time=5.0,
+        reconnect_interval=1.0,
     )
     return dataclasses.replace(base, **overrides)
 

@@ -21,10 +21,7 @@ class NodeProcess:
                  extra: tuple[str, ...] = ()):
         self.name = name
         self.host = host
-        self.port = free_port(host)
-        self.gossip_port = free_port(host, udp=True)
-        while self.gossip_port == self.port:    # both were free: the kernel may hand it twice
-            self.gossip_port = free_port(host, udp=True)
+        self.port, self.gossip_port = self._pick_ports()
         self.addr = f"{host}:{self.gossip_port}"
         self._flags = ["--node-name", name, "--gossip-port", str(self.gossip_port),
                        "--gossip-preset", preset]
@@ -34,6 +31,16 @@ class NodeProcess:
         self.join: list[str] = []
         self.server: Server | None = None
         self._logs: list[str] = []
+
+    def _pick_ports(self) -> tuple[int, int]:
+        port = free_port(self.host)
+        gossip_port = free_port(self.host, udp=True)
+        while gossip_port == port:      # both were free: the kernel may hand it out twice
+            gossip_port = free_port(self.host, udp=True)
+        return port, gossip_port
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        return argv
 
     @property
     def proc(self):
@@ -47,7 +54,8 @@ class NodeProcess:
         if self.server is not None:
             self._logs.append(self.server.output())
         flags = [*self._flags, "--join", ",".join(self.join)] if self.join else self._flags
-        self.server = Server(node_argv(self.port, *flags, listen=self.host), self.port,
+        self.server = Server(self._argv(node_argv(self.port, *flags, listen=self.host)),
+                             self.port,
                              env=node_env(), host=self.host).start()
         return self
 
