@@ -76,6 +76,8 @@ bench-cluster: sysdeps build
 	$(PYTHON) -m bench.cluster_bench --conns 32
 	$(PYTHON) -m bench.cluster_bench --conns 8
 	$(PYTHON) -m bench.replica_bench
+	$(PYTHON) -m bench.handover_bench
+	$(PYTHON) -m bench.antientropy_bench
 	$(PYTHON) -m bench.lock_bench
 
 # What TLS costs per get beside plain TCP (bench/RESULTS.md, "TLS").
