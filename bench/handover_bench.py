@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 from bench import servers
@@ -62,12 +64,51 @@ def wait(predicate, timeout: float = 300) -> float:
     return time.monotonic() - start
 
 
+class Reader(threading.Thread):
+    """One connection reading the keys back to back through a node: (when, latency) of each
+    get, so that the join's window can be compared with the steady state before it."""
+
+    def __init__(self, port: int, keys: int):
+        super().__init__(daemon=True)
+        self.port, self.keys = port, keys
+        self.samples: list[tuple[float, float]] = []
+        self.misses = 0
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        with socket.create_connection(("127.0.0.1", self.port)) as s:
+            i = 0
+            while not self.stop.is_set():
+                t = time.monotonic()
+                s.sendall(b"get hk:%d\r\n" % (i * 7919 % self.keys))
+                buf = b""
+                while not buf.endswith(b"END\r\n"):
+                    buf += s.recv(4096)
+                self.samples.append((t, time.monotonic() - t))
+                self.misses += not buf.startswith(b"VALUE")
+                i += 1
+
+    def window(self, start: float, end: float) -> tuple[float, float, int]:
+        """(p99 ms, max ms, count) of the gets sent in [start, end)."""
+        lat = sorted(x for t, x in self.samples if start <= t < end)
+        if not lat:
+            return 0.0, 0.0, 0
+        return 1000 * lat[int(0.99 * (len(lat) - 1))], 1000 * lat[-1], len(lat)
+
+
+def suspicions(ports: list[int]) -> int:
+    return sum(stat(p, "suspicions", "gossip") for p in ports)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.handover_bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--keys", type=int, default=100_000)
     p.add_argument("--nodes", type=int, default=5)
+    p.add_argument("--rate", type=int, default=0, help="--handover-rate of every node")
     args = p.parse_args(argv)
+    global FLAGS
+    FLAGS = (*FLAGS, "--handover-rate", str(args.rate))
     servers.install_signal_handlers()
     cluster = Cluster(args.nodes, "-m", "1024", *FLAGS)
     try:
@@ -77,10 +118,20 @@ def main(argv=None) -> int:
                 b"set hk:%d 0 0 100 noreply\r\n%s\r\n" % (j, value)
                 for j in range(i, min(i + 2000, args.keys))))
         wait(lambda: settled(cluster.ports, 2 * args.keys))
+        reader = Reader(cluster.ports[0], args.keys)
+        reader.start()
+        time.sleep(3)
+        suspected = suspicions(cluster.ports)
+        join_at = time.monotonic()
         start_node(cluster, f"b{args.nodes}")
         in_ring = wait(lambda: all(stat(p, "ring_nodes", "cluster") == len(cluster.ports)
                                    for p in cluster.ports))
         joined = in_ring + wait(lambda: settled(cluster.ports, 2 * args.keys))
+        reader.stop.set()
+        reader.join(10)
+        suspected = suspicions(cluster.ports[:-1]) - suspected
+        steady = reader.window(join_at - 2.5, join_at)
+        during = reader.window(join_at + in_ring, join_at + joined)
         moved = stat(cluster.ports[-1], "curr_items")
         ring = call(cluster.ports[0], b"cluster ring\r\n").decode()
         share = float(re.search(rf"NODE b{args.nodes} \S+ weight=\d+ share=([\d.]+)",
@@ -109,6 +160,11 @@ def main(argv=None) -> int:
           f"{moved / (joined - in_ring):,.0f} keys/s (target >= 20,000), "
           f"{moved / joined:,.0f} counting its start; moved / ideal {moved / ideal:.3f} "
           f"(target <= 1.15)")
+    print(f"a reader through one node (one connection, gets back to back): steady p99 "
+          f"{steady[0]:.2f} ms (max {steady[1]:.1f}, {steady[2]:,} gets); while the data moved "
+          f"p99 {during[0]:.2f} ms = {during[0] / steady[0]:.2f}x (target <= 2x), longest get "
+          f"{during[1]:.1f} ms (target <= 100), {during[2]:,} gets; misses {reader.misses}; "
+          f"gossip suspicions during the join {suspected} (target 0)")
     print(f"graceful leave ({n + 1} -> {n}) of a node holding {left_copies:,} copies: "
           f"settled {left:.2f} s after SIGTERM: {left_copies / left:,.0f} keys/s")
     print(f"kill -9 ({n} -> {n - 1}) of a node holding {lost:,} copies: detected after "
