@@ -2,6 +2,7 @@
 back into frames, and what legitimately differs between two servers normalised."""
 from __future__ import annotations
 
+import socket
 import struct
 
 from helpers.wire import Conn
@@ -98,3 +99,27 @@ def call(c: Conn, data: bytes) -> list[Frame]:
                 return got + fs[:i]
         if not c._fill():
             raise AssertionError(f"connection ended early: {c.buf!r}")
+
+
+def exchange(port: int, data: bytes, host: str = "127.0.0.1") -> bytes:
+    """One connection: send everything, half-close, and return what came back before the
+    server closed, whether it closed cleanly or reset (it closed with bytes unread)."""
+    c = Conn(port, host=host)
+    got = b""
+    try:
+        try:
+            c.send(data)
+            c.sock.shutdown(socket.SHUT_WR)
+        except (BrokenPipeError, ConnectionResetError, OSError):
+            pass
+        while True:
+            try:
+                chunk = c.sock.recv(1 << 16)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        c.close()
+    return got
