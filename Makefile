@@ -17,13 +17,14 @@ build:
 	$(PIP) install -q "setuptools>=64" wheel "cython>=3.0"
 	$(PIP) install -q --no-build-isolation -e .
 
-# Debian packages the differential, client-tool and benchmark runs need (only as root with apt;
+# Debian packages the differential, client-tool, SASL and benchmark runs need (only as root with apt;
 # the tests that need them skip with a reason otherwise).
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
 	  command -v memcached >/dev/null || missing="$$missing memcached"; \
 	  command -v memccapable >/dev/null || missing="$$missing libmemcached-tools"; \
+	  command -v saslpasswd2 >/dev/null || missing="$$missing sasl2-bin"; \
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
 	  if [ -n "$$missing" ]; then \
