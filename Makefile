@@ -7,7 +7,7 @@ ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
 .PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-client bench-micro \
-	bench-table bench-tls lint clean
+	bench-table bench-tls bench-binary lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -82,6 +82,11 @@ bench-cluster: sysdeps build
 bench-tls: build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 	$(PYTHON) -m bench.tls_bench
+
+# CPU per binary-protocol get/set beside memcached's binary path (bench/RESULTS.md, "Binary").
+bench-binary: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench.binary_bench
 
 # The cluster client's CPU per request beside pymemcache to one node and node-forwarded requests
 # (bench/RESULTS.md, "Cluster client").
