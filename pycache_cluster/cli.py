@@ -112,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command")
     serve = sub.add_parser(
         "serve", help="run a cache node",
-        description="Run a cache node speaking memcached's text and meta protocols. Flags "
+        description="Run a cache node speaking memcached's text, meta and binary protocols. Flags "
         "have memcached's names and meanings; each also reads an environment variable "
         "(flag wins).",
         epilog="SIGTERM or SIGINT (and `shutdown` with -A) stop the node cleanly: a cluster "
