@@ -7,7 +7,7 @@ ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
 .PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-client bench-micro \
-	bench-table bench-tls lint clean
+	bench-table bench-tls bench-binary lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -17,13 +17,14 @@ build:
 	$(PIP) install -q "setuptools>=64" wheel "cython>=3.0"
 	$(PIP) install -q --no-build-isolation -e .
 
-# Debian packages the differential, client-tool and benchmark runs need (only as root with apt;
+# Debian packages the differential, client-tool, SASL and benchmark runs need (only as root with apt;
 # the tests that need them skip with a reason otherwise).
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
 	  command -v memcached >/dev/null || missing="$$missing memcached"; \
 	  command -v memccapable >/dev/null || missing="$$missing libmemcached-tools"; \
+	  command -v saslpasswd2 >/dev/null || missing="$$missing sasl2-bin"; \
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v iptables >/dev/null || missing="$$missing iptables"; \
 	  command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
@@ -84,6 +85,11 @@ bench-cluster: sysdeps build
 bench-tls: build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
 	$(PYTHON) -m bench.tls_bench
+
+# CPU per binary-protocol get/set beside memcached's binary path (bench/RESULTS.md, "Binary").
+bench-binary: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench.binary_bench
 
 # The cluster client's CPU per request beside pymemcache to one node and node-forwarded requests
 # (bench/RESULTS.md, "Cluster client").

@@ -20,6 +20,8 @@ ENV = {
     "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
     "metrics_port": "PYCACHE_METRICS_PORT",
     "tls": "PYCACHE_TLS",
+    "sasl": "PYCACHE_SASL",
+    "sasl_pwdb": "PYCACHE_SASL_PWDB",
     "ssl_chain_cert": "PYCACHE_SSL_CHAIN_CERT",
     "ssl_key": "PYCACHE_SSL_KEY",
     "ssl_ca_cert": "PYCACHE_SSL_CA_CERT",
@@ -111,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="command")
     serve = sub.add_parser(
         "serve", help="run a cache node",
-        description="Run a cache node speaking memcached's text and meta protocols. Flags "
+        description="Run a cache node speaking memcached's text, meta and binary protocols. Flags "
         "have memcached's names and meanings; each also reads an environment variable "
         "(flag wins).",
         epilog="SIGTERM or SIGINT (and `shutdown` with -A) stop the node cleanly: a cluster "
@@ -160,6 +162,15 @@ def build_parser() -> argparse.ArgumentParser:
                        default=_env_default("tls", _bool, d.tls),
                        help="TLS on the client port (and peer links); needs -o "
                        f"ssl_chain_cert=...,ssl_key=... [env {ENV['tls']}]")
+    serve.add_argument("-S", "--enable-sasl", action="store_true", dest="sasl",
+                       default=_env_default("sasl", _bool, d.sasl),
+                       help="SASL PLAIN on the binary protocol; text connections are "
+                       f"refused [env {ENV['sasl']}]")
+    serve.add_argument("--sasl-pwdb", dest="sasl_pwdb", metavar="FILE",
+                       default=_env_default("sasl_pwdb", str, d.sasl_pwdb)
+                       or os.environ.get("MEMCACHED_SASL_PWDB", ""),
+                       help="SASL password file, user:password a line, read at every "
+                       f"authentication [env {ENV['sasl_pwdb']} or MEMCACHED_SASL_PWDB]")
     serve.add_argument("-o", "--extended", action="append", default=[], metavar="OPTIONS",
                        help="memcached's comma-separated options; supported: "
                        "ssl_chain_cert=<pem>, ssl_key=<pem>, ssl_ca_cert=<pem>, "
@@ -293,6 +304,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   conn_limit=args.conn_limit, max_item_size=args.max_item_size,
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
                   enable_shutdown=args.enable_shutdown, metrics_port=args.metrics_port,
+                  sasl=args.sasl, sasl_pwdb=args.sasl_pwdb,
                   gossip_port=args.gossip_port,
                   node_name=args.node_name, join=args.join,
                   cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,

@@ -48,6 +48,11 @@ class Config:
     ssl_min_version: int = 2
     #: OpenSSL cipher list for TLS 1.2 and older; "" = Python's default (ssl_ciphers).
     ssl_ciphers: str = ""
+    #: SASL on the binary protocol (memcached -S): binary connections must authenticate
+    #: with PLAIN before any other command, and the text protocol is refused.
+    sasl: bool = False
+    #: The SASL password file, `user:password` a line (memcached's MEMCACHED_SASL_PWDB).
+    sasl_pwdb: str = ""
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -139,6 +144,11 @@ class Config:
         if self.tls or self.ssl_chain_cert or self.ssl_key or self.ssl_ca_cert:
             from pycache_cluster.ops.tls import check
             check(self)
+        if self.sasl and not self.sasl_pwdb:
+            raise ValueError("-S needs a password file: --sasl-pwdb FILE or "
+                             "MEMCACHED_SASL_PWDB")
+        if self.sasl_pwdb and not self.sasl:
+            raise ValueError("--sasl-pwdb needs -S (SASL is off)")
         if not 0 < self.lock_max_ttl <= 3600:
             raise ValueError(f"lock max ttl {self.lock_max_ttl} must be in (0, 3600] s")
         if not 0 <= self.lock_drift < 0.5:

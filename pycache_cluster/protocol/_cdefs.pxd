@@ -1,6 +1,6 @@
 # C declarations the protocol layer uses besides the store's (pycache_cluster/store/_store.pxd):
 # the reply buffer, the request tokenizer, the ring snapshot and the peer reply reader.
-from libc.stdint cimport int32_t, int64_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 
 cdef extern from "pc_wbuf.h":
@@ -96,3 +96,38 @@ cdef extern from "pc_lat.h":
     int pc_lat_due(pc_lat *l) noexcept nogil
     uint64_t pc_lat_now() noexcept nogil
     void pc_lat_add(pc_lat *l, unsigned cmd, uint64_t ns) noexcept nogil
+
+
+cdef extern from "pc_binproto.h":
+    enum:
+        PC_BIN_HEADER
+        PC_BIN_REQ
+        PC_BIN_MAX_EXTLEN
+        PC_BIN_RBUF
+        PC_BIN_MECH_MAX
+    enum:
+        PC_BIN_GET, PC_BIN_SET, PC_BIN_ADD, PC_BIN_REPLACE, PC_BIN_DELETE, PC_BIN_INCR,
+        PC_BIN_DECR, PC_BIN_QUIT, PC_BIN_FLUSH, PC_BIN_NOOP, PC_BIN_VERSION, PC_BIN_GETK,
+        PC_BIN_APPEND, PC_BIN_PREPEND, PC_BIN_STAT, PC_BIN_TOUCH, PC_BIN_GAT,
+        PC_BIN_SASL_LIST, PC_BIN_SASL_AUTH, PC_BIN_SASL_STEP, PC_BIN_GATK
+    enum:
+        PC_BIN_OK, PC_BIN_ENOENT, PC_BIN_EEXISTS, PC_BIN_E2BIG, PC_BIN_EINVAL,
+        PC_BIN_NOT_STORED, PC_BIN_DELTA_BADVAL, PC_BIN_NOT_MY_VBUCKET, PC_BIN_AUTH_ERROR,
+        PC_BIN_AUTH_CONTINUE, PC_BIN_UNKNOWN_COMMAND, PC_BIN_ENOMEM, PC_BIN_NOT_SUPPORTED
+    ctypedef struct pc_bin_req:
+        uint8_t magic, opcode, extlen, datatype
+        uint16_t keylen, vbucket
+        uint32_t bodylen, opaque
+        uint64_t cas
+    uint32_t pc_bin_u32(const char *p) noexcept nogil
+    uint64_t pc_bin_u64(const char *p) noexcept nogil
+    void pc_bin_parse(const char *buf, pc_bin_req *out) noexcept nogil
+    uint8_t pc_bin_base(uint8_t opcode, int *quiet) noexcept nogil
+    int pc_bin_valid(const pc_bin_req *r, uint8_t base) noexcept nogil
+    void pc_bin_header(pc_wbuf *b, uint8_t opcode, uint16_t status, uint8_t extlen,
+                       uint16_t keylen, uint32_t bodylen, uint32_t opaque_net,
+                       uint64_t cas) noexcept nogil
+    void pc_bin_add_u32(pc_wbuf *b, uint32_t v) noexcept nogil
+    void pc_bin_add_u64(pc_wbuf *b, uint64_t v) noexcept nogil
+    void pc_bin_error(pc_wbuf *b, uint8_t opcode, uint16_t status, uint32_t opaque_net,
+                      const char *msg) noexcept nogil

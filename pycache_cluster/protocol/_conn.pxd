@@ -2,8 +2,8 @@
 # ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_cmd, pc_lat, pc_ring, pc_token,
-                                              pc_wbuf)
+from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_bin_req, pc_cmd, pc_lat, pc_ring,
+                                              pc_token, pc_wbuf)
 from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
 
 
@@ -77,6 +77,8 @@ cdef class ServerState:
     cdef ClockFence fence               # the waiter of the clock fences (see _replica.pxi)
     # Sampled service times per command (csrc/pc_lat.h), exported by latency().
     cdef pc_lat lat
+    # memcached -S: binary connections authenticate with SASL PLAIN first, text is refused.
+    cdef public bint sasl
 
     cdef Link link(self, unsigned slot)
     cdef char *take_rbuf(self) noexcept
@@ -242,6 +244,11 @@ cdef class Connection:
     cdef public str peer_name
     cdef public object session      # a peer handshake's state while it runs
     cdef int fd
+    # The protocol, decided by the first byte as memcached does (see _binary.pxi).
+    cdef uint8_t proto
+    cdef pc_bin_req breq            # the binary frame whose value is being read
+    cdef uint8_t bop                # its command (the quiet twin's base opcode)
+    cdef bint bin_authed, sasl_started, sasl_done
 
     cdef void _out(self, const char *line) noexcept
     cdef void _out_err(self, const char *line) noexcept
@@ -262,6 +269,7 @@ cdef class Connection:
     cdef bint _holes_filled(self)
     cdef void _run(self)
     cdef void _process(self)
+    cdef void _finish(self, size_t pos)
     cdef void _request_done(self) noexcept
     cdef int _grow(self, size_t need) except -1
     cdef void _settle_rbuf(self) noexcept

@@ -64,6 +64,7 @@ include "_text.pxi"
 include "_meta.pxi"
 include "_route.pxi"
 include "_replica.pxi"
+include "_binary.pxi"
 
 
 # C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
@@ -108,6 +109,7 @@ cdef class ServerState:
         self.replicas = getattr(settings, "replicas", 1)
         self.write_quorum = getattr(settings, "write_quorum", 1)
         self.read_quorum = getattr(settings, "read_quorum", 1)
+        self.sasl = getattr(settings, "sasl", False)
 
     def protocol_factory(self):
         return Connection(self)
@@ -677,6 +679,12 @@ cdef class Connection:
         cdef size_t pos = 0, avail, line_end, n, nline
         cdef int r
         cdef uint64_t t0
+        if self.proto != PROTO_TEXT:
+            if self.proto == PROTO_NONE:
+                self.proto = detect_protocol(self)
+            if self.proto == PROTO_BINARY:
+                self._finish(binary_batch(self))
+                return
         while not self.closing:
             if self.wbuf.len >= WBUF_FLUSH and self.state == ST_CMD:
                 # Big replies leave as they are made, so a client that does not read holds
@@ -746,6 +754,11 @@ cdef class Connection:
             pos += nline
             if self.state == ST_CMD:
                 self._request_done()
+        self._finish(pos)
+
+    cdef void _finish(self, size_t pos):
+        """After a batch of requests (text or binary) up to rbuf[pos]: keep the rest, send
+        the replies memcached would have sent by now, or close."""
         # Keep what is left (a partial line or value) at the front of the buffer.
         if pos:
             if pos < self.rend:
