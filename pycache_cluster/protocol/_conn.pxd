@@ -217,6 +217,10 @@ cdef class Connection:
     cdef bint peer              # a proven peer link: requests on it are never forwarded
     cdef bint watcher           # turned into a watcher (protocol/watch.py): never read again
     cdef size_t swallow_left
+    # The value being read (or swallowed) did not arrive with its command line: memcached
+    # reads such a value's rest straight from the socket, exactly, so once it is complete
+    # its read buffer is empty and it writes every reply out before it reads on.
+    cdef bint spanned
     cdef Pending p
     cdef object p_line          # a forwarded storage command's request line (bytes)
     # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
@@ -246,6 +250,7 @@ cdef class Connection:
     cdef void _out(self, const char *line) noexcept
     cdef void _out_err(self, const char *line) noexcept
     cdef void _write_point(self) noexcept
+    cdef void _value_read_apart(self) noexcept
     cdef void _pin(self, pc_item *it) noexcept
     cdef bint _pinned(self, const char *key, size_t nkey, uint32_t hv) noexcept
     cdef bint _noreply_maybe(self, pc_token *tokens, size_t ntokens) noexcept

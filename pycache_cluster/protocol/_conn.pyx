@@ -699,12 +699,16 @@ cdef class Connection:
                 pos += n
                 self.swallow_left -= n
                 if self.swallow_left:
+                    self.spanned = True
                     break
                 self.state = ST_CMD
                 self._request_done()
+                if self.spanned:
+                    self._value_read_apart()
                 continue
             if self.state == ST_NREAD:
                 if avail < self.p.vlen:
+                    self.spanned = True
                     break
                 if pc_lat_due(&self.srv.lat):
                     t0 = pc_lat_now()
@@ -715,6 +719,8 @@ cdef class Connection:
                 pos += self.p.vlen
                 self.state = ST_CMD
                 self._request_done()
+                if self.spanned:
+                    self._value_read_apart()
                 continue
             if avail == 0:
                 break
@@ -778,6 +784,14 @@ cdef class Connection:
         # its counter starts at reqs_per_event and the write after a yield costs one count.
         if self.nreqs > REQS_PER_EVENT and self.nreqs % REQS_PER_EVENT == 1:
             self._write_point()
+
+    cdef void _value_read_apart(self) noexcept:
+        # memcached read this value's rest straight off the socket and nothing more: its
+        # replies are written now (a `CLIENT_ERROR bad data chunk` survives a close on the
+        # junk that follows), and what follows is a new read event.
+        self.spanned = False
+        self._write_point()
+        self.nreqs = 0
 
     cdef void _write_point(self) noexcept:
         self.mark = self.wbuf.len
