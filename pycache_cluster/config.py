@@ -48,6 +48,11 @@ class Config:
     ssl_min_version: int = 2
     #: OpenSSL cipher list for TLS 1.2 and older; "" = Python's default (ssl_ciphers).
     ssl_ciphers: str = ""
+    #: memcached's ascii authentication (-Y): a file of `user:password` lines; "" = off.
+    #: Until a connection sends `set <any> <any> <any> <len>` whose value is `user password`,
+    #: every command answers CLIENT_ERROR (protocol/auth.py). Cluster peers prove the
+    #: cluster key instead, so with gossip it needs cluster_key_file.
+    auth_file: str = ""
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -136,6 +141,12 @@ class Config:
         if self.tls or self.ssl_chain_cert or self.ssl_key or self.ssl_ca_cert:
             from pycache_cluster.ops.tls import check
             check(self)
+        if self.auth_file:
+            from pycache_cluster.protocol.auth import load
+            load(self.auth_file)
+            if self.gossip_port is not None and not self.cluster_key_file:
+                raise ValueError("-Y (ascii auth) in a cluster needs --cluster-key-file: peer "
+                                 "links prove the cluster key instead of a password")
         if not 0 < self.lock_max_ttl <= 3600:
             raise ValueError(f"lock max ttl {self.lock_max_ttl} must be in (0, 3600] s")
         if not 0 <= self.lock_drift < 0.5:

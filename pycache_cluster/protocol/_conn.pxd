@@ -55,6 +55,8 @@ cdef class ServerState:
     cdef public uint64_t store_too_large, store_no_memory
     cdef public uint64_t bytes_read, bytes_written
     cdef public bint detail_enabled
+    # memcached's ascii auth (-Y): the users (protocol/auth.py AuthFile), None when off.
+    cdef public object auth_users
     # Routing: installed by the cluster (pycache_cluster.cluster._ring). NULL ring: every key
     # is local, the single-node path exactly.
     cdef const pc_ring *ring
@@ -216,6 +218,9 @@ cdef class Connection:
     cdef bint noreply, closing, close_after_write, paused, rejected
     cdef bint peer              # a proven peer link: requests on it are never forwarded
     cdef bint watcher           # turned into a watcher (protocol/watch.py): never read again
+    # Ascii auth (-Y): no user proven yet; `auth` is its protocol/auth.py Session.
+    cdef bint unauth
+    cdef object auth
     cdef size_t swallow_left
     # The value being read (or swallowed) did not arrive with its command line: memcached
     # reads such a value's rest straight from the socket, exactly, so once it is complete
@@ -268,6 +273,7 @@ cdef class Connection:
     cdef void _run(self)
     cdef void _process(self)
     cdef void _request_done(self) noexcept
+    cdef size_t _auth_step(self, size_t pos)
     cdef int _grow(self, size_t need) except -1
     cdef void _settle_rbuf(self) noexcept
     cdef void _command(self, char *line, size_t line_end)

@@ -35,6 +35,7 @@ import collections
 import sys
 
 from pycache_cluster.protocol import admin, stats
+from pycache_cluster.protocol.auth import AuthFile
 from pycache_cluster.protocol.extensions import Extensions, call, settle
 
 # The version memcached clients (and memccapable) are shown; ours is in `stats`.
@@ -105,6 +106,8 @@ cdef class ServerState:
         self.cluster = None
         self.fence = ClockFence.__new__(ClockFence)
         self.fence.srv = self
+        auth_file = getattr(settings, "auth_file", "")
+        self.auth_users = AuthFile(auth_file) if auth_file else None
         self.replicas = getattr(settings, "replicas", 1)
         self.write_quorum = getattr(settings, "write_quorum", 1)
         self.read_quorum = getattr(settings, "read_quorum", 1)
@@ -118,6 +121,8 @@ cdef class ServerState:
         self.store_too_large = self.store_no_memory = 0
         self.bytes_read = self.bytes_written = 0
         self.forwarded = self.fanout_batches = self.peer_requests = 0
+        if self.auth_users is not None:
+            self.auth_users.cmds = self.auth_users.errors = 0
         self.store.reset_stats()
 
     @property
@@ -304,6 +309,9 @@ cdef class Connection:
         self.peername = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         self.fd = sock.fileno() if sock is not None else -1
+        if srv.auth_users is not None:
+            self.auth = srv.auth_users.session()
+            self.unauth = True
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if srv.verbosity > 1:
             _log("<%d new client connection" % self.fd)
@@ -406,6 +414,9 @@ cdef class Connection:
         """This connection proved it is a cluster peer: its requests are never forwarded."""
         self.peer = True
         self.peer_name = name
+        # A proven peer holds the cluster key: that is its authentication.
+        self.unauth = False
+        self.auth = None
 
     @property
     def is_peer(self):
@@ -724,6 +735,12 @@ cdef class Connection:
                 continue
             if avail == 0:
                 break
+            if self.unauth:
+                n = self._auth_step(pos)
+                if n == 0:
+                    break
+                pos += n
+                continue
             r = pc_proto_find_line(self.rbuf + pos, avail, &line_end)
             if r == 0:
                 break
@@ -784,6 +801,34 @@ cdef class Connection:
         # its counter starts at reqs_per_event and the write after a yield costs one count.
         if self.nreqs > REQS_PER_EVENT and self.nreqs % REQS_PER_EVENT == 1:
             self._write_point()
+
+    cdef size_t _auth_step(self, size_t pos):
+        # Before a user is proven (-Y): memcached's conversation, protocol/auth.py. The
+        # handshake of a cluster peer (which proves the cluster key instead) goes through.
+        cdef size_t avail = self.rend - pos
+        cdef size_t line_end
+        if self.srv.cluster is not None and avail > 13 and \
+                (memcmp(self.rbuf + pos, b"cluster peer ", 13) == 0 or
+                 memcmp(self.rbuf + pos, b"cluster auth ", 13) == 0):
+            if pc_proto_find_line(self.rbuf + pos, avail, &line_end) <= 0:
+                return 0
+            self._command(self.rbuf + pos, line_end)
+            self._request_done()
+            return line_end + 1
+        data = PyBytes_FromStringAndSize(self.rbuf + pos, avail)
+        used, reply, close = self.auth.step(data)
+        if reply is not None:
+            # memcached answers these in one response object: each reply replaces the one
+            # before it that was not written yet.
+            self.wbuf.len = self.mark
+            self._write_py(reply)
+            self._request_done()
+        if close:
+            self.closing = True
+        if self.auth.done:
+            self.unauth = False
+            self.auth = None
+        return used
 
     cdef void _value_read_apart(self) noexcept:
         # memcached read this value's rest straight off the socket and nothing more: its

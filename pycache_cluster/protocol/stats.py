@@ -62,6 +62,7 @@ def general_pairs(srv) -> list[tuple[str, object]]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
     cfg = srv.settings
+    auth = srv.auth_users
     pairs = [
         ("pid", os.getpid()),
         ("uptime", int(now - srv.started)),
@@ -106,8 +107,8 @@ def general_pairs(srv) -> list[tuple[str, object]]:
         ("touch_misses", st["touch_misses"]),
         ("store_too_large", srv.store_too_large),
         ("store_no_memory", srv.store_no_memory),
-        ("auth_cmds", 0),
-        ("auth_errors", 0),
+        ("auth_cmds", auth.cmds if auth is not None else 0),
+        ("auth_errors", auth.errors if auth is not None else 0),
         ("bytes_read", srv.bytes_read),
         ("bytes_written", srv.bytes_written),
         ("limit_maxbytes", st["limit_maxbytes"]),
@@ -185,7 +186,7 @@ def settings(srv) -> bytes:
         ("tcp_backlog", 1024),
         ("binding_protocol", "ascii"),
         ("auth_enabled_sasl", "no"),
-        ("auth_enabled_ascii", "no"),
+        ("auth_enabled_ascii", cfg.auth_file or "no"),
         ("item_size_max", cfg.max_item_size),
         ("maxconns_fast", "yes"),
         ("hashpower_init", 0),
