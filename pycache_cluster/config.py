@@ -53,6 +53,10 @@ class Config:
     #: every command answers CLIENT_ERROR (protocol/auth.py). Cluster peers prove the
     #: cluster key instead, so with gossip it needs cluster_key_file.
     auth_file: str = ""
+    #: `stats detail`'s prefix delimiter (memcached -D, which also turns detail on).
+    prefix_delimiter: str = ":"
+    #: Per-prefix counters from the start (`stats detail on`); -D sets it.
+    detail_enabled: bool = False
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -141,6 +145,8 @@ class Config:
         if self.tls or self.ssl_chain_cert or self.ssl_key or self.ssl_ca_cert:
             from pycache_cluster.ops.tls import check
             check(self)
+        if len(self.prefix_delimiter) != 1 or not self.prefix_delimiter.isascii():
+            raise ValueError("-D takes one ASCII character (the prefix delimiter)")
         if self.auth_file:
             from pycache_cluster.protocol.auth import load
             load(self.auth_file)

@@ -96,3 +96,16 @@ cdef extern from "pc_lat.h":
     int pc_lat_due(pc_lat *l) noexcept nogil
     uint64_t pc_lat_now() noexcept nogil
     void pc_lat_add(pc_lat *l, unsigned cmd, uint64_t ns) noexcept nogil
+
+
+cdef extern from "pc_prefix.h":
+    ctypedef struct pc_prefix:
+        pass
+    pc_prefix *pc_prefix_new(char delimiter)
+    void pc_prefix_free(pc_prefix *p)
+    void pc_prefix_clear(pc_prefix *p)
+    void pc_prefix_get(pc_prefix *p, const char *key, size_t nkey, int hit) noexcept
+    void pc_prefix_set(pc_prefix *p, const char *key, size_t nkey) noexcept
+    void pc_prefix_delete(pc_prefix *p, const char *key, size_t nkey) noexcept
+    int pc_prefix_dump(const pc_prefix *p, pc_wbuf *out)
+    size_t pc_prefix_count(const pc_prefix *p)

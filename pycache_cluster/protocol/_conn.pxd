@@ -2,8 +2,8 @@
 # ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_cmd, pc_lat, pc_ring, pc_token,
-                                              pc_wbuf)
+from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_cmd, pc_lat, pc_prefix, pc_ring,
+                                              pc_token, pc_wbuf)
 from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
 
 
@@ -54,7 +54,8 @@ cdef class ServerState:
     cdef public uint64_t cmd_get, cmd_set, cmd_touch, cmd_flush, cmd_meta
     cdef public uint64_t store_too_large, store_no_memory
     cdef public uint64_t bytes_read, bytes_written
-    cdef public bint detail_enabled
+    cdef public bint detail_enabled      # `stats detail on`: per-prefix counters in `prefix`
+    cdef pc_prefix *prefix               # NULL until detail is first turned on
     # memcached's ascii auth (-Y): the users (protocol/auth.py AuthFile), None when off.
     cdef public object auth_users
     # Routing: installed by the cluster (pycache_cluster.cluster._ring). NULL ring: every key

@@ -100,6 +100,9 @@ cdef class ServerState:
         self.verbosity = settings.verbosity
         self.started = __import__("time").time()
         self.detail_enabled = False
+        self.prefix = NULL
+        if getattr(settings, "detail_enabled", False):
+            self.set_detail(True)
         self.ring = NULL
         self.self_slot = -1
         self.links = []
@@ -112,6 +115,31 @@ cdef class ServerState:
         self.write_quorum = getattr(settings, "write_quorum", 1)
         self.read_quorum = getattr(settings, "read_quorum", 1)
 
+    def set_detail(self, bint on):
+        """`stats detail on|off` (and -D): counting starts or stops; the counts stay."""
+        if on and self.prefix == NULL:
+            self.prefix = pc_prefix_new(ord(getattr(self.settings, "prefix_delimiter", ":")[0]))
+            if self.prefix == NULL:
+                raise MemoryError()
+        self.detail_enabled = on
+
+    def prefix_dump(self):
+        """`stats detail dump`: memcached's PREFIX lines, then END."""
+        cdef pc_wbuf out
+        if self.prefix == NULL:
+            return b"END\r\n"
+        pc_wbuf_init(&out)
+        try:
+            if pc_prefix_dump(self.prefix, &out) != 0:
+                raise MemoryError()
+            return PyBytes_FromStringAndSize(out.data, out.len)
+        finally:
+            pc_wbuf_free(&out)
+
+    @property
+    def prefixes(self):
+        return 0 if self.prefix == NULL else pc_prefix_count(self.prefix)
+
     def protocol_factory(self):
         return Connection(self)
 
@@ -123,6 +151,8 @@ cdef class ServerState:
         self.forwarded = self.fanout_batches = self.peer_requests = 0
         if self.auth_users is not None:
             self.auth_users.cmds = self.auth_users.errors = 0
+        if self.prefix != NULL:
+            pc_prefix_clear(self.prefix)
         self.store.reset_stats()
 
     @property
@@ -142,6 +172,7 @@ cdef class ServerState:
         return PC_LAT_EVERY, [(1000 << b) / 1e9 for b in range(PC_LAT_BUCKETS)], out
 
     def __dealloc__(self):
+        pc_prefix_free(self.prefix)
         while self.nspare:
             self.nspare -= 1
             free(self.spare_rbufs[self.nspare])

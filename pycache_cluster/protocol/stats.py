@@ -26,10 +26,10 @@ def command(srv, args: list[bytes]):
         if len(args) < 3:
             return DETAIL_USAGE
         if args[2] == b"on" or args[2] == b"off":
-            srv.detail_enabled = args[2] == b"on"
+            srv.set_detail(args[2] == b"on")
             return b"OK\r\n"
         if args[2] == b"dump":
-            return b"END\r\n"
+            return srv.prefix_dump()
         return DETAIL_USAGE
     fixed = _SUBCOMMANDS.get(sub)
     if fixed is not None:
@@ -179,7 +179,7 @@ def settings(srv) -> bytes:
         ("chunk_size", 48),
         ("num_threads", 1),
         ("num_threads_per_udp", 1),
-        ("stat_key_prefix", ":"),
+        ("stat_key_prefix", cfg.prefix_delimiter),
         ("detail_enabled", "yes" if srv.detail_enabled else "no"),
         ("reqs_per_event", srv.reqs_per_event),
         ("cas_enabled", "yes"),
