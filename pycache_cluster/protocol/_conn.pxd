@@ -56,6 +56,9 @@ cdef class ServerState:
     cdef public uint64_t bytes_read, bytes_written
     cdef public bint detail_enabled      # `stats detail on`: per-prefix counters in `prefix`
     cdef pc_prefix *prefix               # NULL until detail is first turned on
+    # What `lru_crawler enable|disable` and `stats sizes_enable|disable` last said
+    # (protocol/dump.py): the crawler runs whatever they say.
+    cdef public bint crawler_enabled, sizes_enabled
     # memcached's ascii auth (-Y): the users (protocol/auth.py AuthFile), None when off.
     cdef public object auth_users
     # Routing: installed by the cluster (pycache_cluster.cluster._ring). NULL ring: every key

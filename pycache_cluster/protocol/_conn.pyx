@@ -65,6 +65,7 @@ include "_text.pxi"
 include "_meta.pxi"
 include "_route.pxi"
 include "_replica.pxi"
+include "_dump.pxi"
 
 
 # C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
@@ -101,6 +102,8 @@ cdef class ServerState:
         self.started = __import__("time").time()
         self.detail_enabled = False
         self.prefix = NULL
+        self.crawler_enabled = True
+        self.sizes_enabled = False
         if getattr(settings, "detail_enabled", False):
             self.set_detail(True)
         self.ring = NULL

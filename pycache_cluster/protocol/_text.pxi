@@ -235,4 +235,5 @@ cdef void text_admin(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens)
         # The node's watchers (protocol/watch.py); without them, memcached's refusal below.
         c._reply_py(call(c.srv.extensions.command(b"watch"), c, args))
     else:
-        c._write_py(admin.machinery_command(c.srv, args))
+        # Bytes, or an awaitable of them for the dumps that walk the store.
+        c._reply_py(admin.machinery_command(c.srv, args))
