@@ -23,7 +23,7 @@ else:
 
 CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_large", "pc_table", "pc_lru",
                                                  "pc_store", "pc_proto", "pc_ring", "pc_reply",
-                                                 "pc_watch", "pc_binproto")]
+                                                 "pc_watch", "pc_binproto", "pc_prefix")]
 
 
 def extension(name, pyx):

@@ -24,6 +24,13 @@ struct pc_store {
     pc_reltime now;
     pc_reltime oldest_live;    /* flush_all: items last stored at or before it are gone... */
     uint64_t oldest_version;   /* ...and so are items older than this version, once active */
+    /* Every flush_all that took effect before the current one, folded together: a later
+     * flush_all (a future-dated one, or one whose absolute time is past) replaces
+     * oldest_live, but what an earlier one invalidated stays invalid. memcached keeps only
+     * oldest_live and reclaims flushed items from its LRU tails within a second, after which
+     * a later flush_all cannot bring them back; here they stay gone from the start. */
+    pc_reltime floor_live;
+    uint64_t floor_version;
     uint64_t last_version;
     uint64_t crawl_cursor;
     int replicated;            /* cluster mode: HLC versions, tombstones */
@@ -167,6 +174,8 @@ static int is_expired(const pc_store *s, const pc_item *it)
 /* memcached's item_is_flushed(). */
 static int is_flushed(const pc_store *s, const pc_item *it)
 {
+    if (it->time <= s->floor_live || it->version < s->floor_version)
+        return 1;
     if (s->oldest_live == 0 || s->oldest_live > s->now)
         return 0;
     return it->time <= s->oldest_live || (s->oldest_version != 0 && it->version < s->oldest_version);
@@ -573,6 +582,10 @@ static pc_status apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
     if (!tombstone && pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
     /* A write older than a flush_all that already happened stays flushed. */
+    if (version < s->floor_version) {
+        *held = s->floor_version;
+        return PC_EXISTS;
+    }
     if (s->oldest_live != 0 && s->oldest_live <= s->now && version < s->oldest_version) {
         *held = s->oldest_version;
         return PC_EXISTS;
@@ -745,8 +758,10 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
 
     char digits[24];
     size_t len = (size_t)snprintf(digits, sizeof(digits), "%llu", (unsigned long long)value);
-    if (len == it->nbytes || (len < it->nbytes && !shared)) {
-        /* memcached rewrites in place and pads with spaces, keeping the length. */
+    if (len <= it->nbytes && !shared) {
+        /* memcached rewrites in place and pads with spaces, keeping the length. An item an
+         * unsent reply still holds (its refcount above 2) is never rewritten in place, even
+         * at the same length: the new item it gets has not been fetched (mg's h, l). */
         memcpy(pc_item_value(it), digits, len);
         memset(pc_item_value(it) + len, ' ', it->nbytes - len);
         it->version = next_version(s, version);
@@ -812,6 +827,13 @@ void pc_store_flush_at(pc_store *s, int64_t delay, uint64_t version)
     /* memcached's flush_all: with CAS enabled, oldest_live is one second early and the
      * version cut-off catches what was stored within the current second. */
     pc_reltime new_oldest = delay > 0 ? pc_store_exptime(s, delay) : s->now;
+    if (s->oldest_live != 0 && s->oldest_live <= s->now) {
+        /* The flush in effect is about to be replaced: what it flushed stays flushed. */
+        if (s->oldest_live > s->floor_live)
+            s->floor_live = s->oldest_live;
+        if (s->oldest_version > s->floor_version)
+            s->floor_version = s->oldest_version;
+    }
     s->oldest_live = new_oldest - 1;
     if (version)
         next_version(s, version);

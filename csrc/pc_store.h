@@ -137,10 +137,11 @@ pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t
 /* What the table holds for the key right now, tombstone included (NULL: nothing). */
 pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 
-/* incr/decr: 64-bit unsigned, incr wraps, decr floors at 0; a shorter result is written in
- * place and padded with spaces, as memcached does, unless `shared` says an unsent reply
- * still references the item (memcached's refcount > 2): then the result replaces it at its
- * exact length. `cas` != 0 must match (PC_EXISTS). */
+/* incr/decr: 64-bit unsigned, incr wraps, decr floors at 0; a result no longer than the
+ * value is written in place and padded with spaces, as memcached does, unless `shared` says
+ * an unsent reply still references the item (memcached's refcount > 2): then the result
+ * replaces it, at its exact length, as a new item (not fetched, not active). `cas` != 0 must
+ * match (PC_EXISTS). */
 pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
                             uint64_t delta, uint64_t cas, uint64_t version, int shared,
                             uint64_t *result, pc_item **out);

@@ -18,6 +18,8 @@ ENV = {
     "udp_port": "PYCACHE_UDP_PORT",
     "verbosity": "PYCACHE_VERBOSITY",
     "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
+    "auth_file": "PYCACHE_AUTH_FILE",
+    "prefix_delimiter": "PYCACHE_PREFIX_DELIMITER",
     "metrics_port": "PYCACHE_METRICS_PORT",
     "tls": "PYCACHE_TLS",
     "sasl": "PYCACHE_SASL",
@@ -154,6 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-A", "--enable-shutdown", action="store_true",
                        default=_env_default("enable_shutdown", _bool, d.enable_shutdown),
                        help=f"enable the shutdown command [env {ENV['enable_shutdown']}]")
+    serve.add_argument("-Y", "--auth-file", dest="auth_file", metavar="FILE",
+                       default=_env_default("auth_file", str, d.auth_file),
+                       help="memcached's ascii authentication: user:password lines; a client "
+                       "first sends `set <key> 0 0 <len>` with `<user> <password>` as the "
+                       f"value; default: off [env {ENV['auth_file']}]")
+    serve.add_argument("-D", "--prefix-delimiter", dest="prefix_delimiter", metavar="CHAR",
+                       default=_env_default("prefix_delimiter", str, None),
+                       help="prefix delimiter of `stats detail` (default ':'); giving it "
+                       f"turns detail on, as in memcached [env {ENV['prefix_delimiter']}]")
     serve.add_argument("--metrics-port", type=int, dest="metrics_port", metavar="PORT",
                        default=_env_default("metrics_port", int, d.metrics_port),
                        help="serve Prometheus metrics at http://<-l address>:PORT/metrics; "
@@ -305,6 +316,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
                   enable_shutdown=args.enable_shutdown, metrics_port=args.metrics_port,
                   sasl=args.sasl, sasl_pwdb=args.sasl_pwdb,
+                  auth_file=args.auth_file,
+                  prefix_delimiter=args.prefix_delimiter or ":",
+                  detail_enabled=args.prefix_delimiter is not None,
                   gossip_port=args.gossip_port,
                   node_name=args.node_name, join=args.join,
                   cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,

@@ -53,6 +53,15 @@ class Config:
     sasl: bool = False
     #: The SASL password file, `user:password` a line (memcached's MEMCACHED_SASL_PWDB).
     sasl_pwdb: str = ""
+    #: memcached's ascii authentication (-Y): a file of `user:password` lines; "" = off.
+    #: Until a connection sends `set <any> <any> <any> <len>` whose value is `user password`,
+    #: every command answers CLIENT_ERROR (protocol/auth.py). Cluster peers prove the
+    #: cluster key instead, so with gossip it needs cluster_key_file.
+    auth_file: str = ""
+    #: `stats detail`'s prefix delimiter (memcached -D, which also turns detail on).
+    prefix_delimiter: str = ":"
+    #: Per-prefix counters from the start (`stats detail on`); -D sets it.
+    detail_enabled: bool = False
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -149,6 +158,14 @@ class Config:
                              "MEMCACHED_SASL_PWDB")
         if self.sasl_pwdb and not self.sasl:
             raise ValueError("--sasl-pwdb needs -S (SASL is off)")
+        if len(self.prefix_delimiter) != 1 or not self.prefix_delimiter.isascii():
+            raise ValueError("-D takes one ASCII character (the prefix delimiter)")
+        if self.auth_file:
+            from pycache_cluster.protocol.auth import load
+            load(self.auth_file)
+            if self.gossip_port is not None and not self.cluster_key_file:
+                raise ValueError("-Y (ascii auth) in a cluster needs --cluster-key-file: peer "
+                                 "links prove the cluster key instead of a password")
         if not 0 < self.lock_max_ttl <= 3600:
             raise ValueError(f"lock max ttl {self.lock_max_ttl} must be in (0, 3600] s")
         if not 0 <= self.lock_drift < 0.5:

@@ -131,3 +131,16 @@ cdef extern from "pc_binproto.h":
     void pc_bin_add_u64(pc_wbuf *b, uint64_t v) noexcept nogil
     void pc_bin_error(pc_wbuf *b, uint8_t opcode, uint16_t status, uint32_t opaque_net,
                       const char *msg) noexcept nogil
+
+
+cdef extern from "pc_prefix.h":
+    ctypedef struct pc_prefix:
+        pass
+    pc_prefix *pc_prefix_new(char delimiter)
+    void pc_prefix_free(pc_prefix *p)
+    void pc_prefix_clear(pc_prefix *p)
+    void pc_prefix_get(pc_prefix *p, const char *key, size_t nkey, int hit) noexcept
+    void pc_prefix_set(pc_prefix *p, const char *key, size_t nkey) noexcept
+    void pc_prefix_delete(pc_prefix *p, const char *key, size_t nkey) noexcept
+    int pc_prefix_dump(const pc_prefix *p, pc_wbuf *out)
+    size_t pc_prefix_count(const pc_prefix *p)

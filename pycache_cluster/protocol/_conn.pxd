@@ -2,7 +2,8 @@
 # ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
-from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_bin_req, pc_cmd, pc_lat, pc_ring,
+from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_bin_req, pc_cmd, pc_lat, pc_prefix,
+                                              pc_ring,
                                               pc_token, pc_wbuf)
 from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
 
@@ -54,7 +55,13 @@ cdef class ServerState:
     cdef public uint64_t cmd_get, cmd_set, cmd_touch, cmd_flush, cmd_meta
     cdef public uint64_t store_too_large, store_no_memory
     cdef public uint64_t bytes_read, bytes_written
-    cdef public bint detail_enabled
+    cdef public bint detail_enabled      # `stats detail on`: per-prefix counters in `prefix`
+    cdef pc_prefix *prefix               # NULL until detail is first turned on
+    # What `lru_crawler enable|disable` and `stats sizes_enable|disable` last said
+    # (protocol/dump.py): the crawler runs whatever they say.
+    cdef public bint crawler_enabled, sizes_enabled
+    # memcached's ascii auth (-Y): the users (protocol/auth.py AuthFile), None when off.
+    cdef public object auth_users
     # Routing: installed by the cluster (pycache_cluster.cluster._ring). NULL ring: every key
     # is local, the single-node path exactly.
     cdef const pc_ring *ring
@@ -218,7 +225,14 @@ cdef class Connection:
     cdef bint noreply, closing, close_after_write, paused, rejected
     cdef bint peer              # a proven peer link: requests on it are never forwarded
     cdef bint watcher           # turned into a watcher (protocol/watch.py): never read again
+    # Ascii auth (-Y): no user proven yet; `auth` is its protocol/auth.py Session.
+    cdef bint unauth
+    cdef object auth
     cdef size_t swallow_left
+    # The value being read (or swallowed) did not arrive with its command line: memcached
+    # reads such a value's rest straight from the socket, exactly, so once it is complete
+    # its read buffer is empty and it writes every reply out before it reads on.
+    cdef bint spanned
     cdef Pending p
     cdef object p_line          # a forwarded storage command's request line (bytes)
     # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
@@ -253,6 +267,7 @@ cdef class Connection:
     cdef void _out(self, const char *line) noexcept
     cdef void _out_err(self, const char *line) noexcept
     cdef void _write_point(self) noexcept
+    cdef void _value_read_apart(self) noexcept
     cdef void _pin(self, pc_item *it) noexcept
     cdef bint _pinned(self, const char *key, size_t nkey, uint32_t hv) noexcept
     cdef bint _noreply_maybe(self, pc_token *tokens, size_t ntokens) noexcept
@@ -271,6 +286,7 @@ cdef class Connection:
     cdef void _process(self)
     cdef void _finish(self, size_t pos)
     cdef void _request_done(self) noexcept
+    cdef size_t _auth_step(self, size_t pos)
     cdef int _grow(self, size_t need) except -1
     cdef void _settle_rbuf(self) noexcept
     cdef void _command(self, char *line, size_t line_end)

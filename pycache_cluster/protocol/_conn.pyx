@@ -35,6 +35,7 @@ import collections
 import sys
 
 from pycache_cluster.protocol import admin, stats
+from pycache_cluster.protocol.auth import AuthFile
 from pycache_cluster.protocol.extensions import Extensions, call, settle
 
 # The version memcached clients (and memccapable) are shown; ours is in `stats`.
@@ -65,6 +66,7 @@ include "_meta.pxi"
 include "_route.pxi"
 include "_replica.pxi"
 include "_binary.pxi"
+include "_dump.pxi"
 
 
 # C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
@@ -100,16 +102,48 @@ cdef class ServerState:
         self.verbosity = settings.verbosity
         self.started = __import__("time").time()
         self.detail_enabled = False
+        self.prefix = NULL
+        self.crawler_enabled = True
+        self.sizes_enabled = False
+        if getattr(settings, "detail_enabled", False):
+            self.set_detail(True)
         self.ring = NULL
         self.self_slot = -1
         self.links = []
         self.cluster = None
         self.fence = ClockFence.__new__(ClockFence)
         self.fence.srv = self
+        auth_file = getattr(settings, "auth_file", "")
+        self.auth_users = AuthFile(auth_file) if auth_file else None
         self.replicas = getattr(settings, "replicas", 1)
         self.write_quorum = getattr(settings, "write_quorum", 1)
         self.read_quorum = getattr(settings, "read_quorum", 1)
         self.sasl = getattr(settings, "sasl", False)
+
+    def set_detail(self, bint on):
+        """`stats detail on|off` (and -D): counting starts or stops; the counts stay."""
+        if on and self.prefix == NULL:
+            self.prefix = pc_prefix_new(ord(getattr(self.settings, "prefix_delimiter", ":")[0]))
+            if self.prefix == NULL:
+                raise MemoryError()
+        self.detail_enabled = on
+
+    def prefix_dump(self):
+        """`stats detail dump`: memcached's PREFIX lines, then END."""
+        cdef pc_wbuf out
+        if self.prefix == NULL:
+            return b"END\r\n"
+        pc_wbuf_init(&out)
+        try:
+            if pc_prefix_dump(self.prefix, &out) != 0:
+                raise MemoryError()
+            return PyBytes_FromStringAndSize(out.data, out.len)
+        finally:
+            pc_wbuf_free(&out)
+
+    @property
+    def prefixes(self):
+        return 0 if self.prefix == NULL else pc_prefix_count(self.prefix)
 
     def protocol_factory(self):
         return Connection(self)
@@ -120,6 +154,10 @@ cdef class ServerState:
         self.store_too_large = self.store_no_memory = 0
         self.bytes_read = self.bytes_written = 0
         self.forwarded = self.fanout_batches = self.peer_requests = 0
+        if self.auth_users is not None:
+            self.auth_users.cmds = self.auth_users.errors = 0
+        if self.prefix != NULL:
+            pc_prefix_clear(self.prefix)
         self.store.reset_stats()
 
     @property
@@ -139,6 +177,7 @@ cdef class ServerState:
         return PC_LAT_EVERY, [(1000 << b) / 1e9 for b in range(PC_LAT_BUCKETS)], out
 
     def __dealloc__(self):
+        pc_prefix_free(self.prefix)
         while self.nspare:
             self.nspare -= 1
             free(self.spare_rbufs[self.nspare])
@@ -306,6 +345,9 @@ cdef class Connection:
         self.peername = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         self.fd = sock.fileno() if sock is not None else -1
+        if srv.auth_users is not None:
+            self.auth = srv.auth_users.session()
+            self.unauth = True
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if srv.verbosity > 1:
             _log("<%d new client connection" % self.fd)
@@ -408,6 +450,9 @@ cdef class Connection:
         """This connection proved it is a cluster peer: its requests are never forwarded."""
         self.peer = True
         self.peer_name = name
+        # A proven peer holds the cluster key: that is its authentication.
+        self.unauth = False
+        self.auth = None
 
     @property
     def is_peer(self):
@@ -681,7 +726,8 @@ cdef class Connection:
         cdef uint64_t t0
         if self.proto != PROTO_TEXT:
             if self.proto == PROTO_NONE:
-                self.proto = detect_protocol(self)
+                # memcached with -Y speaks ascii only: a binary frame is text to it.
+                self.proto = PROTO_TEXT if self.unauth else detect_protocol(self)
             if self.proto == PROTO_BINARY:
                 self._finish(binary_batch(self))
                 return
@@ -707,12 +753,16 @@ cdef class Connection:
                 pos += n
                 self.swallow_left -= n
                 if self.swallow_left:
+                    self.spanned = True
                     break
                 self.state = ST_CMD
                 self._request_done()
+                if self.spanned:
+                    self._value_read_apart()
                 continue
             if self.state == ST_NREAD:
                 if avail < self.p.vlen:
+                    self.spanned = True
                     break
                 if pc_lat_due(&self.srv.lat):
                     t0 = pc_lat_now()
@@ -723,9 +773,17 @@ cdef class Connection:
                 pos += self.p.vlen
                 self.state = ST_CMD
                 self._request_done()
+                if self.spanned:
+                    self._value_read_apart()
                 continue
             if avail == 0:
                 break
+            if self.unauth:
+                n = self._auth_step(pos)
+                if n == 0:
+                    break
+                pos += n
+                continue
             r = pc_proto_find_line(self.rbuf + pos, avail, &line_end)
             if r == 0:
                 break
@@ -791,6 +849,42 @@ cdef class Connection:
         # its counter starts at reqs_per_event and the write after a yield costs one count.
         if self.nreqs > REQS_PER_EVENT and self.nreqs % REQS_PER_EVENT == 1:
             self._write_point()
+
+    cdef size_t _auth_step(self, size_t pos):
+        # Before a user is proven (-Y): memcached's conversation, protocol/auth.py. The
+        # handshake of a cluster peer (which proves the cluster key instead) goes through.
+        cdef size_t avail = self.rend - pos
+        cdef size_t line_end
+        if self.srv.cluster is not None and avail > 13 and \
+                (memcmp(self.rbuf + pos, b"cluster peer ", 13) == 0 or
+                 memcmp(self.rbuf + pos, b"cluster auth ", 13) == 0):
+            if pc_proto_find_line(self.rbuf + pos, avail, &line_end) <= 0:
+                return 0
+            self._command(self.rbuf + pos, line_end)
+            self._request_done()
+            return line_end + 1
+        data = PyBytes_FromStringAndSize(self.rbuf + pos, avail)
+        used, reply, close = self.auth.step(data)
+        if reply is not None:
+            # memcached answers these in one response object: each reply replaces the one
+            # before it that was not written yet.
+            self.wbuf.len = self.mark
+            self._write_py(reply)
+            self._request_done()
+        if close:
+            self.closing = True
+        if self.auth.done:
+            self.unauth = False
+            self.auth = None
+        return used
+
+    cdef void _value_read_apart(self) noexcept:
+        # memcached read this value's rest straight off the socket and nothing more: its
+        # replies are written now (a `CLIENT_ERROR bad data chunk` survives a close on the
+        # junk that follows), and what follows is a new read event.
+        self.spanned = False
+        self._write_point()
+        self.nreqs = 0
 
     cdef void _write_point(self) noexcept:
         self.mark = self.wbuf.len

@@ -50,6 +50,8 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
                 c.srv.cmd_get += 1
             if it != NULL:
                 text_value_line(c, it, return_cas)
+            if c.srv.detail_enabled:
+                pc_prefix_get(c.srv.prefix, key_token.value, key_token.length, it != NULL)
             key_token += 1
         if key_token.value == NULL:
             break
@@ -81,6 +83,8 @@ cdef void text_update(Connection c, pc_token *tokens, size_t ntokens, pc_cmd cmd
     if vlen < 0 or vlen > 2147483647 - 2:
         c._out(b"CLIENT_ERROR bad command line format")
         return
+    if c.srv.detail_enabled:
+        pc_prefix_set(c.srv.prefix, tokens[1].value, tokens[1].length)
     c.p.meta = False
     c.p.cmd = cmd
     c.p.mode = mode
@@ -135,6 +139,8 @@ cdef void text_delete(Connection c, pc_token *tokens, size_t ntokens, uint32_t h
     if tokens[1].length > KEY_MAX:
         c._out(b"CLIENT_ERROR bad command line format")
         return
+    if c.srv.detail_enabled:
+        pc_prefix_delete(c.srv.prefix, tokens[1].value, tokens[1].length)
     if pc_store_delete_hv(c.s, tokens[1].value, tokens[1].length, hv, 0, 0) == PC_DELETED:
         c._out(b"DELETED")
     else:
@@ -229,4 +235,5 @@ cdef void text_admin(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens)
         # The node's watchers (protocol/watch.py); without them, memcached's refusal below.
         c._reply_py(call(c.srv.extensions.command(b"watch"), c, args))
     else:
-        c._write_py(admin.machinery_command(c.srv, args))
+        # Bytes, or an awaitable of them for the dumps that walk the store.
+        c._reply_py(admin.machinery_command(c.srv, args))

@@ -4,6 +4,8 @@ Plain Python: they are rare. Number parsing is memcached's own (safe_strtoul, in
 """
 from __future__ import annotations
 
+from pycache_cluster.protocol import dump
+
 
 def _u32(tok: bytes) -> int | None:
     from pycache_cluster.protocol._conn import parse_u32  # the C module that imports us
@@ -38,10 +40,10 @@ def _float(tok: bytes) -> float | None:
         return None
 
 
-def machinery_command(srv, args: list[bytes]) -> bytes:
+def machinery_command(srv, args: list[bytes]):
     """memcached commands about its own machinery (slabs, lru, lru_crawler, watch): their
     syntax and errors are memcached's; what they would tune does not exist here, so a valid
-    request is simply acknowledged."""
+    request is simply acknowledged. The dumps (dump.py) answer with an awaitable."""
     cmd = args[0]
     n = len(args) + 1   # memcached's ntokens (the terminal token included)
     if cmd == b"slabs":
@@ -56,10 +58,11 @@ def machinery_command(srv, args: list[bytes]) -> bytes:
             return b"OK\r\n" if level <= 2 else b"ERROR\r\n"
         return b"ERROR\r\n"
     if cmd == b"lru_crawler":
+        answer = dump.lru_crawler(srv, args)
+        if answer is not None:
+            return answer
         if n == 4 and args[1] == b"crawl":
             return b"OK\r\n"
-        if n == 4 and args[1] == b"metadump":
-            return b"ERROR metadump not allowed\r\n"
         if n == 4 and args[1] == b"tocrawl":
             return b"OK\r\n" if _u32(args[2]) is not None else \
                 b"CLIENT_ERROR bad command line format\r\n"
@@ -69,8 +72,6 @@ def machinery_command(srv, args: list[bytes]) -> bytes:
                 return b"CLIENT_ERROR bad command line format\r\n"
             if v > 1000000:
                 return b"CLIENT_ERROR sleep must be one second or less\r\n"
-            return b"OK\r\n"
-        if n == 3 and args[1] in (b"enable", b"disable"):
             return b"OK\r\n"
         return b"ERROR\r\n"
     if cmd == b"lru":

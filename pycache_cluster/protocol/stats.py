@@ -9,6 +9,7 @@ import resource
 import time
 
 from pycache_cluster import __version__
+from pycache_cluster.protocol import dump
 
 MEMCACHED_VERSION = "1.6.18"
 DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
@@ -26,18 +27,20 @@ def command(srv, args: list[bytes]):
         if len(args) < 3:
             return DETAIL_USAGE
         if args[2] == b"on" or args[2] == b"off":
-            srv.detail_enabled = args[2] == b"on"
+            srv.set_detail(args[2] == b"on")
             return b"OK\r\n"
         if args[2] == b"dump":
-            return b"END\r\n"
+            return srv.prefix_dump()
         return DETAIL_USAGE
     fixed = _SUBCOMMANDS.get(sub)
     if fixed is not None:
         return fixed(srv)
-    if sub == b"sizes":
-        return b"STAT sizes_status disabled\r\nEND\r\n"
+    if sub in (b"sizes", b"sizes_enable", b"sizes_disable"):
+        return dump.sizes(srv, args)
     if sub == b"cachedump":
-        return b"CLIENT_ERROR bad command line\r\n" if len(args) < 4 else b"END\r\n"
+        return dump.cachedump(srv, args)
+    if sub == b"extstore":
+        return b"END\r\n"         # memcached without an external store configured
     provider = srv.extensions.stats(sub)
     if provider is not None:
         return provider(args)
@@ -62,6 +65,7 @@ def general_pairs(srv) -> list[tuple[str, object]]:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     now = time.time()
     cfg = srv.settings
+    auth = srv.auth_users
     pairs = [
         ("pid", os.getpid()),
         ("uptime", int(now - srv.started)),
@@ -106,8 +110,8 @@ def general_pairs(srv) -> list[tuple[str, object]]:
         ("touch_misses", st["touch_misses"]),
         ("store_too_large", srv.store_too_large),
         ("store_no_memory", srv.store_no_memory),
-        ("auth_cmds", 0),
-        ("auth_errors", 0),
+        ("auth_cmds", auth.cmds if auth is not None else 0),
+        ("auth_errors", auth.errors if auth is not None else 0),
         ("bytes_read", srv.bytes_read),
         ("bytes_written", srv.bytes_written),
         ("limit_maxbytes", st["limit_maxbytes"]),
@@ -178,14 +182,14 @@ def settings(srv) -> bytes:
         ("chunk_size", 48),
         ("num_threads", 1),
         ("num_threads_per_udp", 1),
-        ("stat_key_prefix", ":"),
+        ("stat_key_prefix", cfg.prefix_delimiter),
         ("detail_enabled", "yes" if srv.detail_enabled else "no"),
         ("reqs_per_event", srv.reqs_per_event),
         ("cas_enabled", "yes"),
         ("tcp_backlog", 1024),
         ("binding_protocol", "ascii"),
         ("auth_enabled_sasl", "no"),
-        ("auth_enabled_ascii", "no"),
+        ("auth_enabled_ascii", cfg.auth_file or "no"),
         ("item_size_max", cfg.max_item_size),
         ("maxconns_fast", "yes"),
         ("hashpower_init", 0),
@@ -215,54 +219,80 @@ def conns(srv) -> bytes:
     return lines(out)
 
 
+def _classes(srv) -> dict:
+    from pycache_cluster.protocol._conn import class_stats  # the C module that imports us
+
+    return class_stats(srv)
+
+
 def items(srv) -> bytes:
-    st = srv.store.stats()
-    if not st["curr_items"]:
+    """`stats items`: per memcached class of the items held (dump.py). Counters the store
+    keeps only in total (evictions, reclaims, LRU moves) are on the first class, so sums
+    over classes are right; ages are those of each class's oldest item per segment."""
+    classes = _classes(srv)
+    if not classes:
         return b"END\r\n"
-    p = "items:1:"
-    return lines([
-        (p + "number", st["curr_items"]),
-        (p + "number_hot", st["number_hot"]),
-        (p + "number_warm", st["number_warm"]),
-        (p + "number_cold", st["number_cold"]),
-        (p + "age_hot", 0), (p + "age_warm", 0), (p + "age", 0),
-        (p + "mem_requested", st["bytes"]),
-        (p + "evicted", st["evictions"]),
-        (p + "evicted_nonzero", 0), (p + "evicted_time", 0), (p + "outofmemory", 0),
-        (p + "tailrepairs", 0),
-        (p + "reclaimed", st["reclaimed"]),
-        (p + "expired_unfetched", st["expired_unfetched"]),
-        (p + "evicted_unfetched", st["evicted_unfetched"]),
-        (p + "evicted_active", 0),
-        (p + "crawler_reclaimed", st["crawler_reclaimed"]),
-        (p + "crawler_items_checked", 0), (p + "lrutail_reflocked", 0),
-        (p + "moves_to_cold", st["moves_to_cold"]),
-        (p + "moves_to_warm", st["moves_to_warm"]),
-        (p + "moves_within_lru", st["moves_within_lru"]),
-        (p + "direct_reclaims", 0),
-        (p + "hits_to_hot", 0), (p + "hits_to_warm", 0), (p + "hits_to_cold", 0),
-        (p + "hits_to_temp", 0),
-    ])
+    st = srv.store.stats()
+    out = []
+    for n, cls in enumerate(sorted(classes)):
+        count, nbytes, (hot, warm, cold), (age_hot, age_warm, age_cold) = classes[cls]
+        p = f"items:{cls}:"
+        total = st.get if n == 0 else (lambda _name: 0)
+        out += [
+            (p + "number", count), (p + "number_hot", hot), (p + "number_warm", warm),
+            (p + "number_cold", cold), (p + "age_hot", age_hot), (p + "age_warm", age_warm),
+            (p + "age", age_cold), (p + "mem_requested", nbytes),
+            (p + "evicted", total("evictions")), (p + "evicted_nonzero", 0),
+            (p + "evicted_time", 0), (p + "outofmemory", 0), (p + "tailrepairs", 0),
+            (p + "reclaimed", total("reclaimed")),
+            (p + "expired_unfetched", total("expired_unfetched")),
+            (p + "evicted_unfetched", total("evicted_unfetched")),
+            (p + "evicted_active", 0),
+            (p + "crawler_reclaimed", total("crawler_reclaimed")),
+            (p + "crawler_items_checked", 0), (p + "lrutail_reflocked", 0),
+            (p + "moves_to_cold", total("moves_to_cold")),
+            (p + "moves_to_warm", total("moves_to_warm")),
+            (p + "moves_within_lru", total("moves_within_lru")),
+            (p + "direct_reclaims", 0),
+            (p + "hits_to_hot", 0), (p + "hits_to_warm", 0), (p + "hits_to_cold", 0),
+            (p + "hits_to_temp", 0),
+        ]
+    return lines(out)
 
 
 def slabs(srv) -> bytes:
+    """`stats slabs`: per memcached class of the items held. No memory is in pages here:
+    chunk_size and chunks_per_page are memcached's for the class, total_pages the pages
+    memcached would need for these items, total_malloced the bytes the items really take
+    (README, "Compatibility with memcached 1.6.18"). Command counters are kept in total
+    only: they are on the first class."""
+    classes = _classes(srv)
     st = srv.store.stats()
-    if not st["curr_items"]:
-        return lines([("active_slabs", 0), ("total_malloced", 0)])
-    return lines([
-        ("1:chunk_size", 96),
-        ("1:used_chunks", st["curr_items"]),
-        ("1:get_hits", st["get_hits"]),
-        ("1:cmd_set", srv.cmd_set),
-        ("1:delete_hits", st["delete_hits"]),
-        ("1:incr_hits", st["incr_hits"]),
-        ("1:decr_hits", st["decr_hits"]),
-        ("1:cas_hits", st["cas_hits"]),
-        ("1:cas_badval", st["cas_badval"]),
-        ("1:touch_hits", st["touch_hits"]),
-        ("active_slabs", 1),
-        ("total_malloced", st["bytes"]),
-    ])
+    sizes = dump.chunk_sizes(srv.settings.max_item_size)
+    page = dump.page_size(srv.settings.max_item_size)
+    out = []
+    for n, cls in enumerate(sorted(classes)):
+        count = classes[cls][0]
+        chunk = sizes.get(cls, max(sizes.values()))
+        per_page = max(1, page // chunk)
+        pages = -(-count // per_page)
+        total = (lambda value: value) if n == 0 else (lambda _value: 0)
+        p = f"{cls}:"
+        out += [
+            (p + "chunk_size", chunk), (p + "chunks_per_page", per_page),
+            (p + "total_pages", pages), (p + "total_chunks", pages * per_page),
+            (p + "used_chunks", count), (p + "free_chunks", pages * per_page - count),
+            (p + "free_chunks_end", 0),
+            (p + "get_hits", total(st["get_hits"])), (p + "cmd_set", total(srv.cmd_set)),
+            (p + "delete_hits", total(st["delete_hits"])),
+            (p + "incr_hits", total(st["incr_hits"])),
+            (p + "decr_hits", total(st["decr_hits"])),
+            (p + "cas_hits", total(st["cas_hits"])),
+            (p + "cas_badval", total(st["cas_badval"])),
+            (p + "touch_hits", total(st["touch_hits"])),
+        ]
+    out += [("active_slabs", len(classes)), ("total_malloced", st["bytes"] if classes else 0)]
+    return lines(out)
 
 
 _SUBCOMMANDS = {b"settings": settings, b"conns": conns, b"items": items, b"slabs": slabs}

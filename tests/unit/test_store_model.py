@@ -51,6 +51,10 @@ class Model:
         self.last_version = 0
         self.oldest_live = 0
         self.oldest_version = 0
+        # Every flush_all in effect before the current one: what they flushed stays flushed
+        # (memcached's LRU maintainer reclaims it within a second; the store at once).
+        self.floor_live = 0
+        self.floor_version = 0
 
     def realtime(self, exptime):
         if exptime == 0:
@@ -65,8 +69,10 @@ class Model:
         it = self.items.get(key)
         if it is None:
             return None
-        flushed = 0 < self.oldest_live <= self.now and (
-            it[4] <= self.oldest_live or (self.oldest_version and it[3] < self.oldest_version))
+        flushed = it[4] <= self.floor_live or it[3] < self.floor_version or (
+            0 < self.oldest_live <= self.now and (
+                it[4] <= self.oldest_live
+                or (self.oldest_version and it[3] < self.oldest_version)))
         expired = it[2] != 0 and it[2] <= self.now
         if flushed or expired:
             del self.items[key]
@@ -125,6 +131,9 @@ class Model:
 
     def flush(self, delay):
         new_oldest = self.realtime(delay) if delay > 0 else self.now
+        if 0 < self.oldest_live <= self.now:
+            self.floor_live = max(self.floor_live, self.oldest_live)
+            self.floor_version = max(self.floor_version, self.oldest_version)
         self.oldest_live = new_oldest - 1
         if self.oldest_live <= self.now:
             self.oldest_version = self.version()
