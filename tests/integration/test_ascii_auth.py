@@ -74,6 +74,8 @@ CONVERSATIONS = [
     # No newline in 2048 bytes: closed, the unwritten reply with it.
     [b"get a\r\n" + b"x" * 2100],
     [b"x" * 1500],
+    # With -Y memcached speaks ascii only: a binary noop frame is a line of text to it.
+    [b"\x80\x0a" + bytes(20) + b"\x00\x00\x00\x07\r\n"],
 ]
 
 
