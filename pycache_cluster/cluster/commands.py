@@ -3,6 +3,8 @@
     cluster members       MEMBER <name> <host>:<gossip-port> <state> <incarnation> ... END
     cluster ring          RING epoch=<n> checksum=<hex> replicas=<N> write_quorum=<W>
                           read_quorum=<R> vnodes=<per weight> nodes=<n>
+                          status=<joining|active|leaving> handover=<idle|walking>
+                          handover_walks=<n> handover_keys_sent=<n>   (this node's own)
                           NODE <name> <host>:<client-port> weight=<w> share=<fraction> ...
                           END        (nodes in name order; RING ... nodes=0 and END alone
                           while this node has no ring)
@@ -54,11 +56,17 @@ class Commands:
         addrs = self.cluster.router.addresses
         shares = ring.shares() if ring.weights else {}
         config = self.cluster.config
-        # N, W and R ride along so that a client reads from the owners this node writes to.
+        # N, W and R ride along so that a client reads from the owners this node writes to;
+        # this node's own status and hand-over progress, for an operator watching a change.
+        ml = self.cluster.membership.memberlist
+        status = ml.local_member.meta.status.name.lower() if ml is not None else "stopping"
+        ho = self.cluster.handover
         out = [b"RING epoch=%d checksum=%s replicas=%d write_quorum=%d read_quorum=%d "
-               b"vnodes=%d nodes=%d\r\n"
+               b"vnodes=%d nodes=%d status=%s handover=%s handover_walks=%d "
+               b"handover_keys_sent=%d\r\n"
                % (ring.epoch, ring.checksum.encode(), config.replicas, config.write_quorum,
-                  config.read_quorum, ring.vnodes, len(ring.weights))]
+                  config.read_quorum, ring.vnodes, len(ring.weights), status.encode(),
+                  b"walking" if ho.task is not None else b"idle", ho.walks_done, ho.keys_sent)]
         for name in ring.nodes:
             host, port = addrs.get(name, ("?", 0))
             out.append(b"NODE %s %s:%d weight=%d share=%.6f\r\n"

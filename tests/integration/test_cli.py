@@ -207,7 +207,8 @@ def test_routing_flags_reach_the_ring(request):
                 break
             time.sleep(0.02)
     assert ring.startswith(b"RING epoch=1 checksum=")
-    assert b" vnodes=10 nodes=1\r\n" in ring
+    assert b" vnodes=10 nodes=1 status=active handover=idle handover_walks=0 " \
+        b"handover_keys_sent=0\r\n" in ring
     assert ring.endswith(b"NODE w1 127.0.0.1:%d weight=3 share=1.000000\r\nEND\r\n" % node.port)
     port, gport = free_port(), free_port(udp=True)
     env = dict(os.environ, PYCACHE_PORT=str(port), PYCACHE_GOSSIP_PORT=str(gport),
@@ -222,7 +223,8 @@ def test_routing_flags_reach_the_ring(request):
             if b"nodes=1" in ring:
                 break
             time.sleep(0.02)
-    assert b" vnodes=5 nodes=1\r\nNODE w2 127.0.0.1:%d weight=2 " % port in ring
+    assert b" vnodes=5 nodes=1 status=active " in ring
+    assert b"\r\nNODE w2 127.0.0.1:%d weight=2 " % port in ring
 
 
 def test_cluster_environment_variables(request, tmp_path):
