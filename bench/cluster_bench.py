@@ -69,6 +69,7 @@ class Cluster:
             except OSError:
                 pass
             time.sleep(0.2)
+        self.stop()
         raise RuntimeError("the cluster did not form")
 
     def owner(self, key: bytes) -> bytes:
