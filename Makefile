@@ -54,7 +54,7 @@ test-asan: test-deps
 	  $(PYTHON) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
 	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
 	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) $(PYTHON) -m pytest -q tests/integration tests/cluster \
-	  $(PYTEST_ARGS)
+	  -m "not python_logic" $(PYTEST_ARGS)
 
 test: test-deps lint test-asan
 	$(PYTHON) -m pytest $(PYTEST_ARGS)

@@ -10,6 +10,8 @@ import pytest
 from helpers.cluster import wait_for
 from replicas import PeerView, owners
 
+pytestmark = pytest.mark.python_logic
+
 KEYS = 120
 
 

@@ -133,7 +133,9 @@ def test_nodes_that_disagree_about_the_ring_forward_at_most_once(make_fleet):
     sa, sb = a.stats("cluster"), b.stats("cluster")
     assert sa["ring_checksum"] != sb["ring_checksum"]
     assert 0 < sa["forwarded"] <= 2 * len(keys)
-    assert sb["forwarded"] == 0 and sb["peer_requests_served"] - served == sa["forwarded"]
+    # (The lock service may copy b's lock ring meanwhile: one more peer request.)
+    assert sb["forwarded"] == 0
+    assert sa["forwarded"] <= sb["peer_requests_served"] - served <= sa["forwarded"] + 1
 
 
 def test_only_a_proven_peer_connection_is_answered_without_routing(make_fleet):

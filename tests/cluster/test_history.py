@@ -96,7 +96,24 @@ def quiesce(fleet, survivors, acked: dict[bytes, int] | None = None) -> None:
     if acked is not None:
         wait_for(lambda: all(fleet[i].stats("cluster")["handover_running"] == 0
                              for i in survivors) and all_owners_hold(fleet, survivors, acked),
-                 30, "hand-over and repair")
+                 60, "hand-over and repair", interval=0.5,
+                 detail=lambda: stale_copies(fleet, survivors, acked))
+
+
+def stale_copies(fleet, survivors, acked: dict[bytes, int]) -> str:
+    """Which owners lack which acknowledged write, and what each node's repair did."""
+    views = {i: PeerView(fleet, i) for i in survivors}
+    try:
+        bad = [f"{k!r}@{fleet[i].name}: {views[i].copy(k)} < {seq}"
+               for k, seq in acked.items() for i in owners(fleet, k, via=survivors[0])
+               if (c := views[i].copy(k)) is None or int(c[0]) < seq]
+    finally:
+        for view in views.values():
+            view.close()
+    counters = {fleet[i].name: {k: v for k, v in fleet[i].stats("cluster").items()
+                                if k.startswith(("handover_", "anti_entropy_", "hints_"))}
+                for i in survivors}
+    return f"{len(bad)} stale: {bad[:10]}\n{counters}"
 
 
 def all_owners_hold(fleet, survivors, acked: dict[bytes, int]) -> bool:
@@ -117,7 +134,7 @@ def all_owners_hold(fleet, survivors, acked: dict[bytes, int]) -> bool:
 def test_acknowledged_writes_survive_owners_killed_and_stopped(make_fleet, read_quorum):
     fleet = make_fleet(61 if read_quorum == 1 else 51, 5, "--forward-timeout", "0.5",
                        "--replicas", "3", "--write-quorum", "2",
-                       "--read-quorum", str(read_quorum))
+                       "--read-quorum", str(read_quorum), "--anti-entropy-interval", "2")
     fleet.start()
     stopped = fleet[4]
     history = run(fleet, [0, 1, 2], [

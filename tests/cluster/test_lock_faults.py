@@ -23,6 +23,8 @@ from helpers.servers import REPO
 from pycache_cluster.locks.client import LockClient
 from pycache_cluster.locks.service import UNSAFE_NO_WAIT
 
+pytestmark = pytest.mark.python_logic
+
 HOLDER = Path(__file__).with_name("lock_holder.py")
 
 MAX_TTL = 6

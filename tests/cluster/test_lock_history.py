@@ -17,6 +17,8 @@ from helpers.cluster import wait_for
 
 from pycache_cluster.locks.client import LockClient, LockError
 
+pytestmark = pytest.mark.python_logic
+
 LOCKS = [b"hot0", b"hot1"]
 TTL = 0.6
 CLIENTS = 10

@@ -12,6 +12,8 @@ from helpers.cluster import wait_for
 from pycache_cluster.locks.aio import AsyncLockClient
 from pycache_cluster.locks.client import LockClient
 
+pytestmark = pytest.mark.python_logic
+
 WAITERS = 4
 
 

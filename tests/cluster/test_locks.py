@@ -15,6 +15,8 @@ from helpers.cluster import wait_for
 from pycache_cluster.locks.aio import AsyncLockClient
 from pycache_cluster.locks.client import LockClient, LockLost, LockNotOwned, LockTimeout
 
+pytestmark = pytest.mark.python_logic
+
 MAX_TTL = "2"
 
 

@@ -18,7 +18,8 @@ from helpers.netns import NetnsFleet, unavailable
 from replicas import PeerView, owners
 
 WHY = unavailable()
-pytestmark = pytest.mark.skipif(WHY is not None, reason=f"no network namespaces: {WHY}")
+pytestmark = [pytest.mark.skipif(WHY is not None, reason=f"no network namespaces: {WHY}"),
+              pytest.mark.python_logic]
 
 Copy = tuple[bytes, int] | None
 

@@ -11,6 +11,8 @@ import pytest
 from helpers.cluster import wait_for
 from helpers.servers import REPO, start_node
 
+pytestmark = pytest.mark.python_logic
+
 HOSTS = 173
 MIB = 1024 * 1024
 
