@@ -33,7 +33,7 @@ def pair(request, tmp_path_factory):
 
     def ring_of_two():
         with _client(nodes[0]) as a, _client(nodes[1]) as b:
-            return all(b" nodes=2\r\n" in c.call(b"cluster ring\r\n") for c in (a, b))
+            return all(b" nodes=2 " in c.call(b"cluster ring\r\n") for c in (a, b))
     wait_for(ring_of_two, 30, "both members in both rings")
     return nodes
 
