@@ -38,6 +38,7 @@ struct pc_store {
     pc_reltime tombstone_ttl;
     size_t tombstones;         /* linked tombstones (in table.count, not curr_items) */
     pc_watch *watch;           /* the change feed, NULL while nobody watches */
+    pc_watch *fetchers;        /* the same feed while fetches are watched, else NULL */
 };
 
 /* Every change is noted through here: with nobody watching, one untaken branch. */
@@ -47,7 +48,13 @@ struct pc_store {
             pc_watch_note((s)->watch, __VA_ARGS__);      \
     } while (0)
 
-void pc_store_watch(pc_store *s, pc_watch *w) { s->watch = w; }
+void pc_store_watch(pc_store *s, pc_watch *w)
+{
+    s->watch = w;
+    s->fetchers = NULL;
+}
+
+void pc_store_watch_fetches(pc_store *s, int on) { s->fetchers = on ? s->watch : NULL; }
 
 /* memcached's REALTIME_MAXDELTA: larger exptimes are absolute unix times. */
 #define PC_REALTIME_MAXDELTA (60 * 60 * 24 * 30)
@@ -227,11 +234,14 @@ static void entomb(pc_store *s, pc_item *it)
 }
 
 /* What the table holds for the key (a live item or a tombstone), dropping it on the way if
- * it has expired or been flushed. */
-static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+ * it has expired or been flushed; *found says which, as memcached's item_get line does (a
+ * tombstone is not found). */
+static pc_item *lookup_slot_why(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                uint8_t *found)
 {
     assert(nkey > 0 && nkey <= PC_KEY_MAX);
     assert(hv == pc_hash(key, nkey, 0));
+    *found = PC_WGET_NOT_FOUND;
     pc_item *it = pc_table_find(&s->table, key, nkey, hv);
     if (!it)
         return NULL;
@@ -244,11 +254,13 @@ static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t 
     }
     if (is_flushed(s, it)) {
         s->stats.get_flushed++;
+        *found = PC_WGET_FLUSHED;
         unlink_free(s, it, hv);
         return NULL;
     }
     if (is_expired(s, it)) {
         s->stats.get_expired++;
+        *found = PC_WGET_EXPIRED;
         note_gone(s, it, PC_CHANGE_EXPIRE);
         if (s->replicated) {
             entomb(s, it);
@@ -256,6 +268,28 @@ static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t 
         }
         unlink_free(s, it, hv);
         return NULL;
+    }
+    *found = PC_WGET_FOUND;
+    return it;
+}
+
+static pc_item *lookup_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    uint8_t found;
+    return lookup_slot_why(s, key, nkey, hv, &found);
+}
+
+/* A client's command looking the key up (memcached's do_item_get): while fetches are
+ * watched, the item_get line's facts go to the feed; otherwise one untaken branch. */
+static pc_item *fetch_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    uint8_t found;
+    pc_item *it = lookup_slot_why(s, key, nkey, hv, &found);
+    if (s->fetchers) {
+        const pc_item *live = found == PC_WGET_FOUND ? it : NULL;
+        pc_watch_note(s->fetchers, PC_CHANGE_FETCH, PC_WCMD_NULL, found, key, nkey,
+                      live ? live->version : 0, live ? unix_exptime(s, live->exptime) : 0,
+                      live ? live->nbytes : 0);
     }
     return it;
 }
@@ -265,6 +299,18 @@ static pc_item *lookup(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     pc_item *it = lookup_slot(s, key, nkey, hv);
     return it && !is_tombstone(it) ? it : NULL;
+}
+
+/* lookup() for a client's command: the fetch is noted. */
+static pc_item *fetch(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    pc_item *it = fetch_slot(s, key, nkey, hv);
+    return it && !is_tombstone(it) ? it : NULL;
+}
+
+pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    return lookup(s, key, nkey, hv);
 }
 
 static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
@@ -331,7 +377,10 @@ static int make_room(pc_store *s, const pc_item *keep)
             s->stats.evictions++;
             if (!(it->bits & PC_ITEM_FETCHED))
                 s->stats.evicted_unfetched++;
-            note_gone(s, it, PC_CHANGE_EVICT);
+            if (s->watch)
+                pc_watch_note_evict(s->watch, pc_item_key(it), it->nkey, it->version,
+                                    unix_exptime(s, it->exptime), it->nbytes,
+                                    s->now - it->time, it->bits & PC_ITEM_FETCHED);
         }
         unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
     }
@@ -354,7 +403,7 @@ static pc_item *alloc_item(pc_store *s, const char *key, size_t nkey, size_t nby
 
 pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
-    pc_item *it = lookup(s, key, nkey, hv);
+    pc_item *it = fetch(s, key, nkey, hv);
     pc_store_note_get(s, it, 1);
     return it;
 }
@@ -362,7 +411,7 @@ pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                            int64_t exptime)
 {
-    pc_item *it = lookup(s, key, nkey, hv);
+    pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
         s->stats.touch_misses++;
         return NULL;
@@ -374,7 +423,7 @@ pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t h
 
 pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
-    return lookup(s, key, nkey, hv);
+    return fetch(s, key, nkey, hv);
 }
 
 void pc_store_note_get(pc_store *s, pc_item *it, int bump)
@@ -478,7 +527,7 @@ static pc_status store_hv(pc_store *s, pc_store_mode mode, const char *key, size
 {
     if (pc_item_memcached_size(nkey, flags, nbytes) > s->item_size_max)
         return PC_TOO_LARGE;
-    pc_item *old = lookup_slot(s, key, nkey, hv), *tomb = NULL;
+    pc_item *old = fetch_slot(s, key, nkey, hv), *tomb = NULL;
     if (old && is_tombstone(old)) {
         tomb = old;
         old = NULL;
@@ -641,7 +690,7 @@ pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
 pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                              int has_cas, uint64_t cas)
 {
-    pc_item *it = lookup(s, key, nkey, hv);
+    pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
         s->stats.delete_misses++;
         return PC_NOT_FOUND;
@@ -680,7 +729,7 @@ pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t
 pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                                  int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
 {
-    pc_item *it = lookup(s, key, nkey, hv);
+    pc_item *it = fetch(s, key, nkey, hv);
     if (!it || (has_cas && cas != it->version)) {
         s->stats.delete_misses++;
         return it ? PC_EXISTS : PC_NOT_FOUND;
@@ -733,7 +782,7 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
                             uint64_t delta, uint64_t cas, uint64_t version, int shared,
                             uint64_t *result, pc_item **out)
 {
-    pc_item *it = lookup(s, key, nkey, hv);
+    pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
         if (incr)
             s->stats.incr_misses++;

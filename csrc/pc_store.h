@@ -52,6 +52,12 @@ typedef struct pc_store_snapshot {
 /* Attaches a change feed (pc_watch.h) that hears every change from now on; NULL detaches
  * it. The caller owns the feed and frees it after detaching it. */
 void pc_store_watch(pc_store *s, pc_watch *w);
+/* Fetches (a client's lookup of a key, memcached's item_get) go to the attached feed too
+ * while on: they are off unless someone watches them, and off again on detaching. */
+void pc_store_watch_fetches(pc_store *s, int on);
+/* The key's live item, or NULL, without the fetch note a client's lookup makes: for the
+ * node's own checks. */
+pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 
 /* A freshly created store holds no items; `now` is unix seconds. */
 pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now);

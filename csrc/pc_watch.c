@@ -25,15 +25,19 @@ pc_watch *pc_watch_new(size_t capacity)
 
 void pc_watch_free(pc_watch *w) { free(w); }
 
-void pc_watch_note(pc_watch *w, uint8_t change, uint8_t cmd, uint8_t status, const char *key,
-                   size_t nkey, uint64_t version, int64_t exptime, uint32_t nbytes)
+/* The next free record, or NULL (the note is dropped and counted). */
+static pc_watch_event *claim(pc_watch *w, uint8_t change, uint8_t cmd, uint8_t status,
+                             const char *key, size_t nkey, uint64_t version, int64_t exptime,
+                             uint32_t nbytes)
 {
     if (w->used == w->capacity) {
         w->dropped++;
-        return;
+        return NULL;
     }
     pc_watch_event *e = &w->ring[(w->head + w->used) % w->capacity];
     w->used++;
+    e->idle = 0;
+    e->fetched = 0;
     e->version = version;
     e->exptime = exptime;
     e->nbytes = nbytes;
@@ -44,6 +48,24 @@ void pc_watch_note(pc_watch *w, uint8_t change, uint8_t cmd, uint8_t status, con
         nkey = PC_KEY_MAX;
     e->nkey = (uint8_t)nkey;
     memcpy(e->key, key, nkey);
+    return e;
+}
+
+void pc_watch_note(pc_watch *w, uint8_t change, uint8_t cmd, uint8_t status, const char *key,
+                   size_t nkey, uint64_t version, int64_t exptime, uint32_t nbytes)
+{
+    claim(w, change, cmd, status, key, nkey, version, exptime, nbytes);
+}
+
+void pc_watch_note_evict(pc_watch *w, const char *key, size_t nkey, uint64_t version,
+                         int64_t exptime, uint32_t nbytes, uint32_t idle, int fetched)
+{
+    pc_watch_event *e = claim(w, PC_CHANGE_EVICT, PC_WCMD_NULL, PC_WST_STORED, key, nkey,
+                              version, exptime, nbytes);
+    if (e) {
+        e->idle = idle;
+        e->fetched = fetched != 0;
+    }
 }
 
 size_t pc_watch_take(pc_watch *w, pc_watch_event *out, size_t max, uint64_t *dropped)

@@ -86,6 +86,9 @@ cdef class ServerState:
     cdef pc_lat lat
     # memcached -S: binary connections authenticate with SASL PLAIN first, text is refused.
     cdef public bint sasl
+    # While someone watches connevents (protocol/watch.py): called as (peername, fd, reason)
+    # when a connection opens (reason None) and closes; None otherwise: one check each.
+    cdef public object conn_watch
 
     cdef Link link(self, unsigned slot)
     cdef char *take_rbuf(self) noexcept
@@ -224,7 +227,8 @@ cdef class Connection:
     cdef int state
     cdef bint noreply, closing, close_after_write, paused, rejected
     cdef bint peer              # a proven peer link: requests on it are never forwarded
-    cdef bint watcher           # turned into a watcher (protocol/watch.py): never read again
+    cdef bint watcher           # turned into a watcher (protocol/watch.py): never run again
+    cdef bint shut              # closed by a shutdown (memcached's close reason "shutdown")
     # Ascii auth (-Y): no user proven yet; `auth` is its protocol/auth.py Session.
     cdef bint unauth
     cdef object auth

@@ -119,6 +119,7 @@ cdef class ServerState:
         self.write_quorum = getattr(settings, "write_quorum", 1)
         self.read_quorum = getattr(settings, "read_quorum", 1)
         self.sasl = getattr(settings, "sasl", False)
+        self.conn_watch = None
 
     def set_detail(self, bint on):
         """`stats detail on|off` (and -D): counting starts or stops; the counts stay."""
@@ -351,6 +352,8 @@ cdef class Connection:
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         if srv.verbosity > 1:
             _log("<%d new client connection" % self.fd)
+        if srv.conn_watch is not None:
+            srv.conn_watch(self.peername, self.fd, None)
 
     def connection_lost(self, exc):
         cdef Hole h
@@ -359,6 +362,13 @@ cdef class Connection:
         if not self.rejected:
             self.srv.curr_conns -= 1
             self.srv.conns.discard(self)
+            if self.srv.conn_watch is not None:
+                # memcached's close reasons: a failed read or write is an error, and so is
+                # a watcher's end (its logger drops it); a client that hung up, or a close
+                # of ours (quit, a bad line), is normal.
+                self.srv.conn_watch(self.peername, self.fd,
+                                    "error" if exc is not None or self.watcher else
+                                    "shutdown" if self.shut else "normal")
         self.transport = None
         # Replies still owed go nowhere: their links drop them, their tasks stop.
         for h in self.holes:
@@ -429,6 +439,7 @@ cdef class Connection:
         """Shutdown: stop reading; replies already queued are sent, then the socket closes."""
         if self.transport is not None:
             self.closing = True
+            self.shut = True
             if self.nholes == 0:
                 self.transport.close()
             else:
@@ -439,7 +450,7 @@ cdef class Connection:
         self._update_reading()
 
     def resume_writing(self):
-        if self.paused:
+        if self.paused and not self.watcher:
             self.paused = False
             self._update_reading()
             if self.rend:
@@ -458,12 +469,19 @@ cdef class Connection:
     def is_peer(self):
         return self.peer
 
-    def become_watcher(self):
-        """memcached's `watch`: the connection only receives log lines from now on, and what
-        its client sends is no longer read (memcached hands it to its logger thread). Returns
-        the transport the lines are written to."""
+    def become_watcher(self, protocol):
+        """memcached's `watch`: the connection only receives log lines from now on. What its
+        client sends is no longer run: `protocol(self)` takes the transport over (reading
+        and dropping, as memcached's logger does to notice a hang-up) and hands the close
+        back to connection_lost. Returns the transport the lines are written to."""
         self.watcher = True
-        self._update_reading()
+        # The batch stops here, as it does for backpressure (resume_writing() no longer
+        # comes here to carry on): what followed `watch` is never answered.
+        self.paused = True
+        self.transport.set_protocol(protocol(self))
+        if self.reading_paused:
+            self.reading_paused = False
+            self.transport.resume_reading()
         return self.transport
 
     @property
@@ -509,9 +527,10 @@ cdef class Connection:
 
     cdef void _update_reading(self):
         # One place decides: paused by the transport's backpressure, by holes piling up, or
-        # for good once closing (only holes are still awaited then) or once a watcher.
-        cdef bint want = self.paused or self.holes_paused or self.closing or self.watcher
-        if self.transport is None or want == self.reading_paused:
+        # for good once closing (only holes are still awaited then); a watcher's protocol
+        # reads on its own.
+        cdef bint want = self.paused or self.holes_paused or self.closing
+        if self.transport is None or self.watcher or want == self.reading_paused:
             return
         self.reading_paused = want
         if want:
@@ -902,7 +921,8 @@ cdef class Connection:
         cdef int i
         if self.npin == 0:
             return False
-        it = pc_store_peek_hv(self.s, key, nkey, hv)
+        # The node's own check, not a client's fetch: no item_get line for watchers.
+        it = pc_store_find_hv(self.s, key, nkey, hv)
         if it == NULL:
             return False
         for i in range(self.npin):

@@ -227,6 +227,7 @@ cdef void text_admin(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens)
             c._out(b"ERROR: shutdown not enabled")
         elif ntokens == 2 or (ntokens == 3 and args[1] == b"graceful"):
             c.closing = True
+            c.shut = True
             if c.srv.on_shutdown is not None:
                 c.srv.on_shutdown(ntokens == 3)
         else:

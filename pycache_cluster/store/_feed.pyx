@@ -19,6 +19,8 @@ cdef extern from "pc_watch.h":
         uint64_t version
         int64_t exptime
         uint32_t nbytes
+        uint32_t idle
+        uint8_t fetched
         uint8_t change
         uint8_t cmd
         uint8_t status
@@ -31,21 +33,25 @@ cdef extern from "pc_watch.h":
 
 cdef extern from "pc_store.h":
     void pc_store_watch(pc_store *s, pc_watch *w)
+    void pc_store_watch_fetches(pc_store *s, int on)
 
 
 #: Names of pc_change, pc_watch.h's cmd and status codes.
-CHANGES = ("store", "delete", "expire", "evict", "flush")
+CHANGES = ("store", "delete", "expire", "evict", "flush", "fetch")
 CMDS = ("null", "add", "set", "replace", "append", "prepend", "cas", "incr", "decr", "replica")
 STATUSES = ("not_stored", "stored", "exists", "not_found", "too_large", "no_memory")
+#: A fetch's status (memcached's item_get was_found).
+FOUND = ("not_found", "found", "flushed", "expired")
 
 DEF BATCH = 1024
 
 
 cdef class Feed:
     """A change feed attached to `store` until close(). take() returns (records, dropped):
-    records as (change, cmd, status, key, version, exptime, nbytes) tuples of ints and
-    bytes, oldest first; dropped, the notes lost because the ring was full since the last
-    take()."""
+    records as (change, cmd, status, key, version, exptime, nbytes, idle, fetched) tuples of
+    ints and bytes, oldest first (a fetch's status is FOUND's; an eviction's idle and fetched
+    are memcached's la and fetch); dropped, the notes lost because the ring was full since
+    the last take(). Fetches are noted only after fetches(True)."""
 
     cdef Store store
     cdef pc_watch *w
@@ -77,9 +83,15 @@ cdef class Feed:
                 e = &self.batch[i]
                 out.append((e.change, e.cmd, e.status,
                             PyBytes_FromStringAndSize(e.key, e.nkey), e.version, e.exptime,
-                            e.nbytes))
+                            e.nbytes, e.idle, e.fetched))
             if n < BATCH:
                 return out, dropped
+
+    def fetches(self, bint on):
+        """Whether clients' lookups are noted too: there is one for nearly every request,
+        so only while someone watches them."""
+        if self.w != NULL:
+            pc_store_watch_fetches(self.store._s, on)
 
     def close(self):
         if self.w != NULL:

@@ -1,6 +1,6 @@
 """The store's change feed (csrc/pc_watch.h through store/_feed.pyx): what each change notes,
 in order, and that a full ring drops notes and counts them instead of blocking the store."""
-from pycache_cluster.store._feed import CHANGES, CMDS, STATUSES, Feed
+from pycache_cluster.store._feed import CHANGES, CMDS, FOUND, STATUSES, Feed
 
 from pycache_cluster.store import Store
 
@@ -66,3 +66,50 @@ def test_evictions_are_noted():
         s.set(b"k%d" % i, b"v" * 1000)
     kinds = {CHANGES[r[0]] for r in feed.take()[0]}
     assert "evict" in kinds
+
+
+def fetches(records):
+    return [(r[3], FOUND[r[2]], r[6]) for r in records if CHANGES[r[0]] == "fetch"]
+
+
+def test_lookups_are_noted_only_while_fetches_are_watched_each_with_its_status():
+    s = Store(now=1_000_000)
+    feed = Feed(s, 64)
+    s.set(b"a", b"12")
+    s.get(b"a")                                   # fetches off: no note
+    assert fetches(feed.take()[0]) == []
+    feed.fetches(True)
+    s.get(b"a")
+    s.set(b"a", b"123")                           # a store looks the key up first
+    s.get(b"nope")
+    s.set(b"gone", b"x", exptime=10)
+    s.set_time(1_000_011)
+    s.get(b"gone")
+    s.flush_all()
+    s.get(b"a")
+    s.incr(b"a", 1)
+    s.delete(b"a")
+    assert fetches(feed.take()[0]) == [
+        (b"a", "found", 2), (b"a", "found", 2), (b"nope", "not_found", 0),
+        (b"gone", "not_found", 0), (b"gone", "expired", 0), (b"a", "flushed", 0),
+        (b"a", "not_found", 0), (b"a", "not_found", 0)]
+    feed.fetches(False)
+    s.get(b"a")
+    assert fetches(feed.take()[0]) == []
+    feed.fetches(True)
+    feed.close()                                  # detaching turns fetches off with it
+    s.get(b"a")
+
+
+def test_an_eviction_says_how_long_the_item_sat_and_whether_it_was_read():
+    s = Store(limit_bytes=(1 << 19) + 40_000, now=1_000_000)      # the table, 3 items
+    feed = Feed(s, 256)
+    s.set(b"old", b"x" * 10_000, exptime=500)
+    s.set(b"read", b"x" * 10_000)
+    s.get(b"read")
+    s.set_time(1_000_007)
+    for i in range(6):
+        s.set(b"new%d" % i, b"x" * 10_000)
+    evicted = [(r[3], r[5], r[6], r[7], r[8]) for r in feed.take()[0]
+               if CHANGES[r[0]] == "evict"]
+    assert evicted[:2] == [(b"old", 1_000_500, 10_000, 7, 0), (b"read", 0, 10_000, 7, 1)]
