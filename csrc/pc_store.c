@@ -19,6 +19,7 @@ struct pc_store {
     pc_store_stats stats;
     size_t limit_bytes;        /* items plus hash table, from real allocation sizes */
     size_t item_bytes;         /* charged bytes of linked items */
+    size_t unlinked_bytes;     /* charged bytes of items being filled (pc_store_alloc_unlinked) */
     size_t item_size_max;
     int64_t epoch;             /* unix time of reltime 0 */
     pc_reltime now;
@@ -157,6 +158,7 @@ void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out)
     out->curr_items = s->table.count - s->tombstones;
     out->tombstones = s->tombstones;
     out->item_bytes = s->item_bytes;
+    out->unlinked_bytes = s->unlinked_bytes;
     out->limit_bytes = s->limit_bytes;
     out->item_size_max = s->item_size_max;
     out->hash_bytes = pc_table_bytes(&s->table);
@@ -171,7 +173,10 @@ void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out)
 
 void pc_store_reset_stats(pc_store *s) { memset(&s->stats, 0, sizeof(s->stats)); }
 
-static size_t used_bytes(const pc_store *s) { return s->item_bytes + pc_table_bytes(&s->table); }
+static size_t used_bytes(const pc_store *s)
+{
+    return s->item_bytes + s->unlinked_bytes + pc_table_bytes(&s->table);
+}
 
 static int is_expired(const pc_store *s, const pc_item *it)
 {
@@ -586,6 +591,117 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
         note_store(s, mode, st, key, nkey, exptime, nbytes, st == PC_STORED ? it : NULL);
     if (out && st == PC_STORED)
         *out = it;
+    return st;
+}
+
+/* Items filled in place by their writer (a value read straight off a socket): charged to
+ * the limit from the start, as unlinked_bytes, so that values in flight count against it,
+ * and moved to item_bytes once linked. */
+pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 size_t nbytes)
+{
+    assert(nkey > 0 && nkey <= PC_KEY_MAX);
+    /* The item the value may replace is not evicted to make room for it (as store_over's
+     * alloc_item keeps it); a plain table lookup, which counts and drops nothing. */
+    const pc_item *keep = pc_table_find(&s->table, key, nkey, hv);
+    pc_item *it = pc_item_alloc(key, nkey, nbytes, &s->unlinked_bytes);
+    if (!it)
+        return NULL;
+    if (make_room(s, keep) != 0) {
+        pc_item_free(it, &s->unlinked_bytes);
+        return NULL;
+    }
+    return it;
+}
+
+void pc_store_free_unlinked(pc_store *s, pc_item *it)
+{
+    if (it)
+        pc_item_free(it, &s->unlinked_bytes);
+}
+
+/* Moves an unlinked item's charge to the linked items'. */
+static void adopt(pc_store *s, pc_item *it)
+{
+    size_t charge = pc_item_charge(it);
+    s->unlinked_bytes -= charge;
+    s->item_bytes += charge;
+}
+
+/* store_hv for a value already in an unlinked item: set/add/replace/cas link the item
+ * itself; append, prepend and a stale cas build their item as a store does, from its value
+ * (uncharged meanwhile, as a value in a read buffer is). */
+static pc_status link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                         uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                         pc_item **out)
+{
+    const char *key = pc_item_key(it);
+    size_t nkey = it->nkey;
+    if (pc_item_memcached_size(nkey, flags, it->nbytes) > s->item_size_max) {
+        pc_store_free_unlinked(s, it);
+        return PC_TOO_LARGE;
+    }
+    if (mode != PC_SET && mode != PC_ADD && mode != PC_REPLACE && mode != PC_CAS) {
+        size_t charge = pc_item_charge(it);
+        s->unlinked_bytes -= charge;
+        pc_status st = store_hv(s, mode, key, nkey, hv, flags, exptime, pc_item_value(it),
+                                it->nbytes, cas, version, out);
+        pc_item_free(it, &charge);
+        return st;
+    }
+    pc_item *old = lookup_slot(s, key, nkey, hv), *tomb = NULL;
+    if (old && is_tombstone(old)) {
+        tomb = old;
+        old = NULL;
+    }
+    pc_status st = PC_STORED;
+    if (old) {
+        if (mode == PC_ADD) {
+            st = PC_NOT_STORED;
+        } else if (mode == PC_CAS) {
+            if (cas == 0 || cas != old->version) {
+                s->stats.cas_badval++;
+                st = PC_EXISTS;
+            } else {
+                s->stats.cas_hits++;
+            }
+        }
+    } else if (mode == PC_CAS) {
+        s->stats.cas_misses++;
+        st = PC_NOT_FOUND;
+    } else if (mode == PC_REPLACE) {
+        st = PC_NOT_STORED;
+    }
+    if (st != PC_STORED) {
+        pc_store_free_unlinked(s, it);
+        return st;
+    }
+    it->flags = flags;
+    it->exptime = pc_store_exptime(s, exptime);
+    adopt(s, it);
+    if (old || tomb)
+        replace(s, old ? old : tomb, it, hv, version);
+    else
+        link_new(s, it, hv, version);
+    *out = it;
+    return PC_STORED;
+}
+
+pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                           uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                           pc_item **out)
+{
+    pc_item *stored = NULL;
+    /* The key and size outlive the item for the feed's line (it may be freed). */
+    char key[PC_KEY_MAX];
+    size_t nkey = it->nkey, nbytes = it->nbytes;
+    if (s->watch)
+        memcpy(key, pc_item_key(it), nkey);
+    pc_status st = link_hv(s, mode, it, hv, flags, exptime, cas, version, &stored);
+    if (s->watch)
+        note_store(s, mode, st, key, nkey, exptime, nbytes, st == PC_STORED ? stored : NULL);
+    if (out && st == PC_STORED)
+        *out = stored;
     return st;
 }
 

@@ -43,6 +43,7 @@ typedef struct pc_store_stats {
 typedef struct pc_store_snapshot {
     pc_store_stats counters;
     size_t curr_items, tombstones, item_bytes, limit_bytes, item_size_max, hash_bytes;
+    size_t unlinked_bytes;     /* items being filled by their writers, not yet linked */
     unsigned hash_power;
     int hash_is_expanding;
     size_t lru_items[PC_NSEGMENTS];
@@ -109,6 +110,21 @@ void pc_store_note_touch(pc_store *s, pc_item *it);
 pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
                             uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
                             size_t nbytes, uint64_t cas, uint64_t version, pc_item **out);
+
+/* A value filled in place (memcached's conn_nread): pc_store_alloc_unlinked gives an item of
+ * nbytes for `key`, charged to the limit and room made for it like a store's (the key's
+ * current item is not evicted for it), but in no table or LRU; NULL when there is no room
+ * (or no memory). Its writer fills pc_item_value(), then pc_store_link_hv stores it under
+ * `mode` as pc_store_store_hv would have stored the same value (same statuses and counters):
+ * the item is consumed whatever the status (linked when PC_STORED, freed otherwise), and
+ * *out is the stored item. pc_store_free_unlinked drops an item never linked (NULL: none).
+ * `bytes` (pc_store_bytes) counts linked items only; the limit counts both. */
+pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 size_t nbytes);
+pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                           uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                           pc_item **out);
+void pc_store_free_unlinked(pc_store *s, pc_item *it);
 
 /* delete; with has_cas only an item of version `cas` (PC_EXISTS otherwise). Misses and
  * mismatches count as delete_misses, as memcached's md counts them. In cluster mode the item

@@ -79,8 +79,10 @@ def process() -> dict[str, int]:
             "rss_file": st.get("RssFile", 0), "peak_rss": st.get("VmHWM", 0)}
 
 
-def pairs() -> list[tuple[str, int]]:
-    """The `stats memory` lines: process_*, malloc_*, large_*, python_*."""
+def pairs(store=None) -> list[tuple[str, int]]:
+    """The `stats memory` lines: process_*, malloc_*, large_*, python_*, and with the node's
+    store, store_unlinked_bytes (values being read straight into their items, charged to
+    -m but not yet in `bytes`)."""
     out = [(f"process_{k}", v) for k, v in process().items()]
     mi = mallinfo()
     if mi:
@@ -90,9 +92,11 @@ def pairs() -> list[tuple[str, int]]:
     from pycache_cluster.store import large_stats
     out += list(large_stats().items())
     out.append(("python_allocated_blocks", sys.getallocatedblocks()))
+    if store is not None:
+        out.append(("store_unlinked_bytes", store.stats()["unlinked_bytes"]))
     return out
 
 
-def stats_lines(args=None) -> bytes:
+def stats_lines(args=None, store=None) -> bytes:
     """The `stats memory` provider (registered in the node's extensions)."""
-    return b"".join(b"STAT %s %d\r\n" % (k.encode(), v) for k, v in pairs()) + b"END\r\n"
+    return b"".join(b"STAT %s %d\r\n" % (k.encode(), v) for k, v in pairs(store)) + b"END\r\n"

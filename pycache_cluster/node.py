@@ -113,7 +113,9 @@ class Node:
         set_large_cache_max(large_cache_bytes(config.memory_limit_bytes))
         self.state = ServerState(self.store, config)
         self.state.on_shutdown = self._on_shutdown_command
-        self.state.extensions.add_stats(b"memory", memstats.stats_lines)
+        store = self.store
+        self.state.extensions.add_stats(b"memory",
+                                        lambda args=None: memstats.stats_lines(args, store))
         self.components: list = [Housekeeping(), Watches(), ProtocolServer()]
         self._stopped = asyncio.Event()
         self._stopping = False

@@ -238,6 +238,13 @@ cdef class Connection:
     # its read buffer is empty and it writes every reply out before it reads on.
     cdef bint spanned
     cdef Pending p
+    # A value of DIRECT_MIN bytes or more stored here read straight into its item (memcached's
+    # conn_nread): allocated unlinked once its line is parsed, nread_got bytes of it filled;
+    # get_buffer() hands out the rest of it while `direct` (the read buffer stays small).
+    cdef pc_item *nread_it
+    cdef size_t nread_got
+    cdef bint direct
+    cdef bint tls               # over TLS: values are read through the read buffer
     cdef object p_line          # a forwarded storage command's request line (bytes)
     # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
     cdef object holes           # collections.deque of Hole
@@ -298,6 +305,9 @@ cdef class Connection:
                                   uint32_t hv)
     cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv)
     cdef void _complete_nread(self, const char *data)
+    cdef void _nread_begin(self) noexcept
+    cdef void _nread_done(self, const char *crlf)
+    cdef void _nread_drop(self) noexcept
     cdef void _extension(self, pc_token *tokens, size_t ntokens)
     cdef void _reply_py(self, object result)
     cdef list _args(self, pc_token *tokens, size_t ntokens)

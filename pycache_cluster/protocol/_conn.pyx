@@ -47,6 +47,8 @@ DEF ST_NREAD = 1
 DEF ST_SWALLOW = 2
 
 DEF RBUF_INITIAL = 16384
+# Values of this many bytes and more are read straight into their item (see _nread_begin).
+DEF DIRECT_MIN = 16384
 # memcached's reqs_per_event: it writes replies out after 21, 41, 61... requests of a read
 # event; a failed get ("release items") drops the replies not yet written since then.
 DEF REQS_PER_EVENT = 20
@@ -323,6 +325,7 @@ cdef class Connection:
         self.p.owner = -1
 
     def __dealloc__(self):
+        self._nread_drop()
         if self.rbuf != NULL:
             self.srv.give_rbuf(self.rbuf, self.rcap)
             self.rbuf = NULL
@@ -346,6 +349,7 @@ cdef class Connection:
         self.peername = transport.get_extra_info("peername")
         sock = transport.get_extra_info("socket")
         self.fd = sock.fileno() if sock is not None else -1
+        self.tls = transport.get_extra_info("sslcontext") is not None
         if srv.auth_users is not None:
             self.auth = srv.auth_users.session()
             self.unauth = True
@@ -370,6 +374,7 @@ cdef class Connection:
                                     "error" if exc is not None or self.watcher else
                                     "shutdown" if self.shut else "normal")
         self.transport = None
+        self._nread_drop()      # a value cut short: its item goes, and its charge with it
         # Replies still owed go nowhere: their links drop them, their tasks stop.
         for h in self.holes:
             h.conn = None
@@ -381,18 +386,27 @@ cdef class Connection:
 
     def get_buffer(self, Py_ssize_t sizehint):
         cdef size_t want = RBUF_INITIAL // 2
+        if self.nread_it != NULL and self.rend == 0 and self.nread_got < self.nread_it.nbytes:
+            # The rest of a big value goes straight into its item (its \r\n into rbuf).
+            self.direct = True
+            return self
+        self.direct = False
         if self.rbuf == NULL:
             self.rbuf = self.srv.take_rbuf()
             if self.rbuf == NULL:
                 raise MemoryError()
             self.rcap = RBUF_INITIAL
-        if self.state == ST_NREAD and self.p.vlen > self.rend + want:
+        if self.state == ST_NREAD and self.nread_it == NULL and self.p.vlen > self.rend + want:
             want = self.p.vlen - self.rend     # the rest of the value (its start is at 0)
         if self.rcap - self.rend < want:
             self._grow(self.rend + want)
         return self
 
     def __getbuffer__(self, Py_buffer *view, int flags):
+        if self.direct:
+            PyBuffer_FillInfo(view, self, pc_item_value(self.nread_it) + self.nread_got,
+                              self.nread_it.nbytes - self.nread_got, 0, flags)
+            return
         PyBuffer_FillInfo(view, self, self.rbuf + self.rend, self.rcap - self.rend, 0, flags)
 
     def __releasebuffer__(self, Py_buffer *view):
@@ -401,12 +415,21 @@ cdef class Connection:
     def __len__(self):
         # uvloop's TLS reader sizes its read by len() of get_buffer's answer (its plain TCP
         # reader takes the buffer alone): the free room, as __getbuffer__ exposes it.
+        if self.direct:
+            return self.nread_it.nbytes - self.nread_got
         return self.rcap - self.rend
 
     def __bool__(self):
         return True     # a connection is never falsy, whatever room its buffer has
 
     def buffer_updated(self, Py_ssize_t nbytes):
+        if self.direct:
+            # More of a big value, read into its item: nothing to parse until its \r\n.
+            self.direct = False
+            self.nread_got += nbytes
+            self.srv.bytes_read += nbytes
+            self.nreqs = 0
+            return
         self.rend += nbytes
         self.srv.bytes_read += nbytes
         self.nreqs = 0                  # a new read event, as memcached counts them
@@ -779,6 +802,31 @@ cdef class Connection:
                 if self.spanned:
                     self._value_read_apart()
                 continue
+            if self.state == ST_NREAD and self.nread_it != NULL:
+                # A big value read into its item: what rbuf holds of it, then its \r\n.
+                n = self.nread_it.nbytes - self.nread_got
+                if n > avail:
+                    n = avail
+                if n:
+                    memcpy(pc_item_value(self.nread_it) + self.nread_got, self.rbuf + pos, n)
+                    self.nread_got += n
+                    pos += n
+                    avail -= n
+                if self.nread_got < self.nread_it.nbytes or avail < 2:
+                    self.spanned = True
+                    break
+                if pc_lat_due(&self.srv.lat):
+                    t0 = pc_lat_now()
+                    self._nread_done(self.rbuf + pos)
+                    pc_lat_add(&self.srv.lat, self.p.cmd, pc_lat_now() - t0)
+                else:
+                    self._nread_done(self.rbuf + pos)
+                pos += 2
+                self.state = ST_CMD
+                self._request_done()
+                if self.spanned:
+                    self._value_read_apart()
+                continue
             if self.state == ST_NREAD:
                 if avail < self.p.vlen:
                     self.spanned = True
@@ -831,6 +879,9 @@ cdef class Connection:
             pos += nline
             if self.state == ST_CMD:
                 self._request_done()
+            elif self.state == ST_NREAD and self.p.vlen >= DIRECT_MIN + 2 and \
+                    self.rend - pos < self.p.vlen:
+                self._nread_begin()
         self._finish(pos)
 
     cdef void _finish(self, size_t pos):
@@ -937,6 +988,7 @@ cdef class Connection:
         return self.noreply
 
     cdef void _swallow(self, size_t n) noexcept:
+        self._nread_drop()
         self.swallow_left = n
         self.state = ST_SWALLOW
 
@@ -1087,6 +1139,46 @@ cdef class Connection:
             text_update_done(self, st)
         if replicating:
             replicate_local(self, self.p.key, self.p.nkey, self.p.hv, start, before)
+
+    cdef void _nread_begin(self) noexcept:
+        # A big value that did not come with its line, for this node's store alone: read it
+        # into an unlinked item (charged to -m now, linked by _nread_done). A value for
+        # another owner, a replicated write, a replica's versioned write, TLS: through rbuf,
+        # as is a value the store has no room for now (the store answers it as before).
+        if self.p.owner >= 0 or self.p.fanout or self.p.version or self.tls:
+            return
+        if self.srv.ring != NULL and self.srv.replicas > 1:
+            return
+        self.nread_got = 0
+        self.nread_it = pc_store_alloc_unlinked(self.s, self.p.key, self.p.nkey, self.p.hv,
+                                                self.p.vlen - 2)
+
+    cdef void _nread_done(self, const char *crlf):
+        # _complete_nread for a value already in its item: the same replies.
+        cdef pc_item *it = self.nread_it
+        cdef pc_item *stored = NULL
+        cdef pc_status st
+        self.nread_it = NULL
+        self.noreply = self.p.noreply
+        if crlf[0] != b'\r' or crlf[1] != b'\n':
+            pc_store_free_unlinked(self.s, it)
+            if self.p.meta:
+                self.noreply = False      # meta set errors are always answered
+            self._out(b"CLIENT_ERROR bad data chunk")
+            return
+        self.srv.cmd_set += 1
+        st = pc_store_link_hv(self.s, self.p.mode, it, self.p.hv, self.p.flags,
+                              self.p.exptime, self.p.cas, 0, &stored)
+        if self.p.meta:
+            meta_set_done(self, st, stored)
+        else:
+            text_update_done(self, st)
+
+    cdef void _nread_drop(self) noexcept:
+        if self.nread_it != NULL:
+            pc_store_free_unlinked(self.s, self.nread_it)
+            self.nread_it = NULL
+            self.direct = False
 
     # -- Python's side of the seam -----------------------------------------------------------
 

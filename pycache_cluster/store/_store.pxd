@@ -72,6 +72,7 @@ cdef extern from "pc_store.h":
     ctypedef struct pc_store_snapshot:
         pc_store_stats counters
         size_t curr_items, tombstones, item_bytes, limit_bytes, item_size_max, hash_bytes
+        size_t unlinked_bytes
         unsigned hash_power
         int hash_is_expanding
         size_t lru_items[3]
@@ -115,6 +116,12 @@ cdef extern from "pc_store.h":
                                 uint32_t hv, uint32_t flags, int64_t exptime,
                                 const char *value, size_t nbytes, uint64_t cas,
                                 uint64_t version, pc_item **out) nogil
+    pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                     size_t nbytes) nogil
+    pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                               uint32_t flags, int64_t exptime, uint64_t cas,
+                               uint64_t version, pc_item **out) nogil
+    void pc_store_free_unlinked(pc_store *s, pc_item *it) nogil
     pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                                  uint64_t version) nogil
     pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,

@@ -83,6 +83,8 @@ cdef void _collect_version(pc_item *it, void *ctx) noexcept:
 
 # StoreResult(n) costs more than the store operation itself: look members up by index.
 cdef tuple _RESULTS = tuple(StoreResult)
+cdef dict _MODES = {"set": PC_SET, "add": PC_ADD, "replace": PC_REPLACE, "append": PC_APPEND,
+                    "prepend": PC_PREPEND, "cas": PC_CAS, "cas_stale": PC_CAS_STALE}
 
 
 cdef object _store(Store store, pc_store_mode mode, key, value, uint32_t flags, int64_t exptime,
@@ -193,6 +195,25 @@ cdef class Store:
             uint64_t version=0):
         return _store(self, PC_CAS, key, value, flags, exptime, cas, version)
 
+    def store_filled(self, str mode, key, bytes value, uint32_t flags=0, int64_t exptime=0,
+                     uint64_t cas=0, bint abandon=False):
+        """A store the protocol's way for big values: an unlinked item is allocated (charged,
+        room made), filled, then linked under `mode` (set, add, replace, append, prepend,
+        cas, cas_stale), or freed unlinked when `abandon`. The status, or None when there was
+        no room for the unlinked item (or when abandoned)."""
+        cdef bytes k = _key(key)
+        cdef pc_store_mode m = _MODES[mode]
+        cdef const char *p = k
+        cdef uint32_t hv = pc_hash(p, len(k), 0)
+        cdef pc_item *it = pc_store_alloc_unlinked(self._s, p, len(k), hv, len(value))
+        if it == NULL:
+            return None
+        memcpy(pc_item_value(it), PyBytes_AS_STRING(value), len(value))
+        if abandon:
+            pc_store_free_unlinked(self._s, it)
+            return None
+        return _RESULTS[pc_store_link_hv(self._s, m, it, hv, flags, exptime, cas, 0, NULL)]
+
     def _delta(self, key, bint incr, uint64_t delta, uint64_t cas, uint64_t version):
         cdef bytes k = _key(key)
         cdef uint64_t result = 0
@@ -257,6 +278,7 @@ cdef class Store:
             "tombstones": snap.tombstones,
             "total_items": c.total_items,
             "bytes": snap.item_bytes,
+            "unlinked_bytes": snap.unlinked_bytes,
             "limit_maxbytes": snap.limit_bytes,
             "item_size_max": snap.item_size_max,
             "hash_power_level": snap.hash_power,
