@@ -57,7 +57,7 @@ test-asan: test-deps
 	  -m "not python_logic" $(PYTEST_ARGS)
 
 test: test-deps lint test-asan
-	$(PYTHON) -m pytest $(PYTEST_ARGS)
+	$(PYTHON) -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The harness against real memcached 1.6.18 (bench/RESULTS.md keeps the latest tables): the
 # native store in process for memory, then A/B throughput and memory against our node.
