@@ -8,7 +8,8 @@
 /* Seconds since the store's epoch (memcached's rel_time_t); 0 in exptime means "never". */
 typedef uint32_t pc_reltime;
 
-enum pc_lru_segment { PC_HOT = 0, PC_WARM = 1, PC_COLD = 2, PC_NSEGMENTS = 3 };
+/* PC_PROBATION: big items not yet read twice (pc_lru.h); reported as COLD. */
+enum pc_lru_segment { PC_HOT = 0, PC_WARM = 1, PC_COLD = 2, PC_PROBATION = 3, PC_NSEGMENTS = 4 };
 
 enum pc_item_bits {
     PC_ITEM_FETCHED = 1,     /* read at least once since it was stored */

@@ -32,6 +32,12 @@ void pc_lru_unlink(pc_lru *l, pc_item *it)
     l->bytes[seg] -= pc_item_charge(it);
 }
 
+void pc_lru_insert(pc_lru *l, pc_item *it)
+{
+    int big = pc_item_size(it->nkey, it->nbytes) >= PC_LRU_BIG;
+    pc_lru_link(l, it, big ? PC_PROBATION : PC_HOT);
+}
+
 static void move(pc_lru *l, pc_item *it, enum pc_lru_segment to)
 {
     pc_lru_unlink(l, it);
@@ -48,7 +54,7 @@ void pc_lru_hit(pc_lru *l, pc_item *it, pc_reltime now)
     }
     it->bits |= PC_ITEM_ACTIVE;
     it->time = now;
-    if (it->segment == PC_COLD) {
+    if (it->segment == PC_COLD || it->segment == PC_PROBATION) {
         it->bits &= (uint8_t)~PC_ITEM_ACTIVE;
         l->moves_to_warm++;
         move(l, it, PC_WARM);
@@ -88,11 +94,22 @@ void pc_lru_balance(pc_lru *l, size_t capacity, unsigned max_moves)
     }
 }
 
-pc_item *pc_lru_victim(const pc_lru *l)
+static pc_item *tail_but(const pc_lru *l, enum pc_lru_segment seg, const pc_item *keep)
 {
-    if (l->tail[PC_COLD])
-        return l->tail[PC_COLD];
-    if (l->tail[PC_HOT])
-        return l->tail[PC_HOT];
-    return l->tail[PC_WARM];
+    pc_item *it = l->tail[seg];
+    return it && it == keep ? it->prev : it;
+}
+
+pc_item *pc_lru_victim(const pc_lru *l, size_t capacity, const pc_item *keep)
+{
+    static const enum pc_lru_segment order[PC_NSEGMENTS] = {PC_COLD, PC_HOT, PC_WARM,
+                                                            PC_PROBATION};
+    pc_item *it;
+    if (l->bytes[PC_PROBATION] > capacity / 100 * PC_LRU_PROBATION_PCT &&
+        (it = tail_but(l, PC_PROBATION, keep)) != NULL)
+        return it;
+    for (int i = 0; i < PC_NSEGMENTS; i++)
+        if ((it = tail_but(l, order[i], keep)) != NULL)
+            return it;
+    return NULL;
 }

@@ -323,7 +323,7 @@ static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
     it->version = next_version(s, version);
     it->time = s->now;
     pc_table_insert(&s->table, it, hv);
-    pc_lru_link(&s->lru, it, PC_HOT);
+    pc_lru_insert(&s->lru, it);
     pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
     if (is_tombstone(it))
         s->tombstones++;
@@ -341,7 +341,7 @@ static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, 
     if (is_tombstone(old_it))
         s->tombstones--;
     pc_item_free(old_it, &s->item_bytes);
-    pc_lru_link(&s->lru, new_it, PC_HOT);
+    pc_lru_insert(&s->lru, new_it);
     pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
     if (is_tombstone(new_it))
         s->tombstones++;
@@ -349,25 +349,12 @@ static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, 
         s->stats.total_items++;
 }
 
-static pc_item *victim(const pc_store *s, const pc_item *keep)
-{
-    for (int seg = 0; seg < PC_NSEGMENTS; seg++) {
-        static const enum pc_lru_segment order[PC_NSEGMENTS] = {PC_COLD, PC_HOT, PC_WARM};
-        pc_item *it = s->lru.tail[order[seg]];
-        if (it && it == keep)
-            it = it->prev;
-        if (it)
-            return it;
-    }
-    return NULL;
-}
-
 /* Evicts from the cold end until the store fits its limit; `keep` is never chosen.
  * Expired or flushed victims count as reclaimed, live ones as evictions. */
 static int make_room(pc_store *s, const pc_item *keep)
 {
     while (used_bytes(s) > s->limit_bytes) {
-        pc_item *it = victim(s, keep);
+        pc_item *it = pc_lru_victim(&s->lru, s->limit_bytes, keep);
         if (!it)
             return -1;
         if (is_tombstone(it)) {

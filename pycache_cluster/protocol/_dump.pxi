@@ -63,10 +63,10 @@ cdef void _class_row(pc_item *it, void *arg) noexcept:
     cdef _class_acc *a = &ctx.acc[cls & 63]
     a.items += 1
     a.bytes += size
-    if it.segment < 3:
-        a.seg_items[it.segment] += 1
-        if a.oldest[it.segment] == 0 or it.time < a.oldest[it.segment]:
-            a.oldest[it.segment] = it.time
+    cdef unsigned seg = it.segment if it.segment < 2 else 2  # probation (3) is reported cold
+    a.seg_items[seg] += 1
+    if a.oldest[seg] == 0 or it.time < a.oldest[seg]:
+        a.oldest[seg] = it.time
 
 
 def class_stats(ServerState srv):

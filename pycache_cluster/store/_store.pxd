@@ -75,7 +75,7 @@ cdef extern from "pc_store.h":
         size_t unlinked_bytes
         unsigned hash_power
         int hash_is_expanding
-        size_t lru_items[3]
+        size_t lru_items[4]
         uint64_t moves_to_cold, moves_to_warm, moves_within_warm
 
     ctypedef struct pc_store:

@@ -306,7 +306,7 @@ cdef class Store:
             "delete_misses": c.delete_misses,
             "number_hot": snap.lru_items[0],
             "number_warm": snap.lru_items[1],
-            "number_cold": snap.lru_items[2],
+            "number_cold": snap.lru_items[2] + snap.lru_items[3],  # probation is cold
             "moves_to_cold": snap.moves_to_cold,
             "moves_to_warm": snap.moves_to_warm,
             "moves_within_lru": snap.moves_within_warm,
