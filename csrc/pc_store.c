@@ -567,6 +567,12 @@ static void note_store(pc_store *s, pc_store_mode mode, pc_status st, const char
                   (uint32_t)nbytes);
 }
 
+void pc_store_note_too_large(pc_store *s, pc_store_mode mode, const char *key, size_t nkey)
+{
+    if (s->watch)
+        note_store(s, mode, PC_TOO_LARGE, key, nkey, 0, 0, NULL);
+}
+
 pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
                             uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
                             size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)

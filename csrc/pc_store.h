@@ -102,6 +102,9 @@ pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
  * it == NULL, a get miss; note_touch counts a touch hit on a peeked item and bumps it. */
 void pc_store_note_get(pc_store *s, pc_item *it, int bump);
 void pc_store_note_touch(pc_store *s, pc_item *it);
+/* A storage command refused before its value was read (larger than the item size limit):
+ * memcached's item_store line says too_large with TTL and size 0. */
+void pc_store_note_too_large(pc_store *s, pc_store_mode mode, const char *key, size_t nkey);
 
 /* set/add/replace/append/prepend/cas. `cas` is compared for PC_CAS(_STALE), and for
  * append/prepend when non-zero. `version` 0 means "assign the next local version";

@@ -98,6 +98,7 @@ cdef void text_update(Connection c, pc_token *tokens, size_t ntokens, pc_cmd cmd
     c.p.noreply = c.noreply
     if pc_item_memcached_size(c.p.nkey, flags, vlen) > pc_store_item_size_max(c.s):
         c.srv.store_too_large += 1
+        pc_store_note_too_large(c.s, mode, c.p.key, c.p.nkey)
         c._out(b"SERVER_ERROR object too large for cache")
         if mode == PC_SET:
             # memcached: "Avoid stale data persisting in cache because we failed alloc."

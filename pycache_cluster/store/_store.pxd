@@ -111,6 +111,8 @@ cdef extern from "pc_store.h":
     pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
     pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv) nogil
     void pc_store_note_get(pc_store *s, pc_item *it, int bump) nogil
+    void pc_store_note_too_large(pc_store *s, pc_store_mode mode, const char *key,
+                                 size_t nkey) nogil
     void pc_store_note_touch(pc_store *s, pc_item *it) nogil
     pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
                                 uint32_t hv, uint32_t flags, int64_t exptime,

@@ -111,6 +111,20 @@ def test_expired_and_flushed_lookups_say_so(pycache, memcached):
         [b"key=f", b"status=not_found"]]
 
 
+def test_mutations_log_a_value_too_large_as_memcached_does(pycache, memcached):
+    big = b"x" * (1024 * 1024 + 10)
+    commands = [b"set big 5 100 %d\r\n%s\r\n" % (len(big), big), b"set ok 0 0 1\r\nx\r\n",
+                b"add big2 0 0 %d\r\n%s\r\n" % (len(big), big),
+                b"append big3 0 0 %d\r\n%s\r\n" % (len(big), big)]
+    ours, theirs = (stream(port, b"watch mutations\r\n", commands)
+                    for port in (pycache.port, memcached.port))
+    assert ours == theirs
+    assert [x.split()[1:5] for x in ours if b"too_large" in x] == [
+        [b"key=big", b"status=too_large", b"cmd=set", b"ttl=0"],
+        [b"key=big2", b"status=too_large", b"cmd=add", b"ttl=0"],
+        [b"key=big3", b"status=too_large", b"cmd=append", b"ttl=0"]]
+
+
 def test_a_bare_watch_is_fetchers(pycache, memcached):
     commands = [b"set a 0 0 1\r\nx\r\n", b"get a\r\n"]
     ours, theirs = (stream(port, b"watch\r\n", commands)
