@@ -32,12 +32,12 @@ def stat(port: int, name: str, which: str = "") -> int:
     return int(re.search(rb"STAT %s (\d+)" % name.encode(), reply).group(1))
 
 
-def start_node(cluster: Cluster, name: str) -> None:
+def start_node(cluster: Cluster, name: str, flags: tuple[str, ...]) -> None:
     port, gport = servers.free_port(), servers.free_port()
     argv = [sys.executable, "-m", "pycache_cluster", "serve", "-l", "127.0.0.1", "-p",
             str(port), "-m", "1024", "--node-name", name, "--gossip-port", str(gport),
             "--gossip-preset", "local", "--join", f"127.0.0.1:{cluster.gossip[0]}",
-            *FLAGS]
+            *flags]
     proc = subprocess.Popen(argv, cwd=servers.ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     servers.register(proc)
@@ -107,10 +107,9 @@ def main(argv=None) -> int:
     p.add_argument("--nodes", type=int, default=5)
     p.add_argument("--rate", type=int, default=0, help="--handover-rate of every node")
     args = p.parse_args(argv)
-    global FLAGS
-    FLAGS = (*FLAGS, "--handover-rate", str(args.rate))
+    flags = (*FLAGS, "--handover-rate", str(args.rate))
     servers.install_signal_handlers()
-    cluster = Cluster(args.nodes, "-m", "1024", *FLAGS)
+    cluster = Cluster(args.nodes, "-m", "1024", *flags)
     try:
         value = b"v" * 100
         for i in range(0, args.keys, 2000):
@@ -123,7 +122,7 @@ def main(argv=None) -> int:
         time.sleep(3)
         suspected = suspicions(cluster.ports)
         join_at = time.monotonic()
-        start_node(cluster, f"b{args.nodes}")
+        start_node(cluster, f"b{args.nodes}", flags)
         in_ring = wait(lambda: all(stat(p, "ring_nodes", "cluster") == len(cluster.ports)
                                    for p in cluster.ports))
         joined = in_ring + wait(lambda: settled(cluster.ports, 2 * args.keys))

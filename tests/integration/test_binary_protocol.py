@@ -2,8 +2,6 @@
 and to memcached on one connection each (flushed first), the replies must be the same frames
 (CAS values compared by their order of appearance). Then libmemcached's conformance tool and
 pylibmc in binary mode against our node."""
-import shutil
-import subprocess
 
 import pytest
 from helpers.binary import (
@@ -185,23 +183,6 @@ def test_header_larger_than_memcacheds_read_buffer(pycache, memcached):
     ours, theirs = _both(pycache, memcached, data)
     assert ours == theirs
     assert [f[1] for f in theirs] == [FLUSH, NOOP]
-
-
-MEMCCAPABLE = shutil.which("memccapable")
-
-
-@pytest.mark.skipif(MEMCCAPABLE is None,
-                    reason="memccapable not installed (apt-get install libmemcached-tools)")
-def test_memccapable_binary(pycache):
-    out = subprocess.run([MEMCCAPABLE, "-h", "127.0.0.1", "-p", str(pycache.port), "-b", "-t",
-                          "10"], capture_output=True, text=True, timeout=120, check=False)
-    lines = out.stdout.splitlines()
-    passed = [ln for ln in lines if ln.rstrip().endswith("[pass]")]
-    failed = [ln for ln in lines if "[fail]" in ln or "[FAIL]" in ln]
-    assert not failed, out.stdout + out.stderr
-    assert len(passed) == 27, out.stdout + out.stderr
-    assert "All tests passed" in out.stdout
-    assert out.returncode == 0
 
 
 def test_pylibmc_binary(pycache):

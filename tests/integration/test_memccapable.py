@@ -1,4 +1,5 @@
-"""libmemcached's conformance tool against our node: every ASCII test must pass."""
+"""libmemcached's conformance tool against our node: every test must pass, in the ASCII and
+the binary protocol."""
 import shutil
 import subprocess
 
@@ -9,9 +10,10 @@ MEMCCAPABLE = shutil.which("memccapable")
 
 @pytest.mark.skipif(MEMCCAPABLE is None,
                     reason="memccapable not installed (apt-get install libmemcached-tools)")
-def test_memccapable_ascii(pycache):
-    out = subprocess.run([MEMCCAPABLE, "-h", "127.0.0.1", "-p", str(pycache.port), "-a", "-t", "10"],
-                         capture_output=True, text=True, timeout=120, check=False)
+@pytest.mark.parametrize("protocol", ["-a", "-b"], ids=["ascii", "binary"])
+def test_memccapable(pycache, protocol):
+    out = subprocess.run([MEMCCAPABLE, "-h", "127.0.0.1", "-p", str(pycache.port), protocol,
+                          "-t", "10"], capture_output=True, text=True, timeout=120, check=False)
     lines = out.stdout.splitlines()
     passed = [ln for ln in lines if ln.rstrip().endswith("[pass]")]
     failed = [ln for ln in lines if "[fail]" in ln or "[FAIL]" in ln]
