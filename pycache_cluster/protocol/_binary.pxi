@@ -2,7 +2,8 @@
 # whose first byte is the request magic 0x80 speaks it for good (memcached's negotiation); with
 # -S every connection does, and SASL PLAIN must come first. Frames are cut by csrc/pc_binproto;
 # the commands answer into c.wbuf with memcached 1.6.18's exact bytes, get and set without a
-# Python object. stat and SASL are rare and go through Python (binstat.py, sasl.py).
+# Python object. stat and SASL are rare and go through Python (binstat.py, sasl.py). In a
+# cluster, a key this node does not serve alone goes through the gate (_bingate.pxi).
 #
 # memcached consumes a frame's header, extras and key, then what the command reads (a
 # storage or SASL value) or swallows after an error; bytes a frame's body length claims
@@ -16,13 +17,6 @@ from pycache_cluster.protocol import binstat, sasl
 DEF PROTO_NONE = 0
 DEF PROTO_TEXT = 1
 DEF PROTO_BINARY = 2
-
-# In a cluster a binary request is served only where it is exactly one node's business (see
-# bin_elsewhere): its answers name why.
-cdef const char *_NOT_MINE = b"Not my key: another node owns it (text: cluster owners <key>)"
-cdef const char *_REPLICATED = (b"Not supported: the binary protocol is served on one node "
-                                b"only (--replicas 1); use the text or meta protocol")
-
 
 cdef uint8_t detect_protocol(Connection c) noexcept:
     if c.rend == 0:
@@ -41,6 +35,10 @@ cdef size_t binary_batch(Connection c):
         if c.wbuf.len >= WBUF_FLUSH and c.state == ST_CMD:
             c._emit(c.wbuf.len, c.hole_seq)
         if c.paused:
+            break
+        if c.nholes and (c.nholes >= HOLES_HIGH or c.wbuf.len >= WBUF_FLUSH):
+            c.holes_paused = True       # requests through the gate pile up: _drain resumes
+            c._update_reading()
             break
         avail = c.rend - pos
         if c.state == ST_SWALLOW:
@@ -163,22 +161,6 @@ cdef void bin_command(Connection c, const char *frame):
         bin_err(c, PC_BIN_UNKNOWN_COMMAND, NULL, r.bodylen)
 
 
-cdef bint bin_elsewhere(Connection c, uint32_t hv, uint32_t swallow) noexcept:
-    """In a cluster, True (and the request answered) unless this node alone serves the key:
-    one copy per key (--replicas 1) and this node its owner. Replicated writes, quorum reads
-    and forwarding speak the text and meta protocols (peer links, hints, hand-over); the
-    binary protocol is not translated into them (see the README)."""
-    if c.srv.ring == NULL or c.peer:
-        return False
-    if c.srv.replicas > 1:
-        bin_err(c, PC_BIN_NOT_SUPPORTED, _REPLICATED, swallow)
-    elif <int>pc_ring_primary(c.srv.ring, hv) != c.srv.self_slot:
-        bin_err(c, PC_BIN_NOT_MY_VBUCKET, _NOT_MINE, swallow)
-    else:
-        return False
-    return True
-
-
 cdef void bin_get(Connection c, const char *key, size_t nkey, uint8_t op, const char *ext):
     """get, getk, touch, gat, gatk and their quiet twins (process_bin_get_or_touch)."""
     cdef uint32_t hv = pc_hash(key, nkey, 0)
@@ -186,7 +168,8 @@ cdef void bin_get(Connection c, const char *key, size_t nkey, uint8_t op, const 
     cdef bint touch = op != PC_BIN_GET and op != PC_BIN_GETK
     cdef bint with_key = op == PC_BIN_GETK or op == PC_BIN_GATK
     cdef uint32_t body
-    if bin_elsewhere(c, hv, 0):
+    if bin_gated(c, hv):
+        gate_get(c, key, nkey, op, ext)
         return
     if touch:
         it = pc_store_touch_hv(c.s, key, nkey, hv, <int64_t>pc_bin_u32(ext))
@@ -224,7 +207,14 @@ cdef void bin_update(Connection c, const char *key, size_t nkey, uint8_t op, uin
     """set/add/replace/append/prepend: decided now, stored once the value is in (bin_value)."""
     cdef uint32_t vlen = c.breq.bodylen - nkey - c.breq.extlen
     cdef uint32_t hv = pc_hash(key, nkey, 0)
-    if bin_elsewhere(c, hv, vlen):
+    if bin_gated(c, hv):
+        c.p.flags = flags
+        c.p.exptime = exptime
+        c.p.cas = c.breq.cas
+        c.p.vlen = vlen
+        if gate_update(c, key, nkey, vlen):
+            c.gated = True
+            c.state = ST_NREAD
         return
     if pc_item_memcached_size(nkey, flags, vlen) > pc_store_item_size_max(c.s):
         c.srv.store_too_large += 1
@@ -261,6 +251,10 @@ cdef void bin_value(Connection c, const char *data, size_t n):
     if c.bop == PC_BIN_SASL_AUTH or c.bop == PC_BIN_SASL_STEP:
         bin_sasl_done(c, data, n)
         return
+    if c.gated:
+        c.gated = False
+        gate_store(c, data, n)
+        return
     c.srv.cmd_set += 1
     st = pc_store_store_hv(c.s, c.p.mode, c.p.key, c.p.nkey, c.p.hv, c.p.flags, c.p.exptime,
                            data, n, c.p.cas, 0, &it)
@@ -284,7 +278,8 @@ cdef void bin_value(Connection c, const char *data, size_t n):
 cdef void bin_delete(Connection c, const char *key, size_t nkey):
     cdef uint32_t hv = pc_hash(key, nkey, 0)
     cdef pc_status st
-    if bin_elsewhere(c, hv, 0):
+    if bin_gated(c, hv):
+        gate_delete(c, key, nkey)
         return
     st = pc_store_delete_hv(c.s, key, nkey, hv, c.breq.cas != 0, c.breq.cas)
     if st == PC_DELETED:
@@ -304,7 +299,8 @@ cdef void bin_arith(Connection c, const char *key, size_t nkey, bint incr, const
     cdef char digits[24]
     cdef pc_item *it = NULL
     cdef pc_status st
-    if bin_elsewhere(c, hv, 0):
+    if bin_gated(c, hv):
+        gate_arith(c, key, nkey, incr, ext)
         return
     st = pc_store_delta_hv(c.s, key, nkey, hv, incr, delta, c.breq.cas, 0,
                            c._pinned(key, nkey, hv), &result, &it)
@@ -338,8 +334,7 @@ cdef void bin_arith(Connection c, const char *key, size_t nkey, bint incr, const
 cdef void bin_flush(Connection c, const char *ext):
     cdef int64_t delay = pc_bin_u32(ext) if c.breq.extlen == 4 else 0
     if c.srv.ring != NULL and not c.peer:
-        # A cluster's flush empties every member: that is the text protocol's flush_all.
-        bin_err(c, PC_BIN_NOT_SUPPORTED, b"Not supported in a cluster: use flush_all", 0)
+        gate_flush(c, delay)      # a cluster's flush empties every member (flush_all)
         return
     c.srv.cmd_flush += 1
     pc_store_flush_at(c.s, delay, 0)

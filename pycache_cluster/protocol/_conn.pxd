@@ -15,6 +15,7 @@ cdef enum HoleKind:
     HK_GETS = 2         # the same with the CAS
     HK_PY = 3           # filled by Python (an extension's awaitable, a cluster broadcast)
     HK_QUORUM = 4       # a replicated write's reply, put there by its Quorum
+    HK_WRITE_POINT = 5  # a binary error through the gate: memcached wrote it at once
 
 
 # A storage command waiting for its value (ST_NREAD): decided when its line is read, acted on
@@ -89,6 +90,9 @@ cdef class ServerState:
     # While someone watches connevents (protocol/watch.py): called as (peername, fd, reason)
     # when a connection opens (reason None) and closes; None otherwise: one check each.
     cdef public object conn_watch
+    # memcached's logger counters while `watch` is served (protocol/watch.py): a callable
+    # returning log_worker_* and log_watcher_* by name; None otherwise.
+    cdef public object log_counters
 
     cdef Link link(self, unsigned slot)
     cdef char *take_rbuf(self) noexcept
@@ -274,6 +278,11 @@ cdef class Connection:
     cdef pc_bin_req breq            # the binary frame whose value is being read
     cdef uint8_t bop                # its command (the quiet twin's base opcode)
     cdef bint bin_authed, sasl_started, sasl_done
+    # In a cluster: the inner text connection keyed binary requests are re-spoken to
+    # (_bingate.pxi), made on first use; `gated`: the value being read goes there.
+    cdef object gate
+    cdef bint gated
+    cdef bint drop_deferred     # _drop_to_mark waits for the gate's replies to decide
 
     cdef void _out(self, const char *line) noexcept
     cdef void _out_err(self, const char *line) noexcept

@@ -68,6 +68,7 @@ include "_meta.pxi"
 include "_route.pxi"
 include "_replica.pxi"
 include "_binary.pxi"
+include "_bingate.pxi"
 include "_dump.pxi"
 
 
@@ -374,6 +375,8 @@ cdef class Connection:
                                     "error" if exc is not None or self.watcher else
                                     "shutdown" if self.shut else "normal")
         self.transport = None
+        if self.gate is not None:
+            (<BinaryGate>self.gate).close_inner()
         self._nread_drop()      # a value cut short: its item goes, and its charge with it
         # Replies still owed go nowhere: their links drop them, their tasks stop.
         for h in self.holes:
@@ -599,6 +602,23 @@ cdef class Connection:
         behind it is still on its way, and what follows on its key must wait for it."""
         cdef Hole h
         cdef Py_ssize_t i = self.nholes - 1
+        if self.gate is not None:
+            # A binary reply through the gate that is an error was one of memcached's write
+            # points: which replies are dropped is known once every one of them is in.
+            if not self._holes_filled():
+                self.drop_deferred = True
+                return
+            self.drop_deferred = False
+            while i >= 0:
+                h = <Hole>self.holes[i]
+                if h.seq < self.mark_seq:
+                    break
+                if h.kind == HK_WRITE_POINT:
+                    self.mark = <size_t>(h.at - self.wbase)
+                    self.mark_seq = h.seq + 1
+                    break
+                i -= 1
+            i = self.nholes - 1
         debug_assert(self.mark <= self.wbuf.len)
         self.wbuf.len = self.mark
         while i >= 0:
@@ -641,6 +661,10 @@ cdef class Connection:
         cdef size_t rel
         cdef list parts
         cdef bytes out
+        if self.drop_deferred:
+            # Nothing past the last write point leaves before _drop_to_mark decided.
+            upto = upto if upto < self.mark else self.mark
+            seq_limit = seq_limit if seq_limit < self.mark_seq else self.mark_seq
         if self.nholes == 0:
             if upto == 0:
                 return
@@ -698,7 +722,8 @@ cdef class Connection:
 
     cdef void _hole_filled(self, Hole h):
         global _dirty
-        if self.busy or self.draining or (self.holes[0] is not h and not self.stalled):
+        if self.busy or self.draining or (self.holes[0] is not h and not self.stalled
+                                          and not self.drop_deferred):
             # Written when the holes before it are, at the end of the request loop running
             # now, or at the end of the peer link's batch. A stalled connection looks at
             # every fill: the last one it waits for may be any of them.
@@ -714,6 +739,8 @@ cdef class Connection:
         gone."""
         if self.transport is None:
             return
+        if self.drop_deferred and self._holes_filled():
+            self._drop_to_mark()
         try:
             if self.closing:
                 self._emit(self.wbuf.len, self.hole_seq)

@@ -47,6 +47,15 @@ def command(srv, args: list[bytes]):
     return b"ERROR\r\n"
 
 
+LOG_COUNTERS = ("log_worker_dropped", "log_worker_written", "log_watcher_skipped",
+                "log_watcher_sent", "log_watchers")
+
+
+def _log_counters(srv) -> list[tuple[str, int]]:
+    counters = srv.log_counters() if srv.log_counters is not None else {}
+    return [(name, counters.get(name, 0)) for name in LOG_COUNTERS]
+
+
 def lines(pairs) -> bytes:
     """STAT lines for (name, value) pairs, then END."""
     return b"".join(b"STAT %s %s\r\n" % (k.encode(), str(v).encode()) for k, v in pairs) \
@@ -135,11 +144,7 @@ def general_pairs(srv) -> list[tuple[str, object]]:
         ("lru_crawler_starts", 0),
         ("lru_maintainer_juggles", 0),
         ("malloc_fails", 0),
-        ("log_worker_dropped", 0),
-        ("log_worker_written", 0),
-        ("log_watcher_skipped", 0),
-        ("log_watcher_sent", 0),
-        ("log_watchers", 0),
+        *_log_counters(srv),
         ("unexpected_napi_ids", 0),
         ("round_robin_fallback", 0),
         ("bytes", st["bytes"]),

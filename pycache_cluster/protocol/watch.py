@@ -40,8 +40,12 @@ process; reason=history: older than what is kept).
 The feed is attached to the store only while someone watches and for KEEP seconds after the
 last one left (so that a client that reconnects can resume), which keeps the request path at
 one untaken branch otherwise (csrc/pc_watch.h); fetches are noted only while someone watches
-fetchers, and connections call back only while someone watches connevents. gids count the
-records this process drained and the connection events, in the order they happened.
+fetchers, and connections call back only while someone watches connevents.
+
+gids are memcached's: one per line some log watcher wanted, in the order things happened, so
+a watcher of fetchers alone sees them rise by one while mutations go unlogged. Change
+streams number the changes on their own (the gids their lines and `after` carry), every
+change this process drained, whoever watches.
 """
 from __future__ import annotations
 
@@ -140,19 +144,20 @@ class Watcher:
             return key == self.key
         return self.prefix is None or key.startswith(self.prefix)
 
-    def send(self, lines: list[bytes], lost: int) -> None:
-        """Lines for this watcher, after `lost` others it should have had."""
+    def send(self, lines: list[bytes]) -> tuple[int, int]:
+        """Lines for this watcher: how many of them were (sent, skipped)."""
         if self.transport.is_closing():
-            return                  # gone: the pump forgets it
-        self.skipped += lost
+            return 0, 0             # gone: the pump forgets it
         if self.transport.get_write_buffer_size() > MAX_BEHIND:
             self.skipped += len(lines)
-            return
+            return 0, len(lines)
+        sent = len(lines)
         if self.skipped:
             lines = [b"skipped=%d\n" % self.skipped, *lines]
             self.skipped = 0
         if lines:
             self.transport.write(b"".join(lines))
+        return sent, 0
 
 
 class Watches:
@@ -162,8 +167,11 @@ class Watches:
         self.boot = os.urandom(8).hex().encode()
         self.watchers: list[Watcher] = []
         self.history: collections.deque = collections.deque(maxlen=HISTORY)
-        self.gid = 0
-        self.first_gid = 1          # the oldest gid a stream can resume from, inclusive
+        self.gid = 0                # memcached's: lines logged for log watchers
+        self.seq = 0                # the change streams' gids: every change drained
+        self.first_gid = 1          # the oldest seq a change stream resumes from, inclusive
+        # memcached's logger counters (stats: log_worker_*, log_watcher_*)
+        self.written = self.dropped = self.sent = self.skipped = 0
         self.feed: Feed | None = None
         self.store = None
         self.state = None
@@ -174,9 +182,16 @@ class Watches:
         self.store = node.store
         self.state = node.state
         node.state.extensions.add_command(b"watch", self.command)
+        node.state.log_counters = self.counters
+
+    def counters(self) -> dict[str, int]:
+        return {"log_worker_dropped": self.dropped, "log_worker_written": self.written,
+                "log_watcher_skipped": self.skipped, "log_watcher_sent": self.sent,
+                "log_watchers": sum(not w.changes for w in self.watchers)}
 
     async def stop(self, node) -> None:
         node.state.extensions.remove_command(b"watch")
+        node.state.log_counters = None
         node.state.conn_watch = None
         if self._task is not None:
             self._task.cancel()
@@ -215,9 +230,9 @@ class Watches:
         watcher = Watcher(transport, changes=True, key=key, prefix=prefix)
         self._drain()
         # OK leaves with this batch's replies, before anything written here later; what is
-        # drained meanwhile is in the history, after self.gid.
+        # drained meanwhile is in the history, after self.seq.
         asyncio.get_running_loop().call_soon(self._welcome, watcher, opts.get(b"after"),
-                                             self.gid)
+                                             self.seq)
         return b"OK\r\n"
 
     def _welcome(self, watcher: Watcher, after: bytes | None, start: int) -> None:
@@ -235,7 +250,7 @@ class Watches:
         replay = [r for r in self.history if r[0] > since and watcher.wants(r)]
         head = b"%s type=resume boot=%s status=%s reason=%s\n" % (
             stamp(since), self.boot, status, reason)
-        watcher.send([head, *(self._line(watcher, r) for r in replay)], 0)
+        self._send(watcher, [head, *(self._line(watcher, r) for r in replay)])
         self.watchers.append(watcher)
 
     def _follow(self) -> None:
@@ -254,7 +269,7 @@ class Watches:
         if self.feed is None:
             self.feed = Feed(self.store, FEED_CAPACITY)
             # What happened before now was not recorded: no stream resumes from before.
-            self.first_gid = self.gid + 1
+            self.first_gid = self.seq + 1
             self._task = asyncio.get_running_loop().create_task(self._pump())
 
     def _detach(self) -> None:
@@ -287,23 +302,42 @@ class Watches:
         records, dropped = self.feed.take()
         if not records and not dropped:
             return
-        rows = []
+        changes = []
         for r in records:
-            self.gid += 1
-            rows.append((self.gid, *r))
-        # Fetches are not changes: change streams never resume across them.
-        self.history.extend(r for r in rows if r[1] != FETCH)
+            if r[0] != FETCH:      # fetches are not changes: never resumed across
+                self.seq += 1
+                changes.append((self.seq, *r))
+        self.history.extend(changes)
         if len(self.history) == self.history.maxlen:
             self.first_gid = max(self.first_gid, self.history[0][0])
-        for w in self.watchers:
-            w.send([self._line(w, r) for r in rows if w.wants(r)], 0)
+        streams = [w for w in self.watchers if w.changes]
+        for w in streams:
+            self._send(w, [self._line(w, r) for r in changes if w.wants(r)])
+        logs = [w for w in self.watchers if not w.changes]
+        if logs:
+            lines: dict[Watcher, list[bytes]] = {w: [] for w in logs}
+            for r in records:
+                wanting = [w for w in logs if w.wants((0, *r))]
+                if wanting:
+                    self.gid += 1
+                    self.written += 1
+                    for w in wanting:
+                        lines[w].append(self._line(w, (self.gid, *r)))
+            for w in logs:
+                self._send(w, lines[w])
         if dropped:
-            # Notes lost after these records (the ring was full): they take gids nobody can
-            # resume across, and every watcher hears of them before its next line.
-            self.gid += dropped
-            self.first_gid = self.gid + 1
+            # Notes lost after these records (the ring was full): no stream resumes across
+            # them, and every watcher hears of them before its next line.
+            self.seq += dropped
+            self.first_gid = self.seq + 1
+            self.dropped += dropped
             for w in self.watchers:
                 w.skipped += dropped
+
+    def _send(self, watcher: Watcher, lines: list[bytes]) -> None:
+        sent, skipped = watcher.send(lines)
+        self.sent += sent
+        self.skipped += skipped
 
     def _conn_event(self, peername, fd: int, reason: str | None) -> None:
         """A connection opened (reason None) or closed: memcached's conn_new or conn_close
@@ -311,6 +345,7 @@ class Watches:
         try:
             self._drain()
             self.gid += 1
+            self.written += 1
             rip, rport, transport = endpoint(peername)
             if reason is None:
                 line = b"%s type=conn_new rip=%s rport=%d transport=%s cfd=%d\n" % (
@@ -320,7 +355,7 @@ class Watches:
                     stamp(self.gid), rip, rport, transport, reason.encode(), fd)
             for w in self.watchers:
                 if w.streams & CONNEVENTS:
-                    w.send([line], 0)
+                    self._send(w, [line])
         except Exception:  # called from a connection's open or close, which must go on
             log.exception("watch connection event failed")
 

@@ -3,23 +3,12 @@ over keys of every owner) to one node of a three-node cluster and to one real me
 1.6.18; the replies must be the same bytes, CAS values and times normalised."""
 import os
 
-import pytest
-from helpers.servers import memcached_available, start_memcached
 from helpers.wire import Conn, normalise
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from integration.test_differential import COMMAND, pipelined
 
 EXAMPLES = int(os.environ.get("PYCACHE_DIFF_EXAMPLES", "200"))
-
-
-@pytest.fixture(scope="module")
-def oracle(request):
-    if not memcached_available():
-        pytest.skip("memcached 1.6.18 binary not installed (apt-get install memcached)")
-    srv = start_memcached()
-    request.addfinalizer(srv.stop)
-    return srv
 
 
 def conversation(host: str, port: int, data: bytes) -> bytes:

@@ -1,6 +1,6 @@
 """memcached's `watch` streams against the real memcached 1.6.18: the same conversation gives
-the same log lines, once what differs by nature is set aside (timestamps, gids, which only
-have to rise, slab classes, fds and client ports), and the same answers to every argument."""
+the same log lines, once what differs by nature is set aside (timestamps, where gids start,
+slab classes, fds and client ports), and the same answers to every argument."""
 import re
 import socket
 import struct
@@ -50,14 +50,15 @@ class Watching:
 
 def normal(lines: list[bytes]) -> list[bytes]:
     """The lines in gid order (memcached's worker threads log out of order), checked for
-    rising, distinct gids and stripped of what differs between two servers."""
+    distinct gids, each led by its gid's distance from the first (memcached numbers only the
+    lines some watcher wanted) and stripped of what differs between two servers."""
     gids = [int(re.match(rb"ts=\d+\.\d+ gid=(\d+) ", x).group(1)) for x in lines]
     assert len(set(gids)) == len(gids)
     out = []
-    for _, line in sorted(zip(gids, lines, strict=True)):
+    for gid, line in sorted(zip(gids, lines, strict=True)):
         for pattern, repl in VARIABLE:
             line = re.sub(pattern, repl, line)
-        out.append(line)
+        out.append(b"+%d %s" % (gid - min(gids), line))
     return out
 
 
@@ -97,7 +98,8 @@ def test_fetchers_log_every_lookup_as_memcached_does(pycache, memcached):
     ours, theirs = (stream(port, b"watch fetchers\r\n", LOOKUPS)
                     for port in (pycache.port, memcached.port))
     assert ours == theirs
-    assert b"type=item_get key=k%2520x%01 status=not_found size=0" in ours
+    assert b"type=item_get key=k%2520x%01 status=not_found size=0" in \
+        [x.split(b" ", 1)[1] for x in ours]
 
 
 def test_expired_and_flushed_lookups_say_so(pycache, memcached):
@@ -106,7 +108,7 @@ def test_expired_and_flushed_lookups_say_so(pycache, memcached):
     ours, theirs = (stream(port, b"watch fetchers\r\n", commands)
                     for port in (pycache.port, memcached.port))
     assert ours == theirs
-    assert [x.split()[1:3] for x in ours[2:]] == [
+    assert [x.split()[2:4] for x in ours[2:]] == [
         [b"key=e", b"status=expired"], [b"key=f", b"status=flushed"],
         [b"key=f", b"status=not_found"]]
 
@@ -119,7 +121,7 @@ def test_mutations_log_a_value_too_large_as_memcached_does(pycache, memcached):
     ours, theirs = (stream(port, b"watch mutations\r\n", commands)
                     for port in (pycache.port, memcached.port))
     assert ours == theirs
-    assert [x.split()[1:5] for x in ours if b"too_large" in x] == [
+    assert [x.split()[2:6] for x in ours if b"too_large" in x] == [
         [b"key=big", b"status=too_large", b"cmd=set", b"ttl=0"],
         [b"key=big2", b"status=too_large", b"cmd=add", b"ttl=0"],
         [b"key=big3", b"status=too_large", b"cmd=append", b"ttl=0"]]
@@ -140,7 +142,7 @@ def test_streams_combine_on_one_line_in_the_order_things_happened(pycache, memca
                         for port in (pycache.port, memcached.port))
         # memcached stamps a line when it is logged, its item_get first.
         assert ours == theirs
-        assert [x.split()[0] for x in ours] == [
+        assert [x.split()[1] for x in ours] == [
             b"type=item_get", b"type=item_store", b"type=item_get", b"type=item_get",
             b"type=item_store", b"type=item_get", b"type=item_get"]
 
@@ -172,8 +174,11 @@ def test_connevents_log_each_connection_and_why_it_closed(pycache, memcached):
             w.close()
 
     ours, theirs = lifecycle(pycache.port), lifecycle(memcached.port)
-    assert ours == theirs
-    assert [re.sub(rb" rip=\S+ transport=tcp", b"", x) for x in ours] == [
+    # Up to the second watcher the gids match too; while it comes and goes memcached spends
+    # one gid no connevents line shows, so its lines are compared without them.
+    assert ours[:7] == theirs[:7]
+    assert [x.split(b" ", 1)[1] for x in ours] == [x.split(b" ", 1)[1] for x in theirs]
+    assert [re.sub(rb" rip=\S+ transport=tcp", b"", x.split(b" ", 1)[1]) for x in ours] == [
         b"type=conn_new", b"type=conn_close reason=normal",
         b"type=conn_new", b"type=conn_close reason=error",
         b"type=conn_new", b"type=conn_close reason=normal",

@@ -46,7 +46,9 @@ def stat(port: int, name: bytes) -> int:
 def test_a_watcher_that_falls_behind_hears_how_many_lines_it_missed(pycache, memcached):
     keys = b" ".join(b"k%d" % i for i in range(1000))
     for port in pycache.port, memcached.port:
+        before = {name: stat(port, name) for name in (b"log_watcher_sent", b"log_watcher_skipped")}
         slow = watcher(port, window=8192)
+        assert stat(port, b"log_watchers") == 1, port
         with socket.create_connection(("127.0.0.1", port)) as c:
             c.settimeout(10)
             for _ in range(200):            # 200,000 item_get lines, not read meanwhile
@@ -65,6 +67,10 @@ def test_a_watcher_that_falls_behind_hears_how_many_lines_it_missed(pycache, mem
             # Here every line is sent or counted (memcached also drops lines its workers
             # could not hand to its logger, counted in stats only).
             assert logged + sum(skipped) == 200_001
+            assert stat(port, b"log_watcher_sent") - before[b"log_watcher_sent"] == logged
+        # memcached's counters say the same
+        assert stat(port, b"log_watcher_skipped") - before[b"log_watcher_skipped"] >= \
+            sum(skipped), port
         slow.close()
 
 
