@@ -21,12 +21,11 @@ def test_general_stats_has_memcached_names_in_order(pycache, memcached):
     assert b"pycache_version" in ours
 
 
-def test_stats_settings_names(pycache, memcached):
-    ours = set(_keys(pycache.port, b"stats settings\r\n"))
-    theirs = set(_keys(memcached.port, b"stats settings\r\n"))
-    for name in (b"maxbytes", b"maxconns", b"tcpport", b"udpport", b"inter", b"verbosity",
-                 b"item_size_max", b"cas_enabled", b"evictions", b"growth_factor"):
-        assert name in ours and name in theirs
+def test_stats_settings_names_are_memcacheds_in_order(pycache, memcached):
+    """Every setting memcached 1.6.18 lists but extstore's (ext_*: no external store here)."""
+    ours = _keys(pycache.port, b"stats settings\r\n")
+    theirs = _keys(memcached.port, b"stats settings\r\n")
+    assert ours == [k for k in theirs if not k.startswith(b"ext_")]
 
 
 def test_stats_items_and_slabs_shapes(pycache, memcached):

@@ -78,6 +78,15 @@ def test_pipelined_meta_over_tls(tls_node, pki):
         b"HD\r\n" * 50 + b"MN\r\n"
 
 
+def test_stats_settings_show_the_tls_settings(tls_node, pki):
+    out = tls_call(tls_node.port, client_ctx(pki["ca"]), b"stats settings\r\n", b"END\r\n")
+    settings = dict(line.split(b" ")[1:3] for line in out.split(b"\r\n")[:-2])
+    assert settings[b"ssl_enabled"] == b"yes"
+    assert settings[b"ssl_chain_cert"] == str(pki["server"].cert).encode()
+    assert settings[b"ssl_key"] == str(pki["server"].key).encode()
+    assert (settings[b"ssl_verify_mode"], settings[b"ssl_min_version"]) == (b"0", b"tlsv1.2")
+
+
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
 def test_openssl_s_client(tls_node, pki):
     out = subprocess.run(
