@@ -75,6 +75,7 @@ cdef size_t binary_batch(Connection c):
         pos += need
         if c.state == ST_CMD:
             c._request_done()
+    gate_run(c)
     return pos
 
 
@@ -168,7 +169,7 @@ cdef void bin_get(Connection c, const char *key, size_t nkey, uint8_t op, const 
     cdef bint touch = op != PC_BIN_GET and op != PC_BIN_GETK
     cdef bint with_key = op == PC_BIN_GETK or op == PC_BIN_GATK
     cdef uint32_t body
-    if bin_gated(c, hv):
+    if bin_gated(c, hv) and (touch or not bin_local_read(c, hv, key, nkey)):
         gate_get(c, key, nkey, op, ext)
         return
     if touch:

@@ -42,6 +42,23 @@ cdef inline bint bin_gated(Connection c, uint32_t hv) noexcept:
     return c.srv.replicas > 1 or <int>pc_ring_primary(c.srv.ring, hv) != c.srv.self_slot
 
 
+cdef inline bint bin_local_read(Connection c, uint32_t hv, const char *key,
+                                size_t nkey) noexcept:
+    """A gated get this node answers natively, as the text path would here: R = 1, this
+    node an owner holding the key, and nothing of this connection's still on its way
+    through the gate (a write at the key's first owner, a flush). A miss goes through the
+    gate, which asks the other owners."""
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef unsigned n
+    if c.srv.read_quorum != 1 or c.srv.replicas < 2:
+        return False
+    if c.gate is not None and ((<BinaryGate>c.gate).inner.nholes or
+                               (<BinaryGate>c.gate).inner.rend):
+        return False
+    n = owners_of(c.srv, hv, owners)
+    return is_owner(c.srv, owners, n) and pc_store_find_hv(c.s, key, nkey, hv) != NULL
+
+
 @cython.final
 cdef class GateRequest:
     cdef Hole hole              # None: nobody hears the reply
@@ -201,7 +218,13 @@ cdef void gate_send(Connection c, uint8_t kind, bytes request, const char *value
         memcpy(inner.rbuf + inner.rend, value, n)
         memcpy(inner.rbuf + inner.rend + n, b"\r\n", 2)
         inner.rend += n + 2
-    inner._run()
+    # Run at the end of the client's batch (gate_run): one pass of the inner connection
+    # for all of them, as a text client's pipeline.
+
+
+cdef inline void gate_run(Connection c):
+    if c.gate is not None and (<BinaryGate>c.gate).inner.rend:
+        (<BinaryGate>c.gate).inner._run()
 
 
 cdef bint gate_refused(Connection c, bytes tok, uint32_t swallow):
