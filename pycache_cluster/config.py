@@ -158,6 +158,9 @@ class Config:
                              "MEMCACHED_SASL_PWDB")
         if self.sasl_pwdb and not self.sasl:
             raise ValueError("--sasl-pwdb needs -S (SASL is off)")
+        if self.sasl and self.gossip_port is not None and not self.cluster_key_file:
+            raise ValueError("-S (SASL) in a cluster needs --cluster-key-file: peer links "
+                             "prove the cluster key instead of a password")
         if len(self.prefix_delimiter) != 1 or not self.prefix_delimiter.isascii():
             raise ValueError("-D takes one ASCII character (the prefix delimiter)")
         if self.auth_file:

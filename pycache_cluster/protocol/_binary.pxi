@@ -19,8 +19,18 @@ DEF PROTO_TEXT = 1
 DEF PROTO_BINARY = 2
 
 cdef uint8_t detect_protocol(Connection c) noexcept:
+    cdef size_t n
     if c.rend == 0:
         return PROTO_NONE
+    if c.srv.sasl and <uint8_t>c.rbuf[0] != PC_BIN_REQ and c.srv.cluster is not None:
+        # -S in a cluster: the peers' links speak text, and prove the cluster key instead
+        # of SASL; until then the connection answers nothing else (_auth_step).
+        n = c.rend if c.rend < 13 else 13
+        if memcmp(c.rbuf, b"cluster peer ", n) == 0:
+            if n < 13:
+                return PROTO_NONE
+            c.unauth = True
+            return PROTO_TEXT
     if c.srv.sasl or <uint8_t>c.rbuf[0] == PC_BIN_REQ:
         # memcached -S binds the binary protocol only: text is read as a bad frame and closed.
         return PROTO_BINARY

@@ -86,7 +86,7 @@ cdef class BinaryGate:
             # wrong request: the client hears a failure for each and is closed.
             traceback.print_exc()
             self.broken()
-            if self.client.transport is not None:
+            if self.client is not None and self.client.transport is not None:
                 self.client.transport.close()
 
     def close(self):
@@ -139,10 +139,12 @@ cdef class BinaryGate:
                 r.hole.put(_frame(r, PC_BIN_ETMPFAIL, b"Internal error"))
 
     cdef void close_inner(self):
-        """The client is gone: what the inner connection still awaits is dropped."""
+        """The client is gone: what the inner connection still awaits is dropped, and the
+        references between the three are cut so that both connections go at once."""
         self.waiting.clear()
         if self.inner.transport is not None:
             self.inner.connection_lost(None)
+        self.client = None
 
 
 cdef BinaryGate gate_of(Connection c):

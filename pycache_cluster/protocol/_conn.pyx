@@ -378,6 +378,7 @@ cdef class Connection:
         self.transport = None
         if self.gate is not None:
             (<BinaryGate>self.gate).close_inner()
+            self.gate = None
         self._nread_drop()      # a value cut short: its item goes, and its charge with it
         # Replies still owed go nowhere: their links drop them, their tasks stop.
         for h in self.holes:
@@ -798,6 +799,9 @@ cdef class Connection:
             if self.proto == PROTO_NONE:
                 # memcached with -Y speaks ascii only: a binary frame is text to it.
                 self.proto = PROTO_TEXT if self.unauth else detect_protocol(self)
+            if self.proto == PROTO_NONE:
+                self._finish(0)
+                return
             if self.proto == PROTO_BINARY:
                 self._finish(binary_batch(self))
                 return
@@ -961,6 +965,12 @@ cdef class Connection:
             self._command(self.rbuf + pos, line_end)
             self._request_done()
             return line_end + 1
+        if self.auth is None:
+            # -S: text is a peer's handshake or nothing (memcached closes it as a bad frame).
+            if avail <= 13 and memcmp(self.rbuf + pos, b"cluster peer ", avail) == 0:
+                return 0
+            self.closing = True
+            return 0
         data = PyBytes_FromStringAndSize(self.rbuf + pos, avail)
         used, reply, close = self.auth.step(data)
         if reply is not None:

@@ -4,6 +4,7 @@ text requests are (the gate re-speaks binary frames as meta). Checked against on
 stopped, and with pylibmc in binary mode."""
 import os
 import signal
+import socket
 import struct
 
 import pytest
@@ -166,3 +167,42 @@ def test_long_binary_key_that_is_not_text_is_refused(fleet):
     with fleet[0].conn() as c:
         got = call(c, req(GET, key) + store(SET, key, b"v") + req(DELETE, b"\n" * 186))
     assert [f.status for f in got] == [0x04, 0x04, 0x01]
+
+
+def test_a_long_quiet_pipeline_is_paced_and_complete(fleet):
+    """More requests in flight than a connection keeps holes for: reading pauses and
+    resumes, and every write lands."""
+    keys = [b"paced-%d" % i for i in range(12000)]
+    with fleet[0].conn(timeout=60) as c:
+        assert call(c, b"".join(store(SETQ, k, b"%d" % i) for i, k in enumerate(keys))) == []
+    with fleet[1].conn(timeout=60) as c:
+        got = call(c, b"".join(req(GETK, k) for k in keys[::97]))
+    assert [(f.status, f.key, f.value) for f in got] == \
+        [(0, k, b"%d" % i) for i, k in list(enumerate(keys))[::97]]
+
+
+def test_a_value_of_almost_a_megabyte_goes_through(fleet):
+    value = os.urandom(1024 * 1024 - 512)
+    with fleet[2].conn() as c:
+        assert [f.status for f in call(c, store(SET, b"big-through", value))] == [0]
+    with fleet[0].conn() as c:
+        (got,) = call(c, req(GET, b"big-through"))
+    assert got.status == 0 and got.value == value
+
+
+def test_a_client_gone_mid_pipeline_costs_the_nodes_nothing(fleet):
+    def conns(node):
+        with node.conn() as c:
+            out = c.call(b"stats\r\n")
+        return int(out.split(b"STAT curr_connections ")[1].split(b"\r\n")[0])
+
+    before = [conns(n) for n in fleet.nodes]
+    for _ in range(5):
+        c = socket.create_connection((fleet[0].host, fleet[0].port))
+        c.sendall(b"".join(store(SET, b"gone-%d" % i, b"v") + req(GET, b"gone-%d" % i)
+                           for i in range(2000)))
+        c.close()
+    wait_for(lambda: [conns(n) for n in fleet.nodes] == before, 10, "connections closed")
+    with fleet[0].conn() as c:
+        assert [f.status for f in call(c, store(SET, b"after", b"v") + req(GET, b"after"))] \
+            == [0, 0]
