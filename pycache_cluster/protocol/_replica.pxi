@@ -13,7 +13,10 @@
 # once W (the first owner: W - 1 others) applied the write. An owner that already holds a
 # newer version answers `EX c<version>`: when that happens to a plain write the coordinator
 # had not seen that version (another node versioned a later-looking write in the same
-# millisecond, or a flush_all on a clock ahead), so it goes again above it, up to 3 times.
+# millisecond, or a flush_all on a clock ahead), so it goes again above it, up to 3 times,
+# but only while the client waits for it: once the client heard STORED it may have written
+# the key again, and that later write is what a slow owner may hold (going again above it
+# would bring the older value back over an acknowledged one).
 # A replica's write that fails is kept as a hint for its owner (cluster/hints.py).
 
 DEF MAX_RETRIES = 3
@@ -130,7 +133,7 @@ cdef class Quorum:
                 self.hole.put(self.yes if self.found else self.no)
         if self.answered < self.sent:
             return
-        if self.superseded and self.retries < MAX_RETRIES:
+        if self.superseded and self.retries < MAX_RETRIES and not self.replied:
             self.again()
             return
         if not self.replied:

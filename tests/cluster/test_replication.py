@@ -7,6 +7,7 @@ import random
 import re
 import signal
 import threading
+import time
 
 import pytest
 from cluster.replicas import PeerView, copies, owners
@@ -105,6 +106,37 @@ def test_a_stale_replica_never_brings_back_a_deleted_key(fleet5):
     assert fleet5[stale].call(b"get %s\r\n" % k) == b"END\r\n"
     assert fleet5[0].stats("cluster")["read_repairs"] + sum(
         fleet5[n].stats("cluster")["read_repairs"] for n in range(1, 5)) > 0
+
+
+def test_an_answered_write_never_goes_again_above_a_newer_copy(fleet5):
+    """A write already answered STORED (two owners hold it) reaches its third owner after a
+    newer copy did, as a later write of the client's through another node would: the third
+    owner answers that it holds a newer version, and the write must stay superseded there.
+    Going again above it would bring the older value back over the newer one on every
+    owner (a history test once caught exactly that: an acknowledged write lost)."""
+    k = b"late:1"
+    first, second, third = owners(fleet5, k)
+    newer = None
+    with PeerView(fleet5, third) as view:
+        fleet5[third].proc.send_signal(signal.SIGSTOP)
+        try:
+            # Queued at the stopped owner first (before anything on its links): a copy
+            # versioned 5 s ahead of the clocks (milliseconds since 2020 above 22 bits), so
+            # that it is newer than the write below.
+            newer = (int(time.time() * 1000) - 1577836800000 + 5000) << 22
+            view.conn.send(b"ms %s 5 T0 F0 E%d\r\nnewer\r\n" % (k, newer))
+            # Then the write, answered by the first two owners alone.
+            assert fleet5[first].call(b"set %s 0 0 5\r\nolder\r\n" % k) == b"STORED\r\n"
+        finally:
+            fleet5[third].proc.send_signal(signal.SIGCONT)
+        assert view.conn.read_until(b"\r\n") == b"HD\r\n"
+    # The first owner hears EX from the third: nothing goes again, the newer copy stays.
+    wait_for(lambda: copies(fleet5, k, [third]) == [(b"newer", newer)], 5, "the newer copy")
+    time.sleep(1.0)     # what going again would take, many times over
+    assert copies(fleet5, k, [third]) == [(b"newer", newer)]
+    older = copies(fleet5, k, [first, second])
+    assert all(c is not None and c[0] in (b"older", b"newer") and c[1] <= newer
+               for c in older), older
 
 
 def test_a_stopped_replica_catches_up_by_hints(make_fleet):
