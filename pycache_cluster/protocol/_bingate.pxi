@@ -106,6 +106,8 @@ cdef class BinaryGate:
 
     cdef void answer(self):
         cdef GateRequest r
+        cdef Hole last = None
+        cdef Connection c
         cdef bytearray buf = self.replies
         cdef Py_ssize_t pos = 0, eol, end, n
         while self.waiting:
@@ -123,12 +125,20 @@ cdef class BinaryGate:
                 end += n + 2
             pos = end
             r = <GateRequest>self.waiting.popleft()
-            if r.hole is not None:
+            if r.hole is not None and not r.hole.filled:
                 frame = gate_frame(r, line, value)
                 if frame and r.write_point:
                     r.hole.kind = HK_WRITE_POINT
-                r.hole.put(frame)
+                # Filled here, told once below: the client writes all of them at once.
+                r.hole.data = frame
+                r.hole.filled = True
+                last = r.hole
         del buf[:pos]
+        if last is not None and last.conn is not None:
+            c = last.conn
+            if c.nholes and (<Hole>c.holes[0]).filled:
+                last = <Hole>c.holes[0]
+            c._hole_filled(last)
 
     cdef void broken(self):
         # The inner connection closed itself, which requests built here never make it do.

@@ -249,19 +249,18 @@ cdef void replies_begin() noexcept:
 cdef void replies_end():
     global _batching, _dirty
     cdef Connection c
-    # Draining a connection can fill holes of others (a binary connection's gate is fed by
-    # its inner connection's output): they join the batch, and each is written once.
-    while _dirty:
-        dirty, _dirty = _dirty, []
-        for c in dirty:
-            c.draining = False
-        for c in dirty:
-            try:
-                c._drain()
-            except Exception:   # one client's broken socket must not stall the others
-                if c.transport is not None:
-                    c.transport.abort()
     _batching = False
+    if not _dirty:
+        return
+    dirty, _dirty = _dirty, []
+    for c in dirty:
+        c.draining = False
+    for c in dirty:
+        try:
+            c._drain()
+        except Exception:   # one client's broken socket must not stall the others
+            if c.transport is not None:
+                c.transport.abort()
 
 
 @cython.final
