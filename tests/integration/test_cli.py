@@ -192,6 +192,17 @@ def test_cluster_flags_reach_the_node(request, tmp_path):
     assert "gossip runs in the clear" not in node.output()
 
 
+def _ring_of_one(port: int, timeout: float = 20.0) -> bytes:
+    """`cluster ring` once the node's gossip has started (it serves clients before that)."""
+    deadline = time.monotonic() + timeout
+    with Conn(port) as c:
+        while True:
+            ring = c.call(b"cluster ring\r\n")
+            if b"nodes=1" in ring or time.monotonic() > deadline:
+                return ring
+            time.sleep(0.02)
+
+
 def test_routing_flags_reach_the_ring(request):
     """--advertise-addr is the address the ring gives out; --weight and --vnodes shape it;
     the same through PYCACHE_* environment variables."""
@@ -200,12 +211,7 @@ def test_routing_flags_reach_the_ring(request):
                       "local", "--advertise-addr", "localhost", "--weight", "3",
                       "--vnodes", "10", listen="127.0.0.1")
     request.addfinalizer(node.stop)
-    with Conn(node.port) as c:
-        for _ in range(200):
-            ring = c.call(b"cluster ring\r\n")
-            if b"nodes=1" in ring:
-                break
-            time.sleep(0.02)
+    ring = _ring_of_one(node.port)
     assert ring.startswith(b"RING epoch=1 checksum=")
     assert b" vnodes=10 nodes=1 status=active handover=idle handover_walks=0 " \
         b"handover_keys_sent=0\r\n" in ring
@@ -217,12 +223,7 @@ def test_routing_flags_reach_the_ring(request):
                PYCACHE_GOSSIP_PRESET="local")
     other = Server([*CLI, "serve"], port, env=node_env(env)).start()
     request.addfinalizer(other.stop)
-    with Conn(port) as c:
-        for _ in range(200):
-            ring = c.call(b"cluster ring\r\n")
-            if b"nodes=1" in ring:
-                break
-            time.sleep(0.02)
+    ring = _ring_of_one(port)
     assert b" vnodes=5 nodes=1 status=active " in ring
     assert b"\r\nNODE w2 127.0.0.1:%d weight=2 " % port in ring
 
