@@ -32,7 +32,12 @@ def mconn(member):
 
 
 def test_cluster_members_lists_itself_alive(member, mconn):
-    # Incarnation 1: its metadata went from joining to active once it served.
+    # Incarnation 1: its metadata went from joining to active once it served. The command
+    # answers before gossip has started (an empty list): wait for it.
+    for _ in range(500):
+        if mconn.call(b"cluster members\r\n") != b"END\r\n":
+            break
+        time.sleep(0.02)
     mconn.expect(b"cluster members\r\n",
                  b"MEMBER solo 127.0.0.1:%d alive 1\r\nEND\r\n" % member.gossip_port)
 
