@@ -219,19 +219,21 @@ cdef void bin_update(Connection c, const char *key, size_t nkey, uint8_t op, uin
     cdef uint32_t vlen = c.breq.bodylen - nkey - c.breq.extlen
     cdef uint32_t hv = pc_hash(key, nkey, 0)
     if bin_gated(c, hv):
-        c.p.flags = flags
-        c.p.exptime = exptime
-        c.p.cas = c.breq.cas
-        c.p.vlen = vlen
-        if gate_update(c, key, nkey, vlen):
-            c.gated = True
-            c.state = ST_NREAD
-        return
+        c.p_line = gate_key(key, nkey)      # the value goes through the gate (gate_store)
+        if gate_refused(c, c.p_line, vlen):
+            return
+        c.gated = True
     if pc_item_memcached_size(nkey, flags, vlen) > pc_store_item_size_max(c.s):
         c.srv.store_too_large += 1
         if op == PC_BIN_SET:
             # memcached: "Avoid stale data persisting in cache because we failed alloc."
-            pc_store_delete_hv(c.s, key, nkey, hv, 0, 0)
+            if c.gated:
+                gate_drop_key(c)
+            else:
+                pc_store_delete_hv(c.s, key, nkey, hv, 0, 0)
+        if c.gated:
+            c.gated = False
+            c.p_line = None
         bin_err(c, PC_BIN_E2BIG, NULL, vlen)
         return
     memcpy(c.p.key, key, nkey)

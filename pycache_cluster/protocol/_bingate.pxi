@@ -260,21 +260,10 @@ cdef void gate_get(Connection c, const char *key, size_t nkey, uint8_t op, const
     gate_send(c, GATE_GET, request, NULL, 0, key, nkey)
 
 
-cdef bint gate_update(Connection c, const char *key, size_t nkey, uint32_t vlen):
-    """The checks bin_update makes before the value, for a key served through the gate; True
-    when the value is to be read (and sent by gate_store)."""
-    cdef bytes tok = gate_key(key, nkey)
-    if gate_refused(c, tok, vlen):
-        return False
-    if pc_item_memcached_size(nkey, c.p.flags, vlen) > pc_store_item_size_max(c.s):
-        c.srv.store_too_large += 1
-        if c.bop == PC_BIN_SET:
-            # memcached: "Avoid stale data persisting in cache because we failed alloc."
-            gate_send(c, GATE_DROP, b"md " + tok + b"\r\n", NULL, 0, NULL, 0)
-        bin_err(c, PC_BIN_E2BIG, NULL, vlen)
-        return False
-    c.p_line = tok
-    return True
+cdef void gate_drop_key(Connection c):
+    """A set too large to store deletes its key (memcached's way against stale data): at the
+    key's owners, the reply being nobody's."""
+    gate_send(c, GATE_DROP, b"md " + c.p_line + b"\r\n", NULL, 0, NULL, 0)
 
 
 cdef void gate_store(Connection c, const char *data, size_t n):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from helpers.cluster import Fleet
-from helpers.servers import memcached_available, start_memcached
 
 
 @pytest.fixture(scope="module")
@@ -28,12 +27,3 @@ def make_fleet(tmp_path_factory):
     for fleet in made:
         fleet.stop()
 
-
-@pytest.fixture(scope="module")
-def oracle(request):
-    """One real memcached 1.6.18 on 127.0.0.1, the reference of the differential tests."""
-    if not memcached_available():
-        pytest.skip("memcached 1.6.18 binary not installed (apt-get install memcached)")
-    srv = start_memcached()
-    request.addfinalizer(srv.stop)
-    return srv

@@ -45,25 +45,25 @@ def fleet(request, tmp_path_factory):
     return fleet.start()
 
 
-def both(fleet, node, oracle, data):
+def both(fleet, node, memcached, data):
     ours = normalise(exchange(fleet[node].port, req(0x08) + data, host=fleet[node].host))
-    theirs = normalise(exchange(oracle.port, req(0x08) + data))
+    theirs = normalise(exchange(memcached.port, req(0x08) + data))
     return ours, theirs
 
 
 @pytest.mark.parametrize("name", sorted(set(CONVERSATIONS) - SINGLE_NODE))
-def test_conversation_through_a_cluster_like_memcached(fleet, oracle, name):
+def test_conversation_through_a_cluster_like_memcached(fleet, memcached, name):
     for node in range(3):
-        ours, theirs = both(fleet, node, oracle, CONVERSATIONS[name])
+        ours, theirs = both(fleet, node, memcached, CONVERSATIONS[name])
         assert ours == theirs, f"through node {node}"
 
 
 @settings(max_examples=max(EXAMPLES // 3, 30), deadline=None,
           suppress_health_check=list(HealthCheck))
 @given(frames=st.lists(frame(), min_size=1, max_size=10), node=st.integers(0, 2))
-def test_generated_frames_through_a_cluster_like_memcached(fleet, oracle, frames, node):
+def test_generated_frames_through_a_cluster_like_memcached(fleet, memcached, frames, node):
     data = b"".join(frames)
-    ours, theirs = both(fleet, node, oracle, data + req(NOOP, opaque=99))
+    ours, theirs = both(fleet, node, memcached, data + req(NOOP, opaque=99))
     assert ours == theirs
 
 

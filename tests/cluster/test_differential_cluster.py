@@ -17,22 +17,22 @@ def conversation(host: str, port: int, data: bytes) -> bytes:
         return c.half_close()
 
 
-def compare(fleet, node, oracle, data):
+def compare(fleet, node, memcached, data):
     got = normalise(conversation(fleet[node].host, fleet[node].port, data))
-    want = normalise(conversation("127.0.0.1", oracle.port, data))
+    want = normalise(conversation("127.0.0.1", memcached.port, data))
     assert got == want, f"\nsent: {data!r}\nours:      {got!r}\nmemcached: {want!r}"
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(commands=st.lists(COMMAND, min_size=1, max_size=12), node=st.integers(0, 2))
-def test_same_bytes_as_memcached_through_any_node(fleet3, oracle, commands, node):
-    compare(fleet3, node, oracle, b"flush_all noreply\r\n" + b"".join(commands))
+def test_same_bytes_as_memcached_through_any_node(fleet3, memcached, commands, node):
+    compare(fleet3, node, memcached, b"flush_all noreply\r\n" + b"".join(commands))
 
 
 @settings(max_examples=max(EXAMPLES // 4, 40), deadline=None,
           suppress_health_check=list(HealthCheck))
 @given(commands=st.lists(pipelined(), min_size=15, max_size=70), node=st.integers(0, 2))
-def test_long_mixed_pipelines_same_as_memcached(fleet3, oracle, commands, node):
+def test_long_mixed_pipelines_same_as_memcached(fleet3, memcached, commands, node):
     """More than memcached's 20 requests per read, keys of every owner: local replies and
     holes interleave, and memcached's write points decide what a failing get drops."""
-    compare(fleet3, node, oracle, b"flush_all noreply\r\n" + b"".join(commands))
+    compare(fleet3, node, memcached, b"flush_all noreply\r\n" + b"".join(commands))
