@@ -140,9 +140,9 @@ class AsyncNode(Node):
     async def _connect(self, slot: int) -> Pipe:
         loop = asyncio.get_running_loop()
         try:
-            _, pipe = await asyncio.wait_for(
-                loop.create_connection(lambda: Pipe(self.timeout), self.host, self.port),
-                self.connect_timeout)
+            async with asyncio.timeout(self.connect_timeout):
+                _, pipe = await loop.create_connection(lambda: Pipe(self.timeout), self.host,
+                                                       self.port)
         except OSError as exc:                  # refused, unreachable, timed out
             raise NodeUnreachable(f"{self.host}:{self.port}", exc) from exc
         if self.closed:

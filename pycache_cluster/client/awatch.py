@@ -56,8 +56,8 @@ class AsyncWatch:
             node = self.nodes[name]
             writer = None
             try:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(node.host, node.port), self.client.connect_timeout)
+                async with asyncio.timeout(self.client.connect_timeout):
+                    reader, writer = await asyncio.open_connection(node.host, node.port)
                 writer.write(request(self.full_key, self.full_prefix, position.after()))
                 head = await reader.readline()
                 if head != b"OK\r\n":
@@ -91,7 +91,8 @@ class AsyncWatch:
             self._follow_ring()
             wait = 0.25 if deadline is None else min(0.25, deadline - loop.time())
             try:
-                event = await asyncio.wait_for(self.events.get(), max(wait, 0.0))
+                async with asyncio.timeout(max(wait, 0.0)):
+                    event = await self.events.get()
             except TimeoutError:
                 if deadline is not None and loop.time() >= deadline:
                     return None

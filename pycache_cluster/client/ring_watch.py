@@ -152,6 +152,7 @@ class TaskWatch(RingWatch):
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._closed = False
 
     async def refresh(self) -> bool:
         async with self._lock:
@@ -172,12 +173,17 @@ class TaskWatch(RingWatch):
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
-        while True:
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the inner result when
+        # a cancel arrives as the wake is set, and a lost cancel left stop() waiting forever.
+        while not self._closed:
             try:
-                await asyncio.wait_for(self._wake.wait(), self.next_wait())
+                async with asyncio.timeout(self.next_wait()):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
+            if self._closed:
+                break
             try:
                 await self.refresh()
             except MemcacheError as exc:          # none answered: keep polling
@@ -188,6 +194,7 @@ class TaskWatch(RingWatch):
         self._wake.set()
 
     async def stop(self) -> None:
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             try:

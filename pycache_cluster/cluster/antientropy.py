@@ -170,7 +170,8 @@ class AntiEntropy:
             self.last_round_ms = (time.monotonic() - start) * 1000
 
     async def _ask(self, link, request: bytes) -> bytes | None:
-        reply = await asyncio.wait_for(link.call(request), ROUND_TIMEOUT)
+        async with asyncio.timeout(ROUND_TIMEOUT):
+            reply = await link.call(request)
         self.bytes += len(request) + len(reply)
         payload = unframe(reply)
         if payload is None:

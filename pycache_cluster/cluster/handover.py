@@ -96,7 +96,8 @@ class HandOver:
     async def wait(self, timeout: float) -> bool:
         """True once no walk is running (a leaving node waits for its last one)."""
         try:
-            await asyncio.wait_for(self.idle.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self.idle.wait()
             return True
         except TimeoutError:
             return False

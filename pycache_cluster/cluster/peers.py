@@ -42,9 +42,8 @@ class Peer:
     async def _connect(self, link: PeerLink) -> None:
         loop = asyncio.get_running_loop()
         try:
-            await asyncio.wait_for(loop.create_connection(lambda: link, self.host, self.port,
-                                                          ssl=self.ssl),
-                                   link.timeout)
+            async with asyncio.timeout(link.timeout):
+                await loop.create_connection(lambda: link, self.host, self.port, ssl=self.ssl)
         except asyncio.CancelledError:
             raise
         except (TimeoutError, OSError) as exc:

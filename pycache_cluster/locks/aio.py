@@ -45,7 +45,8 @@ class AsyncLockClient:
             last: OSError | None = None
             for _ in range(len(self.addresses)):
                 try:
-                    return await asyncio.wait_for(self._exchange(line), self.io_timeout)
+                    async with asyncio.timeout(self.io_timeout):
+                        return await self._exchange(line)
                 except (OSError, TimeoutError) as exc:
                     last = exc if isinstance(exc, OSError) else OSError(str(exc) or "timeout")
                     self._close()

@@ -124,8 +124,9 @@ class Placement:
                 if node == self.name:
                     continue
                 try:
-                    reply = await asyncio.wait_for(
-                        self.cluster.pool.link(node, *addr).call(b"lock members\r\n"), 1.0)
+                    async with asyncio.timeout(1.0):
+                        reply = await self.cluster.pool.link(node, *addr).call(
+                            b"lock members\r\n")
                 except (TimeoutError, PeerError, OSError) as exc:
                     log.debug("lock members from %s: %s", node, exc)
                     continue

@@ -121,7 +121,8 @@ class Quorum:
             return b"ERROR no address\r\n"
         try:
             fut = cluster.pool.link(node, *addr).call(line)
-            return await asyncio.wait_for(fut, timeout)
+            async with asyncio.timeout(timeout):
+                return await fut
         except asyncio.CancelledError:
             raise
         except (TimeoutError, PeerError, OSError) as exc:  # one missing vote

@@ -43,7 +43,8 @@ class Waiters:
         if name not in self._timers:
             self._arm(name, left)
         try:
-            await asyncio.wait_for(fut, max_wait)
+            async with asyncio.timeout(max_wait):
+                await fut
             return b"FREE\r\n"
         except TimeoutError:
             return b"WAITED\r\n"

@@ -79,7 +79,8 @@ def settle(hole, awaitable: Awaitable[bytes], timeout: float) -> asyncio.Future:
 
 async def _settle(hole, awaitable: Awaitable[bytes], timeout: float) -> None:
     try:
-        data = await asyncio.wait_for(awaitable, timeout)
+        async with asyncio.timeout(timeout):
+            data = await awaitable
     except asyncio.CancelledError:
         raise
     except TimeoutError:

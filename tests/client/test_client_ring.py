@@ -11,7 +11,7 @@ from helpers.cluster import wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pycache_cluster.client import Client
+from pycache_cluster.client import AsyncClient, Client
 from pycache_cluster.client.router import Node, Router
 from pycache_cluster.client.topology import RingReplyError, Topology, parse_ring
 from pycache_cluster.cluster.ring import Ring, checksum
@@ -135,3 +135,23 @@ def test_reads_of_a_key_reach_both_its_owners_and_no_other_node(fleet, routed):
         gets = after[node.name]["cmd_get"] - before[node.name]["cmd_get"]
         assert (gets > 0) == (node.name in owners), node.name
         assert after[node.name]["forwarded"] == before[node.name]["forwarded"], node.name
+
+
+def test_closing_the_asyncio_client_as_its_ring_watch_wakes_does_not_hang(fleet):
+    """A wake that lands in the same loop turn as close()'s cancel of the watch task: a
+    wait that swallowed that cancel (Python 3.11's wait_for does) left close() waiting for
+    a watch that polled on for ever."""
+    async def close_as_it_wakes() -> None:
+        client = AsyncClient(addresses(fleet))
+        await client.start()
+        await asyncio.sleep(0.05)              # the watch task waits for its next turn
+        client.ring_watch.hurry()
+        await asyncio.sleep(0)                 # its wake is in; the task has not run yet
+        closing = asyncio.ensure_future(client.close())
+        _, pending = await asyncio.wait({closing}, timeout=5)    # waits without cancelling
+        for task in (closing, client.ring_watch._task):
+            task.cancel()
+        assert not pending, "close() still waits for the ring watch"
+
+    for _ in range(3):
+        asyncio.run(close_as_it_wakes())
