@@ -80,11 +80,17 @@ class ProtocolServer:
         cfg = node.config
         tls = {} if node.tls is None else {
             "ssl": node.tls.server, "ssl_handshake_timeout": HANDSHAKE_TIMEOUT}
+        # Bound now (the port is known to the parts started after), listening only once
+        # they are all in: a client or a peer that connects finds gossip, the ring and the
+        # lock commands there, never a node half started.
         self.server = await loop.create_server(
             node.state.protocol_factory, host=cfg.listen, port=cfg.port, backlog=1024,
-            reuse_address=True, **tls)
+            reuse_address=True, start_serving=False, **tls)
         if cfg.port == 0:
             cfg.port = self.server.sockets[0].getsockname()[1]
+
+    async def listen(self) -> None:
+        await self.server.start_serving()
 
     async def stop(self, node: Node) -> None:
         if self.server is None:
@@ -116,7 +122,8 @@ class Node:
         store = self.store
         self.state.extensions.add_stats(b"memory",
                                         lambda args=None: memstats.stats_lines(args, store))
-        self.components: list = [Housekeeping(), Watches(), ProtocolServer()]
+        self.protocol_server = ProtocolServer()
+        self.components: list = [Housekeeping(), Watches(), self.protocol_server]
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started: list = []
@@ -139,9 +146,10 @@ class Node:
     async def start(self) -> None:
         for c in self.components:
             if self._stopping:
-                break       # a signal arrived while starting: start nothing more
+                return      # a signal arrived while starting: start nothing more
             await c.start(self)
             self._started.append(c)
+        await self.protocol_server.listen()
 
     async def stop(self) -> None:
         while self._started:

@@ -122,7 +122,8 @@ class Membership:
                                       weight=cfg.weight, tags=tags or {}))
         await ml.start()
         self.memberlist = ml
-        # The protocol server started before us: this node is serving.
+        # Peers learn this a gossip round and a ring refresh from now, by when the node,
+        # whose remaining parts start without waiting on the network, listens.
         ml.update_meta(status=Status.ACTIVE)
         node.state.extensions.add_stats(b"gossip", self._stats_gossip)
         if cfg.seeds:

@@ -48,7 +48,7 @@ class NodeProcess:
 
     def start(self, join: list[str] | None = None) -> NodeProcess:
         """Starts (or restarts, with the same seeds) the node; returns once it accepts
-        clients (its gossip may still be starting)."""
+        clients (its gossip is up by then; joining the seeds may not be)."""
         if join is not None:
             self.join = join
         if self.server is not None:
