@@ -131,12 +131,20 @@ class NodePool(Node):
 
 def drop_if_closed(conn: NodeConnection) -> None:
     """Closes conn's socket (it reopens on use) if the node hung up or sent unasked bytes."""
-    if conn.sock is None:
+    sock = conn.sock
+    if sock is None:
         return
+    # The peek must not wait: on a socket with a timeout Python polls for readability
+    # before recv, whatever MSG_DONTWAIT says, so a live idle connection cost the whole
+    # timeout and was then closed as timed out.
+    timeout = sock.gettimeout()
+    sock.settimeout(0.0)
     try:
-        conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)   # b"" (hung up) or bytes
+        sock.recv(1, socket.MSG_PEEK)       # b"" (hung up) or bytes
     except (BlockingIOError, InterruptedError):
         return      # nothing to read: still open
     except OSError:
         pass
+    finally:
+        sock.settimeout(timeout)
     conn.close()

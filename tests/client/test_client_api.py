@@ -1,9 +1,12 @@
 """Every call of both clients (threaded and asyncio) against a real three-node cluster: the
 results are pymemcache's, a plain pymemcache client pointed at one node sees the same data,
 and each request goes straight to an owner (no node forwards anything)."""
+import time
+
 import pytest
 from helpers.client import addresses, cluster_counters, spread
 from helpers.cluster import wait_for
+from helpers.wire import Conn
 from pymemcache.client.base import Client as Pymemcache
 from pymemcache.exceptions import (
     MemcacheClientError,
@@ -12,7 +15,8 @@ from pymemcache.exceptions import (
 )
 from pymemcache.serde import pickle_serde
 
-from pycache_cluster.client import ClusterUnavailable, Owner
+from pycache_cluster.client import Client, ClusterUnavailable, Owner
+from pycache_cluster.client.pool import STALE_AFTER
 
 
 @pytest.fixture
@@ -221,3 +225,21 @@ def test_a_node_without_a_cluster_is_a_ring_of_one(pycache, make_client, kind):
     assert client.set(b"solo", b"1") and client.get_many([b"solo", b"x"]) == {b"solo": b"1"}
     assert client.txn(b"solo").if_value(b"1").then_set(b"2").commit().succeeded
     assert client.get(b"solo") == b"2"
+
+
+def test_an_idle_connection_is_checked_without_waiting_and_kept(pycache):
+    """A pooled connection idle past STALE_AFTER is peeked at before use (the node may have
+    hung up). A live one is used again: the node sees no new connection."""
+    with Client([f"127.0.0.1:{pycache.port}"], timeout=30.0, refresh_interval=600) as client:
+        assert client.set(b"idle", b"1")
+        before = total_connections(pycache.port)
+        time.sleep(STALE_AFTER + 0.2)
+        assert client.get(b"idle") == b"1"
+        after = total_connections(pycache.port)
+    assert after - before == 1, "only the connection asking for stats is new"
+
+
+def total_connections(port: int) -> int:
+    with Conn(port) as c:
+        stats = c.call(b"stats\r\n")
+    return int(stats.split(b"STAT total_connections ")[1].split(b"\r\n")[0])
