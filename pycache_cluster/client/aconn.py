@@ -15,6 +15,7 @@ closes it (MemcacheUnexpectedCloseError). The next request reconnects.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections import deque
 
 from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
@@ -78,7 +79,9 @@ class Pipe(asyncio.Protocol):
             del buf[:start]
 
     def _expired(self, future: asyncio.Future) -> None:
-        if not future.done():
+        # A closing pipe waits for its last replies only this long, even for requests their
+        # callers gave up on: a node that never answers must not keep it open.
+        if not future.done() or self.closing:
             self.fail(TimeoutError(f"no reply within {self.timeout}s"))
 
     def fail(self, exc: BaseException) -> None:
@@ -131,11 +134,23 @@ class AsyncNode(Node):
         opening = self._opening[slot]
         if opening is None:
             opening = self._opening[slot] = asyncio.ensure_future(self._connect(slot))
+            opening.add_done_callback(functools.partial(self._opened, slot))
         try:
             return await asyncio.shield(opening)
-        finally:
-            if opening.done() and self._opening[slot] is opening:
-                self._opening[slot] = None
+        except asyncio.CancelledError:
+            # close() cancelled the connect every waiter shares; a waiter nobody cancelled
+            # learns that the node left, and its request may go elsewhere.
+            if opening.cancelled() and not asyncio.current_task().cancelling():
+                raise NodeUnreachable(self.name,
+                                      ConnectionAbortedError("left the ring")) from None
+            raise
+
+    def _opened(self, slot: int, opening: asyncio.Future) -> None:
+        """Frees the slot however the connect ended, even when no waiter is left to."""
+        if self._opening[slot] is opening:
+            self._opening[slot] = None
+        if not opening.cancelled():
+            opening.exception()         # retrieved: each waiter raised it already
 
     async def _connect(self, slot: int) -> Pipe:
         loop = asyncio.get_running_loop()

@@ -75,8 +75,10 @@ class AsyncClient(TaskDispatch):
         await self.close()
 
     async def close(self) -> None:
-        await self.ring_watch.stop()
-        self.router.close()
+        try:
+            await self.ring_watch.stop()
+        finally:
+            self.router.close()
 
     async def refresh(self) -> bool:
         """Asks a node (then each other, then the seeds) for the ring and routes by it from
@@ -201,7 +203,12 @@ class AsyncClient(TaskDispatch):
             raise ValueError("watch one key or one prefix")
         if not self._started:
             await self.start()
-        return await AsyncWatch(self, key, prefix).started()
+        watch = AsyncWatch(self, key, prefix)
+        try:
+            return await watch.started()
+        except BaseException:         # cancelled or timed out: its streams must not live on
+            await watch.close()
+            raise
 
     async def cluster_members(self) -> dict:
         """{name: Member} as gossip on some node sees the cluster."""

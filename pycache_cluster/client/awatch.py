@@ -8,9 +8,9 @@ go while the watch lasts), the same resume after a reconnect, the same merge and
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Self
 
+from pycache_cluster.client.ring_watch import finish
 from pycache_cluster.client.watch_feed import Change, Gap, Merge, Position, request
 
 
@@ -116,8 +116,7 @@ class AsyncWatch:
         for task in self.tasks.values():
             task.cancel()
         for task in self.tasks.values():
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await finish(task)
 
     async def __aenter__(self) -> Self:
         return self

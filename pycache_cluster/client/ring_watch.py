@@ -129,6 +129,8 @@ class ThreadWatch(RingWatch):
                 self.refresh()
             except MemcacheError as exc:          # none answered: keep polling
                 log.debug("ring refresh failed: %s", exc)
+            except Exception:                     # a bug must not end the watch unseen
+                log.exception("ring refresh failed")
 
     def hurry(self) -> None:
         super().hurry()
@@ -188,6 +190,8 @@ class TaskWatch(RingWatch):
                 await self.refresh()
             except MemcacheError as exc:          # none answered: keep polling
                 log.debug("ring refresh failed: %s", exc)
+            except Exception:                     # a bug must not end the watch unseen
+                log.exception("ring refresh failed")
 
     def hurry(self) -> None:
         super().hurry()
@@ -196,8 +200,13 @@ class TaskWatch(RingWatch):
     async def stop(self) -> None:
         self._closed = True
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await finish(self._task)
+
+
+async def finish(task: asyncio.Task) -> None:
+    """Cancels task and waits for it to end, without taking its errors or its cancel for the
+    caller's: a cancel of the caller still ends the wait."""
+    task.cancel()
+    await asyncio.wait([task])
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s ended with %r", task.get_coro().__qualname__, task.exception())

@@ -17,6 +17,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable
 
+from pycache_cluster.client.errors import ClusterUnavailable
 from pycache_cluster.client.topology import Topology
 
 monotonic = time.monotonic
@@ -52,6 +53,7 @@ class Router:
         self.max_retry_after = max_retry_after
         self.view: tuple[Topology | None, dict[str, Node]] = (None, {})
         self._turn = itertools.count()
+        self.closed = False
 
     @property
     def topology(self) -> Topology | None:
@@ -63,7 +65,10 @@ class Router:
 
     def install(self, topology: Topology) -> list[Node]:
         """Routes by `topology` from now on. Nodes that kept their name and address keep their
-        connections and health; returns the nodes that left, for the caller to close."""
+        connections and health; returns the nodes that left, for the caller to close. After
+        close() it installs nothing: a refresh under way must not reopen a closed client."""
+        if self.closed:
+            return []
         _, old = self.view
         nodes = {}
         for name, (host, port) in topology.addresses.items():
@@ -76,7 +81,10 @@ class Router:
 
     def writer(self, key: bytes) -> Node:
         topology, nodes = self.view
-        node = nodes[topology.owners(key, 1)[0]]
+        try:
+            node = nodes[topology.owners(key, 1)[0]]
+        except KeyError:                # only once closed: the nodes follow the topology
+            raise self.closed_error() from None
         if node.down_until and node.down_until > monotonic():
             return self.fallback(key, ()) or node
         return node
@@ -91,7 +99,10 @@ class Router:
                 # next() on a count is one C call, safe across threads.
                 turn = next(self._turn) % len(owners)
                 owners = owners[turn:] + owners[:turn]
-        node = nodes[owners[0]]
+        try:
+            node = nodes[owners[0]]
+        except KeyError:
+            raise self.closed_error() from None
         if node.down_until:
             now = monotonic()
             for name in owners:
@@ -104,6 +115,8 @@ class Router:
         """The first node on the key's ring walk not yet tried, preferring nodes not marked
         failed; None once every node was tried."""
         topology, nodes = self.view
+        if self.closed:
+            raise self.closed_error()
         tried = set(tried)
         walk = [nodes[name] for name in topology.owners(key, len(nodes))]
         now = monotonic()
@@ -156,7 +169,12 @@ class Router:
         node.down_until = 0.0
 
     def close(self) -> None:
+        self.closed = True
         _, nodes = self.view
         self.view = (self.view[0], {})
         for node in nodes.values():
             node.close()
+
+    @staticmethod
+    def closed_error() -> ClusterUnavailable:
+        return ClusterUnavailable("the client is closed")

@@ -52,8 +52,10 @@ class Client(ThreadDispatch):
         return self.ring_watch.refresh()
 
     def close(self) -> None:
-        self.ring_watch.stop()
-        self.router.close()
+        try:
+            self.ring_watch.stop()
+        finally:
+            self.router.close()
 
     def __enter__(self) -> Self:
         return self

@@ -55,9 +55,10 @@ def parse_ring(reply: bytes) -> RingInfo:
             nodes[parts[1]] = (host.strip("[]"), int(port), weight)
         info = RingInfo(int(head["epoch"]), head["checksum"], int(head["vnodes"]), nodes,
                         int(head.get("replicas", 1)), int(head.get("write_quorum", 1)))
+        listed = int(head.get("nodes", -1))
     except (KeyError, ValueError) as exc:
         raise RingReplyError(f"malformed ring reply {reply[:120]!r}: {exc}") from None
-    if len(nodes) != int(head.get("nodes", -1)):
+    if len(nodes) != listed:
         raise RingReplyError(f"ring reply lists {len(nodes)} of {head.get('nodes')} nodes")
     if not nodes:
         # A clustered node that has not formed a ring yet: nothing to route by.
@@ -108,7 +109,10 @@ class Topology:
             return cls(info.checksum, info.vnodes, addresses, previous._ring,
                        snapshot=previous._snapshot, replicas=info.replicas,
                        write_quorum=info.write_quorum)
-        ring = Ring(info.vnodes, {name: w for name, (_, _, w) in info.nodes.items()})
+        try:
+            ring = Ring(info.vnodes, {name: w for name, (_, _, w) in info.nodes.items()})
+        except ValueError as exc:       # weights or vnodes no ring can have
+            raise RingReplyError(f"unusable ring reply: {exc}") from None
         if ring.checksum != info.checksum:
             raise RingReplyError(f"rebuilt ring has checksum {ring.checksum}, the node "
                                  f"reported {info.checksum}")
