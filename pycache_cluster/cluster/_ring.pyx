@@ -15,6 +15,9 @@ cdef class RingSnapshot:
     """Positions -> node slots; slot i is the i-th name of `names`."""
     cdef pc_ring *r
     cdef readonly tuple names
+    # As installed: requests routed by this ring keep using them after the next ring.
+    cdef readonly tuple links
+    cdef readonly int self_slot
 
     def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names):
         self.names = tuple(names)
@@ -69,6 +72,8 @@ cdef class RingSnapshot:
         for i, link in enumerate(links):
             if i != self_slot and not isinstance(link, Link):
                 raise TypeError(f"slot {i}: {link!r} is not a Link")
+        self.links = tuple(links)
+        self.self_slot = self_slot
         srv.links = list(links)
         srv.self_slot = self_slot
         srv.ring_ref = self

@@ -95,6 +95,8 @@ cdef class ServerState:
     cdef public object log_counters
 
     cdef Link link(self, unsigned slot)
+    cdef Link link_in(self, object ring, unsigned slot)
+    cdef int self_slot_in(self, object ring)
     cdef char *take_rbuf(self) noexcept
     cdef void give_rbuf(self, char *buf, size_t cap) noexcept
 
@@ -250,6 +252,7 @@ cdef class Connection:
     cdef bint direct
     cdef bint tls               # over TLS: values are read through the read buffer
     cdef object p_line          # a forwarded storage command's request line (bytes)
+    cdef object p_ring          # the ring its owner (p.owner) is a slot of
     # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
     cdef object holes           # collections.deque of Hole
     cdef Py_ssize_t nholes

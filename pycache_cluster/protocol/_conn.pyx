@@ -218,6 +218,20 @@ cdef class ServerState:
     cdef Link link(self, unsigned slot):
         return <Link>self.links[slot]
 
+    cdef Link link_in(self, object ring, unsigned slot):
+        """The link to owner `slot` of `ring`, the ring a request was routed by. A request
+        that waited (behind a read, for its value, for another round) across a ring change
+        still goes to the node it was routed to; a link the new ring dropped fails it."""
+        if ring is self.ring_ref:
+            return <Link>self.links[slot]
+        link = ring.links[slot] if ring is not None else None
+        return NO_ROUTE if link is None else <Link>link
+
+    cdef int self_slot_in(self, object ring):
+        if ring is self.ring_ref:
+            return self.self_slot
+        return ring.self_slot if ring is not None else -1
+
 
 cdef class Link:
     """Where a forwarded request goes. The cluster's peer link (cluster/_link.pyx) is the real
@@ -234,6 +248,10 @@ cdef class Link:
                          size_t n) except -1:
         (<ReplicaWrite>waiter).fail(b"no route to owner")
         return 0
+
+
+# Where a request goes whose owner is gone from every ring: it fails at once.
+cdef Link NO_ROUTE = Link.__new__(Link)
 
 
 # Holes filled while a peer link works through one read batch are written once at its end.

@@ -64,11 +64,11 @@ cdef class ClockFence:
             pc_store_observe(self.srv.s, version)
 
 
-cdef inline void fence(ServerState srv, unsigned slot, uint32_t hv):
-    """A clock fence behind a write just sent to `slot` (replicated clusters only: alone,
-    versions are one node's counter)."""
+cdef inline void fence(ServerState srv, object ring, unsigned slot, uint32_t hv):
+    """A clock fence behind a write just sent to `ring`'s `slot` (replicated clusters only:
+    alone, versions are one node's counter)."""
     if srv.replicas > 1:
-        srv.link(slot).send_waiter(srv.fence, hv, b"mn c\r\n", 6)
+        srv.link_in(ring, slot).send_waiter(srv.fence, hv, b"mn c\r\n", 6)
 
 
 @cython.final
@@ -229,8 +229,9 @@ cdef void send_replicas(Quorum q):
     cdef ReplicaWrite w
     cdef unsigned i
     cdef bytes request = q.request
+    cdef int self_slot = srv.self_slot_in(q.ring)     # again() may come after a ring change
     for i in range(q.nowners):
-        if q.owners[i] == srv.self_slot:
+        if q.owners[i] == self_slot:
             continue
         w = ReplicaWrite.__new__(ReplicaWrite)
         w.quorum = q
@@ -239,8 +240,8 @@ cdef void send_replicas(Quorum q):
         w.request = request
         q.sent += 1
         srv.replica_writes_sent += 1
-        srv.link(q.owners[i]).send_waiter(w, q.hv, PyBytes_AS_STRING(request),
-                                          PyBytes_GET_SIZE(request))
+        srv.link_in(q.ring, q.owners[i]).send_waiter(w, q.hv, PyBytes_AS_STRING(request),
+                                                     PyBytes_GET_SIZE(request))
     q.sending = False
     q.settle()
 
@@ -535,7 +536,8 @@ cdef class ReadMerge:
         cdef ReadAnswer w
         cdef uint16_t slot
         cdef bytes request
-        while self.next < self.nowners and self.owners[self.next] == srv.self_slot:
+        cdef int self_slot = srv.self_slot_in(self.ring)
+        while self.next < self.nowners and self.owners[self.next] == self_slot:
             self.next += 1
         if self.next >= self.nowners:
             return
@@ -548,8 +550,8 @@ cdef class ReadMerge:
         # E (peer links only): a miss answers the version of what the owner deleted.
         request = b"mg %s v f c t E1%s\r\n" % (self.keytok, self.flag)
         srv.forwarded += 1
-        srv.link(slot).send_waiter(w, self.hv, PyBytes_AS_STRING(request),
-                                   PyBytes_GET_SIZE(request))
+        srv.link_in(self.ring, slot).send_waiter(w, self.hv, PyBytes_AS_STRING(request),
+                                                 PyBytes_GET_SIZE(request))
 
     cdef void settle(self):
         cdef Connection c = self.conn
@@ -614,8 +616,9 @@ cdef void read_repair(ReadMerge m):
     q.exptime = m.best_exptime
     q.version = m.best_version
     q.sending = True
+    cdef int self_slot = srv.self_slot_in(m.ring)
     for i in range(n):
-        if stale[i] == srv.self_slot:
+        if stale[i] == self_slot:
             q.local = True
         else:
             q.owners[q.nowners] = stale[i]
@@ -681,6 +684,7 @@ cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t h
 cdef class Deferred:
     """A write held back behind a read of its key (see Connection.reads)."""
     cdef ServerState srv
+    cdef object ring        # `slot` is one of its owners
     cdef unsigned slot
     cdef Hole hole
     cdef uint32_t hv
@@ -693,9 +697,10 @@ cdef class Deferred:
         if self.data is not None:
             tail = self.data
             ntail = len(self.data)
-        self.srv.link(self.slot).send(self.hole, self.hv, PyBytes_AS_STRING(self.line),
-                                      PyBytes_GET_SIZE(self.line), tail, ntail, self.quiet)
-        fence(self.srv, self.slot, self.hv)
+        self.srv.link_in(self.ring, self.slot).send(
+            self.hole, self.hv, PyBytes_AS_STRING(self.line), PyBytes_GET_SIZE(self.line),
+            tail, ntail, self.quiet)
+        fence(self.srv, self.ring, self.slot, self.hv)
 
 
 cdef void note_inflight(Connection c, uint32_t hv, object op):
@@ -713,8 +718,8 @@ cdef void release_inflight(Connection c, uint32_t hv, object op, list after):
             send()
 
 
-cdef bint defer_behind_read(Connection c, unsigned slot, Hole h, uint32_t hv, bytes line,
-                            bytes data, bint quiet, bint queued_only=False):
+cdef bint defer_behind_read(Connection c, object ring, unsigned slot, Hole h, uint32_t hv,
+                            bytes line, bytes data, bint quiet, bint queued_only=False):
     """True when a read or plain write of this key is still out at its owners: the send
     goes once they all answered it. queued_only (a read): only when a write already waits
     there, since the read must not pass it."""
@@ -736,6 +741,7 @@ cdef bint defer_behind_read(Connection c, unsigned slot, Hole h, uint32_t hv, by
             (<Quorum>op).after = waiting
     d = Deferred.__new__(Deferred)
     d.srv = c.srv
+    d.ring = ring
     d.slot = slot
     d.hole = h
     d.hv = hv

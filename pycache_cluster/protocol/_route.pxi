@@ -144,16 +144,17 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
         c.p.owner = slot
         c.p.quiet = quiet
         c.p_line = line
+        c.p_ring = srv.ring_ref     # the value may come after the next ring
         return False
     srv.forwarded += 1
     h = c._hole(HK_RAW)
-    if srv.replicas > 1 and defer_behind_read(c, slot, h, hv, line, None, quiet,
+    if srv.replicas > 1 and defer_behind_read(c, srv.ring_ref, slot, h, hv, line, None, quiet,
                                               kind == KIND_READ):
         return True
     srv.link(slot).send(h, hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), NULL, 0,
                         quiet)
     if srv.replicas > 1 and kind != KIND_READ:
-        fence(srv, slot, hv)
+        fence(srv, srv.ring_ref, slot, hv)
     return True
 
 
@@ -173,13 +174,14 @@ cdef void route_store(Connection c, const char *data, size_t n):
     cdef Hole h = c._hole(HK_RAW)
     c.p_line = None
     c.srv.forwarded += 1
-    if c.srv.replicas > 1 and defer_behind_read(c, <unsigned>c.p.owner, h, c.p.hv, line,
-                                                PyBytes_FromStringAndSize(data, n),
+    if c.srv.replicas > 1 and defer_behind_read(c, c.p_ring, <unsigned>c.p.owner, h, c.p.hv,
+                                                line, PyBytes_FromStringAndSize(data, n),
                                                 c.p.quiet):
         return
-    c.srv.link(<unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
-                                         PyBytes_GET_SIZE(line), data, n, c.p.quiet)
-    fence(c.srv, <unsigned>c.p.owner, c.p.hv)
+    c.srv.link_in(c.p_ring, <unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
+                                                      PyBytes_GET_SIZE(line), data, n,
+                                                      c.p.quiet)
+    fence(c.srv, c.p_ring, <unsigned>c.p.owner, c.p.hv)
 
 
 cdef void drop_pending_key(Connection c):
@@ -192,8 +194,8 @@ cdef void drop_pending_key(Connection c):
         return
     n = pc_base64_encode(<const unsigned char *>c.p.key, c.p.nkey, enc, sizeof(enc))
     line = b"md " + PyBytes_FromStringAndSize(<char *>enc, n) + b" b\r\n"
-    c.srv.link(<unsigned>c.p.owner).send(None, c.p.hv, PyBytes_AS_STRING(line),
-                                         PyBytes_GET_SIZE(line), NULL, 0, False)
+    c.srv.link_in(c.p_ring, <unsigned>c.p.owner).send(None, c.p.hv, PyBytes_AS_STRING(line),
+                                                      PyBytes_GET_SIZE(line), NULL, 0, False)
 
 
 cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
@@ -241,7 +243,8 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
     memcpy(h.key, key, nkey)
     h.nkey = <uint8_t>nkey
     srv.forwarded += 1
-    if srv.replicas > 1 and defer_behind_read(c, slot, h, hv, PyBytes_FromStringAndSize(line, n),
+    if srv.replicas > 1 and defer_behind_read(c, srv.ring_ref, slot, h, hv,
+                                              PyBytes_FromStringAndSize(line, n),
                                               None, False, not touch):
         return True
     srv.link(slot).send(h, hv, line, n, NULL, 0, False)

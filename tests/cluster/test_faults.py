@@ -190,3 +190,26 @@ def test_a_client_closing_with_forwarded_requests_in_flight_leaks_nothing(fleet3
         return node.stats("cluster")["peer_requests_waiting"] == 0 and connections() <= before
     wait_for(settled, 10, "no connection or request left behind")
     assert node.call(b"get %s\r\n" % remote[0]) == b"VALUE %s 0 1\r\nq\r\nEND\r\n" % remote[0]
+
+
+def test_a_write_held_behind_a_read_is_answered_after_the_ring_drops_its_owner(make_fleet):
+    """A write waits for the read of its key ahead of it; the key's owner stops, gossip
+    drops it from the ring, and only then does the read fail and the write go. The write was
+    routed by the old ring: it must fail as its owner's requests do, and the node serve on.
+    (It looked its owner up by slot number in the new ring: past its end, the write's reply
+    never came; on this node's own slot, the node crashed.)"""
+    fleet = make_fleet(213, 3, "--forward-timeout", "30")
+    fleet.start()
+    a, victim = fleet[0], fleet[2]
+    key = next(k for k in owned_keys(fleet, 2, 50, "held")
+               if a.name.encode() not in a.call(b"cluster owners " + k + b"\r\n"))
+    os.kill(victim.proc.pid, signal.SIGSTOP)
+    try:
+        with a.conn(timeout=40) as c:
+            c.send(b"get " + key + b"\r\nadd " + key + b" 0 0 1\r\nx\r\nversion\r\n")
+            out = c.read_until(b"VERSION ")
+        assert re.fullmatch(rb"END\r\nSERVER_ERROR [^\r]+\r\nVERSION ", out), out
+        assert a.server.alive() and a.call(b"version\r\n").startswith(b"VERSION ")
+        assert b"nodes=2 " in a.call(b"cluster ring\r\n")
+    finally:
+        os.kill(victim.proc.pid, signal.SIGCONT)
