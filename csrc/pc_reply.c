@@ -25,7 +25,9 @@ int pc_reply_frame(const char *buf, size_t len, size_t *frame_len)
     size_t line = (size_t)(nl - buf) + 1;
     if (line >= 3 && memcmp(buf, "VA ", 3) == 0) {
         uint64_t nbytes;
-        if (read_u64(buf + 3, nl, &nbytes) == 0 || nbytes > (uint64_t)1 << 40)
+        /* memcached's largest item (-I 1024m): a peer claiming more is lying, and its
+         * link must not buffer it. */
+        if (read_u64(buf + 3, nl, &nbytes) == 0 || nbytes > (uint64_t)1 << 30)
             return -1;
         if (len - line < nbytes + 2)
             return 0;

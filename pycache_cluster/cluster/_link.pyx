@@ -32,6 +32,7 @@ DEF ST_READY = 3
 DEF ST_DOWN = 4          # failed; requests fail fast until retry_at
 
 DEF RBUF_INITIAL = 65536
+DEF HANDSHAKE_LINE_MAX = 4096   # far above what a peer's handshake lines hold
 DEF BACKOFF_MIN = 0.05
 DEF BACKOFF_MAX = 2.0
 
@@ -290,6 +291,9 @@ cdef class PeerLink(Link):
     cdef void _handshake(self):
         cdef const char *nl = <const char *>memchr(self.rbuf, b'\n', self.rend)
         cdef size_t n
+        if nl == NULL and self.rend > HANDSHAKE_LINE_MAX:
+            self.down(b"peer " + self.peer.encode() + b" sent garbage")
+            return
         while nl != NULL and self.state == ST_HANDSHAKE:
             n = nl - self.rbuf + 1
             line = PyBytes_FromStringAndSize(self.rbuf, n)
@@ -315,6 +319,11 @@ cdef class PeerLink(Link):
         replies_begin()
         try:
             while pos < self.rend:
+                if self.qlen == 0 and not self.fence_due:
+                    # Bytes nothing asked for: buffering them would let a peer grow this
+                    # buffer on an idle link, where no watchdog runs.
+                    self.down(b"peer " + self.peer.encode() + b" sent garbage")
+                    return
                 r = pc_reply_frame(self.rbuf + pos, self.rend - pos, &n)
                 if r == 0:
                     break

@@ -134,8 +134,12 @@ class Placement:
                     continue
                 gone, weights = self._gone(), dict(self.ring.weights)
                 for part in reply.split()[1:]:
-                    name, _, weight = part.decode().rpartition(":")
-                    if name not in gone and name not in weights and weight.isdigit():
+                    try:
+                        name, _, weight = part.decode().rpartition(":")
+                    except UnicodeDecodeError:      # a garbled entry is no member
+                        continue
+                    if name not in gone and name not in weights and weight.isascii() and \
+                            weight.isdigit():
                         weights[name] = int(weight)
                 self._install(weights)
                 self.table.quarantine_until = until

@@ -974,10 +974,14 @@ cdef class Connection:
         # handshake of a cluster peer (which proves the cluster key instead) goes through.
         cdef size_t avail = self.rend - pos
         cdef size_t line_end
+        cdef int found
         if self.srv.cluster is not None and avail > 13 and \
                 (memcmp(self.rbuf + pos, b"cluster peer ", 13) == 0 or
                  memcmp(self.rbuf + pos, b"cluster auth ", 13) == 0):
-            if pc_proto_find_line(self.rbuf + pos, avail, &line_end) <= 0:
+            found = pc_proto_find_line(self.rbuf + pos, avail, &line_end)
+            if found < 0:           # no line in 2048 bytes: closed, as after proof
+                self.closing = True
+            if found <= 0:
                 return 0
             self._command(self.rbuf + pos, line_end)
             self._request_done()

@@ -76,6 +76,10 @@ def test_text_is_closed_unless_it_is_a_proven_peer(fleet):
         assert c.read_until(b"\r\n").startswith(b"CLIENT_ERROR")
         c.send(b"get " + KEYS[0] + b"\r\n")
         assert c.sock.recv(4096) == b""
+    # A handshake line that never ends is closed after memcached's 2048 bytes, not read on.
+    with Conn(node.port, host=node.host) as c:
+        c.send(b"cluster peer " + b"x" * 5000)
+        assert c.sock.recv(4096) == b""
 
 
 def test_sasl_in_a_cluster_needs_the_cluster_key(tmp_path):
