@@ -140,7 +140,7 @@ class AntiEntropy:
     # -- a round, from this side ---------------------------------------------------------
 
     async def round(self, peer: str) -> None:
-        link = self.cluster.member_link(peer)
+        link = self.cluster.bulk_link(peer)
         if link is None:
             return
         start = time.monotonic()

@@ -17,7 +17,7 @@ import logging
 
 import mmh3
 
-from pycache_cluster.cluster.antientropy import AntiEntropy
+from pycache_cluster.cluster.antientropy import ROUND_TIMEOUT, AntiEntropy
 from pycache_cluster.cluster.commands import Commands
 from pycache_cluster.cluster.handover import HandOver
 from pycache_cluster.cluster.handshake import Handshake
@@ -47,6 +47,9 @@ class Cluster(Listener):
         self.handshake = Handshake(self.name, self.membership.keyring)
         self.state = None
         self.pool: PeerPool | None = None
+        #: Links for anti-entropy's exchanges, whose replies take a walk of the peer's store:
+        #: on the forwarding links they held requests up and tripped the forward timeout.
+        self.bulk_pool: PeerPool | None = None
         self.router: Router | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
@@ -68,6 +71,8 @@ class Cluster(Listener):
         self.pool = PeerPool(self.handshake, self.config.forward_timeout,
                              self.config.peer_links,
                              ssl=node.tls.client if node.tls is not None else None)
+        self.bulk_pool = PeerPool(self.handshake, ROUND_TIMEOUT, 1,
+                                  ssl=node.tls.client if node.tls is not None else None)
         self.router = Router(node.state, self.pool, self.name)
         ext = node.state.extensions
         ext.add_command(b"cluster", self.commands.cluster_command)
@@ -88,6 +93,7 @@ class Cluster(Listener):
             self._refresh.cancel()
         self.router.uninstall()
         self.pool.close()
+        self.bulk_pool.close()
         node.state.cluster = None
         node.state.extensions.remove_command(b"cluster")
         node.state.extensions.remove_stats(b"cluster")
@@ -148,6 +154,7 @@ class Cluster(Listener):
                 listener()
         if changed or addresses != self.router.addresses:
             self.router.install(self.ring, addresses)
+            self.bulk_pool.keep_only(set(self.router.others()))
         if changed:
             self.handover.ring_changed()
 
@@ -156,6 +163,12 @@ class Cluster(Listener):
         if addr is None or name == self.name:
             return None
         return self.pool.link(name, *addr)
+
+    def bulk_link(self, name: str):
+        addr = self.router.addresses.get(name)
+        if addr is None or name == self.name:
+            return None
+        return self.bulk_pool.link(name, *addr)
 
     # -- what the protocol asks of the cluster -----------------------------------------------
 
