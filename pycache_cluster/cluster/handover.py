@@ -68,6 +68,7 @@ class HandOver:
         self.rate = rate                # bytes per second, 0: as fast as the links take them
         self.base: dict[str, int] | None = None     # the ring as of the last finished walk
         self.task: asyncio.Task | None = None
+        self._again_timer: asyncio.TimerHandle | None = None
         self.keys_sent = self.bytes_sent = self.keys_dropped = self.failures = 0
         self.walks_done = 0
         self.idle = asyncio.Event()
@@ -103,6 +104,8 @@ class HandOver:
             return False
 
     async def stop(self) -> None:
+        if self._again_timer is not None:
+            self._again_timer.cancel()      # no walk may start once the node stops
         if self.task is not None:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
@@ -124,8 +127,8 @@ class HandOver:
         self.task = None
         self.idle.set()
         if settle or not complete:
-            asyncio.get_running_loop().call_later(SETTLE_DELAY, self._again,
-                                                  dict(after.weights))
+            self._again_timer = asyncio.get_running_loop().call_later(
+                SETTLE_DELAY, self._again, dict(after.weights))
         log.info("hand-over: done in %.2f s: %d key(s) sent, %d dropped%s",
                  time.monotonic() - start, self.keys_sent - sent0,
                  self.keys_dropped - dropped0, "" if complete else " (some sends failed)")

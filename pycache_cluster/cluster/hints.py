@@ -81,13 +81,16 @@ class Hints:
                 done += 1
             else:
                 break       # keep order: what follows waits for the next round
-        for _ in range(done):
-            request = queue.popleft()
-            self.count -= 1
-            self.bytes -= len(request)
+        for request in batch[:done]:
+            # While the batch was out, add() may have dropped the oldest hints (counted
+            # there): only what is still at the head is the batch's.
+            if queue and queue[0] is request:
+                queue.popleft()
+                self.count -= 1
+                self.bytes -= len(request)
         self.replayed += done
-        if not queue:
-            self.pending.pop(owner, None)
+        if not queue and self.pending.get(owner) is queue:
+            del self.pending[owner]
         if done:
             log.info("replayed %d hint(s) to %s", done, owner)
         return done

@@ -46,7 +46,7 @@ class Peer:
                 await loop.create_connection(lambda: link, self.host, self.port, ssl=self.ssl)
         except asyncio.CancelledError:
             raise
-        except (TimeoutError, OSError) as exc:
+        except (TimeoutError, OSError, OverflowError, ValueError) as exc:   # or a bad address
             log.debug("peer %s at %s:%d: %s", self.name, self.host, self.port, exc)
             link.connect_failed(str(exc))
         finally:
