@@ -65,16 +65,23 @@ class Router:
             b"flush_all %d\r\n" % delay
         calls = {n: self.pool.link(n, *self.addresses[n]).call_all(request)
                  for n in self.others()}
+        for futures in calls.values():
+            for future in futures:
+                future.add_done_callback(self._observe_cutoff)
         return self._flushed(calls)
+
+    def _observe_cutoff(self, future: asyncio.Future) -> None:
+        # "OK c<cut-off>": this node's next writes must be newer than that. Taken as each
+        # reply lands, not by the client's awaiting task: a client that hangs up cancels it.
+        if not future.cancelled() and future.exception() is None:
+            reply = future.result()
+            if isinstance(reply, bytes) and reply.startswith(b"OK c"):
+                self.state.store.observe(int(reply[4:]))
 
     async def _flushed(self, calls: dict[str, list[asyncio.Future]]) -> bytes:
         failed = []
         for name, futures in calls.items():
             replies = await asyncio.gather(*futures, return_exceptions=True)
-            for r in replies:
-                # "OK c<cut-off>": this node's next writes must be newer than that.
-                if isinstance(r, bytes) and r.startswith(b"OK c"):
-                    self.state.store.observe(int(r[4:]))
             if any(not (isinstance(r, bytes) and r.startswith(b"OK")) for r in replies):
                 failed.append(name)
                 log.warning("flush_all on %s: %s", name, replies)
