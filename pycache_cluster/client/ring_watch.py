@@ -154,7 +154,6 @@ class TaskWatch(RingWatch):
         self._lock = asyncio.Lock()
         self._wake = asyncio.Event()
         self._task: asyncio.Task | None = None
-        self._closed = False
 
     async def refresh(self) -> bool:
         async with self._lock:
@@ -177,15 +176,13 @@ class TaskWatch(RingWatch):
     async def _run(self) -> None:
         # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the inner result when
         # a cancel arrives as the wake is set, and a lost cancel left stop() waiting forever.
-        while not self._closed:
+        while True:
             try:
                 async with asyncio.timeout(self.next_wait()):
                     await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
-            if self._closed:
-                break
             try:
                 await self.refresh()
             except MemcacheError as exc:          # none answered: keep polling
@@ -198,7 +195,6 @@ class TaskWatch(RingWatch):
         self._wake.set()
 
     async def stop(self) -> None:
-        self._closed = True
         if self._task is not None:
             await finish(self._task)
 

@@ -335,7 +335,7 @@ cdef class PeerLink(Link):
                     self.fence_due = False
                     pos += n
                     continue
-                if r < 0 or self.qlen == 0:
+                if r < 0:
                     self.down(b"peer " + self.peer.encode() + b" sent garbage")
                     return
                 if self.q[self.qhead].quiet:
