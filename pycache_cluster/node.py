@@ -92,16 +92,22 @@ class ProtocolServer:
     async def listen(self) -> None:
         await self.server.start_serving()
 
-    async def stop(self, node: Node) -> None:
-        if self.server is None:
+    async def drain(self, node: Node) -> None:
+        """Stops accepting; every connection's replies already owed are sent (a peer's
+        requests routed on included), then it closes. At most 5 s."""
+        if self.server is None or not self.server.is_serving() and not node.state.conns:
             return
-        self.server.close()     # stop accepting
-        # Let every client's replies already queued drain, then close the connections.
+        self.server.close()
         deadline = time.monotonic() + 5.0
         for conn in list(node.state.conns):
             conn.close_when_drained()
         while node.state.conns and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+
+    async def stop(self, node: Node) -> None:
+        if self.server is None:
+            return
+        await self.drain(node)
         await self.server.wait_closed()
 
 
@@ -152,6 +158,17 @@ class Node:
         await self.protocol_server.listen()
 
     async def stop(self) -> None:
+        # A graceful leave first, while the node serves and routes: what clients and peers
+        # send meanwhile goes on to the owners. Then the clients drain, routing still up;
+        # then every part stops in reverse.
+        for c in reversed(self._started):
+            if hasattr(c, "leave"):
+                try:
+                    await c.leave(self)
+                except Exception:
+                    log.exception("leaving with %r", c)
+        if self.protocol_server in self._started:
+            await self.protocol_server.drain(self)
         while self._started:
             c = self._started.pop()
             try:

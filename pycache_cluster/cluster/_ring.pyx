@@ -16,7 +16,7 @@ cdef class RingSnapshot:
     cdef pc_ring *r
     cdef readonly tuple names
     # As installed: requests routed by this ring keep using them after the next ring.
-    cdef readonly tuple links
+    cdef readonly tuple links, side_links
     cdef readonly int self_slot
 
     def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names):
@@ -64,17 +64,23 @@ cdef class RingSnapshot:
                     acc += pc_ring_owners(self.r, positions[i], n_owners, out)
         return acc
 
-    def install(self, ServerState srv, int self_slot, list links):
+    def install(self, ServerState srv, int self_slot, list links, list side_links=None):
         """Routes the server's requests by this ring from now on: links[slot] carries the
-        requests of each other slot's keys (None at self_slot)."""
-        if len(links) != len(self.names):
+        requests of each other slot's keys (None at self_slot); side_links[slot], if given,
+        a fill's fetches."""
+        side_links = side_links or [None] * len(links)
+        if len(links) != len(self.names) or len(side_links) != len(links):
             raise ValueError("one link per slot")
-        for i, link in enumerate(links):
-            if i != self_slot and not isinstance(link, Link):
+        for i, link in enumerate(links + side_links):
+            if i % len(links) != self_slot and link is not None and not isinstance(link, Link):
                 raise TypeError(f"slot {i}: {link!r} is not a Link")
+            if i < len(links) and i != self_slot and link is None:
+                raise TypeError(f"slot {i}: no link")
         self.links = tuple(links)
+        self.side_links = tuple(side_links)
         self.self_slot = self_slot
         srv.links = list(links)
+        srv.side_links = list(side_links)
         srv.self_slot = self_slot
         srv.ring_ref = self
         srv.ring = self.r
@@ -86,3 +92,4 @@ def uninstall(ServerState srv):
     srv.ring_ref = None
     srv.self_slot = -1
     srv.links = []
+    srv.side_links = []

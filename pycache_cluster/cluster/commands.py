@@ -107,6 +107,8 @@ class Commands:
             ("peer_connects", peers.get("connects", 0)),
             ("peer_links_ready", peers.get("links_ready", 0)),
             ("peer_requests_served", st.peer_requests),
+            ("peer_requests_rerouted", st.rerouted),
+            ("fills", st.fills),
             ("replicas", st.replicas),
             ("write_quorum", st.write_quorum),
             ("read_quorum", st.read_quorum),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import mmh3
 
@@ -33,6 +34,15 @@ log = logging.getLogger(__name__)
 
 #: Membership events within this many seconds rebuild the ring once.
 REFRESH_DELAY = 0.02
+#: Seconds after a ring change during which a conditional write this node runs as a key's
+#: first owner, on a key it holds nothing of, first fetches the other owners' copies: the
+#: hand-overs that bring it keys take about this long (protocol/_replica.pxi, "fills").
+FILL_WINDOW = 10.0
+#: After its hand-over a leaving node goes on routing the peers' requests that still come
+#: (their rings name it until gossip tells them), until none came for this long...
+LINGER_QUIET = 0.3
+#: ...or for at most this long.
+LINGER_MAX = 3.0
 
 
 class Cluster(Listener):
@@ -50,6 +60,7 @@ class Cluster(Listener):
         #: Links for anti-entropy's exchanges, whose replies take a walk of the peer's store:
         #: on the forwarding links they held requests up and tripped the forward timeout.
         self.bulk_pool: PeerPool | None = None
+        self.side_pool: PeerPool | None = None
         self.router: Router | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
@@ -63,17 +74,21 @@ class Cluster(Listener):
 
     async def start(self, node) -> None:
         self.state = node.state
-        if self.config.replicas > 1:
-            # Versions from the hybrid clock, with this node's bits; deletes leave
-            # tombstones (csrc/pc_store.h, cluster mode).
-            node.store.set_replicated(mmh3.hash(self.name.encode(), 0, signed=False) & 1023,
-                                      self.config.tombstone_ttl)
+        # Versions from the hybrid clock, with this node's bits, and deletes leave
+        # tombstones (csrc/pc_store.h, cluster mode), whatever N is: with N = 1 too a key's
+        # copies meet (a hand-over's copy, a write forwarded by a node whose ring is newer)
+        # and the newer one must win, which per-node counters cannot tell.
+        node.store.set_replicated(mmh3.hash(self.name.encode(), 0, signed=False) & 1023,
+                                  self.config.tombstone_ttl)
         self.pool = PeerPool(self.handshake, self.config.forward_timeout,
                              self.config.peer_links,
                              ssl=node.tls.client if node.tls is not None else None)
         self.bulk_pool = PeerPool(self.handshake, ROUND_TIMEOUT, 1,
                                   ssl=node.tls.client if node.tls is not None else None)
-        self.router = Router(node.state, self.pool, self.name)
+        #: Links for fills' fetches (protocol/_replica.pxi): never behind a stalled request.
+        self.side_pool = PeerPool(self.handshake, self.config.forward_timeout, 1,
+                                  ssl=node.tls.client if node.tls is not None else None)
+        self.router = Router(node.state, self.pool, self.name, self.side_pool)
         ext = node.state.extensions
         ext.add_command(b"cluster", self.commands.cluster_command)
         ext.add_stats(b"cluster", self.commands.stats)
@@ -84,7 +99,7 @@ class Cluster(Listener):
         self.anti_entropy.start()
 
     async def stop(self, node) -> None:
-        await self.leave()
+        await self.leave(node)
         await self.membership.stop(node)
         await self.hints.stop()
         await self.handover.stop()
@@ -93,26 +108,41 @@ class Cluster(Listener):
             self._refresh.cancel()
         self.router.uninstall()
         self.pool.close()
+        self.side_pool.close()
         self.bulk_pool.close()
         node.state.cluster = None
         node.state.extensions.remove_command(b"cluster")
         node.state.extensions.remove_stats(b"cluster")
 
-    async def leave(self) -> None:
-        """A graceful leave: this node stops owning keys (the others see it leaving), sends
-        every key it holds to its owners, then goes. Bounded by --leave-timeout."""
+    async def leave(self, node=None) -> None:
+        """A graceful leave (the node's first step in stopping, while it still serves): this
+        node stops taking writes and owning keys (the others see it leaving), sends every
+        key it holds to its owners, routes on what peers still send it meanwhile, then goes.
+        Bounded by --leave-timeout. Taking no write from the start is what makes the walk
+        complete: a write taken after the walk passed its key would leave with this node."""
         ml = self.membership.memberlist
-        if ml is None or self.router is None or len(self.ring.weights) < 2:
+        if self.state.leaving or ml is None or self.router is None or \
+                len(self.ring.weights) < 2:
             return
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        self.state.leaving = True
         ml.update_meta(status=Status.LEAVING)
         self.refresh()
-        start = asyncio.get_running_loop().time()
         if await self.handover.wait(self.config.leave_timeout):
-            log.info("left the ring after handing over in %.2f s",
-                     asyncio.get_running_loop().time() - start)
+            log.info("left the ring after handing over in %.2f s", loop.time() - start)
         else:
             log.warning("leave: hand-over unfinished after %.0f s; going anyway",
                         self.config.leave_timeout)
+        await self._linger(min(start + self.config.leave_timeout, loop.time() + LINGER_MAX))
+
+    async def _linger(self, deadline: float) -> None:
+        loop = asyncio.get_running_loop()
+        seen, quiet_since = self.state.rerouted, loop.time()
+        while loop.time() < deadline and loop.time() - quiet_since < LINGER_QUIET:
+            await asyncio.sleep(0.05)
+            if self.state.rerouted != seen:
+                seen, quiet_since = self.state.rerouted, loop.time()
 
     # -- membership events (on the loop) -----------------------------------------------------
 
@@ -150,6 +180,8 @@ class Cluster(Listener):
             addresses[m.name] = (m.meta.client_host, m.meta.client_port)
         changed = self.ring.update(weights)
         if changed:
+            if self.name in weights:
+                self.state.fill_until = time.monotonic_ns() + int(FILL_WINDOW * 1e9)
             for listener in self.ring_listeners:
                 listener()
         if changed or addresses != self.router.addresses:

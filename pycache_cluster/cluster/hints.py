@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 #: Requests replayed to one owner per round, pipelined on its link.
 REPLAY_BATCH = 256
 REPLAY_INTERVAL = 1.0
-OK_REPLIES = (b"HD", b"EX", b"NF", b"TOUCHED", b"NOT_FOUND")
+OK_REPLIES = (b"HD", b"EX", b"NF", b"EN", b"TOUCHED", b"NOT_FOUND")
 
 
 class Hints:

@@ -22,9 +22,11 @@ log = logging.getLogger(__name__)
 class Router:
     """Installs rings into one ServerState and broadcasts to the ring's other members."""
 
-    def __init__(self, state, pool: PeerPool, self_name: str):
+    def __init__(self, state, pool: PeerPool, self_name: str,
+                 side_pool: PeerPool | None = None):
         self.state = state
         self.pool = pool
+        self.side_pool = side_pool
         self.self_name = self_name
         self.addresses: dict[str, tuple[str, int]] = {}
         self.snapshot: _ring.RingSnapshot | None = None
@@ -40,10 +42,16 @@ class Router:
         snapshot = _ring.RingSnapshot(positions, slots, names)
         links = [None if n == self.self_name else self.pool.link(n, *self.addresses[n])
                  for n in names]
+        side = None if self.side_pool is None else [
+            None if n == self.self_name else self.side_pool.link(n, *self.addresses[n])
+            for n in names]
         self_slot = names.index(self.self_name) if self.self_name in names else -1
-        snapshot.install(self.state, self_slot, links)
+        snapshot.install(self.state, self_slot, links, side)
         self.snapshot = snapshot
-        self.pool.keep_only({n for n in names if n != self.self_name})
+        others = {n for n in names if n != self.self_name}
+        self.pool.keep_only(others)
+        if self.side_pool is not None:
+            self.side_pool.keep_only(others)
         log.info("ring epoch %d: %d node(s), checksum %s", ring.epoch, len(names),
                  ring.checksum)
 

@@ -40,6 +40,7 @@ cdef struct Pending:
     int owner                # ring slot of the owner it is forwarded to, -1 when local
     bint quiet               # forwarded with noreply or q: fenced by mn
     bint fanout              # a plain write this node replicates to every owner itself
+    bint refuse              # a peer's write this node must not take (it is leaving)
     uint64_t version         # E: a replica's write at exactly this version (peer links)
 
 
@@ -69,8 +70,21 @@ cdef class ServerState:
     cdef object ring_ref                 # keeps the snapshot behind `ring` alive
     cdef int self_slot                   # this node's slot, -1 when it owns nothing
     cdef list links                      # Link per slot (None at self_slot)
+    # Links of their own for fills' fetches (_replica.pxi): they carry nothing a receiving
+    # connection could stall on, so two nodes filling at once never wait for each other.
+    cdef list side_links
     cdef public object cluster           # the cluster component (broadcasts), None alone
     cdef public uint64_t forwarded, fanout_batches, peer_requests
+    # A graceful leave has begun (cluster/component.py): peers' writes are no longer taken
+    # here, and their other keyed requests go on to the key's owners (see _conn.pyx,
+    # "peer requests"); `rerouted` counts those requests.
+    cdef public bint leaving
+    cdef public uint64_t rerouted
+    # Until this CLOCK_MONOTONIC time (ns; 0 never) after a ring change, hand-overs may still
+    # be bringing this node keys: a conditional write it runs as a key's first owner on a key
+    # it does not hold fetches the other owners' copies first (see _replica.pxi, "fills").
+    cdef public uint64_t fill_until
+    cdef public uint64_t fills
     # Replication: every key on its first `replicas` owners, writes acknowledged after
     # `write_quorum` of them, reads from `read_quorum` (1 = this node when it is an owner).
     cdef public int replicas, write_quorum, read_quorum
@@ -96,6 +110,7 @@ cdef class ServerState:
 
     cdef Link link(self, unsigned slot)
     cdef Link link_in(self, object ring, unsigned slot)
+    cdef Link side_link_in(self, object ring, unsigned slot)
     cdef int self_slot_in(self, object ring)
     cdef char *take_rbuf(self) noexcept
     cdef void give_rbuf(self, char *buf, size_t cap) noexcept
@@ -186,6 +201,7 @@ cdef class ReadMerge:
     cdef list answers               # (slot, version) of the owners that answered
     cdef list after                 # sends held back until this read is answered
     cdef Connection conn
+    cdef bint fill                  # a fill's fetch: no hole; the newest copy is stored here
 
     cdef void answer(self, int slot, uint64_t version, uint32_t flags, int64_t exptime,
                      object value)
@@ -232,7 +248,13 @@ cdef class Connection:
     cdef pc_cmd cmd             # the command of the request line parsed last
     cdef int state
     cdef bint noreply, closing, close_after_write, paused, rejected
-    cdef bint peer              # a proven peer link: requests on it are never forwarded
+    cdef bint peer              # a proven peer link (see _conn.pyx, "peer requests")
+    cdef bint hop               # `mn P` came: the next request was routed here by a peer
+    # A fill (_replica.pxi) is fetching the key of the request at the front of rbuf, which
+    # runs once it is in; `filled_hv`: that key, whose fill is done (none held it, maybe).
+    cdef bint filling, filled
+    cdef bint reread            # the line just parsed goes back, to be parsed again
+    cdef uint32_t filled_hv
     cdef bint watcher           # turned into a watcher (protocol/watch.py): never run again
     cdef bint shut              # closed by a shutdown (memcached's close reason "shutdown")
     # Ascii auth (-Y): no user proven yet; `auth` is its protocol/auth.py Session.

@@ -113,6 +113,7 @@ cdef class ServerState:
         self.ring = NULL
         self.self_slot = -1
         self.links = []
+        self.side_links = []
         self.cluster = None
         self.fence = ClockFence.__new__(ClockFence)
         self.fence.srv = self
@@ -227,6 +228,12 @@ cdef class ServerState:
         link = ring.links[slot] if ring is not None else None
         return NO_ROUTE if link is None else <Link>link
 
+    cdef Link side_link_in(self, object ring, unsigned slot):
+        links = self.side_links if ring is self.ring_ref else \
+            ring.side_links if ring is not None else None
+        link = links[slot] if links else None
+        return NO_ROUTE if link is None else <Link>link
+
     cdef int self_slot_in(self, object ring):
         if ring is self.ring_ref:
             return self.self_slot
@@ -246,8 +253,11 @@ cdef class Link:
 
     cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
                          size_t n) except -1:
-        (<ReplicaWrite>waiter).fail(b"no route to owner")
-        return 0
+        if type(waiter) is ReplicaWrite:
+            (<ReplicaWrite>waiter).fail(b"no route to owner")
+        elif type(waiter) is ReadAnswer:
+            (<ReadAnswer>waiter).fail(b"no route to owner")
+        return 0            # a clock fence or a hop mark: nothing waits on its answer
 
 
 # Where a request goes whose owner is gone from every ring: it fails at once.
@@ -470,6 +480,11 @@ cdef class Connection:
     def eof_received(self):
         # A half-closed client still gets the replies to what it sent; then we close. As in
         # memcached, replies held back for an unfinished value are dropped with it.
+        if self.filling:
+            # Requests still unread wait for a fill: memcached would have read them all
+            # before it saw the end (_drain writes, or drops, once they ran).
+            self.eof = True
+            return True
         if self.state != ST_CMD:
             self._drop_to_mark()
         self._emit(self.wbuf.len, self.hole_seq)
@@ -766,10 +781,13 @@ cdef class Connection:
                 if self.nholes == 0:
                     self.transport.close()
                 return
-            if self.stalled:
+            if self.stalled or self.filling:
                 self._emit(self.mark, self.mark_seq)    # as at the end of _process
             elif self.eof:
-                # After a half-close nothing more comes: what is left goes out as it is.
+                # After a half-close nothing more comes: what is left goes out as it is,
+                # but for the replies an unfinished value holds back (as eof_received).
+                if self.state != ST_CMD:
+                    self._drop_to_mark()
                 self._emit(self.wbuf.len, self.hole_seq)
             else:
                 self._emit_ready()
@@ -786,7 +804,8 @@ cdef class Connection:
         elif self.stalled and self._holes_filled():
             self.stalled = False
             self._run()
-        if self.eof and not self.stalled and not self.closing and self.transport is not None:
+        if self.eof and not self.stalled and not self.filling and not self.closing and \
+                self.transport is not None:
             if self.state != ST_CMD:
                 self._drop_to_mark()    # a value cut short by the half-close, as eof_received
             self._emit(self.wbuf.len, self.hole_seq)
@@ -823,6 +842,8 @@ cdef class Connection:
                 self._finish(binary_batch(self))
                 return
         while not self.closing:
+            if self.filling:
+                break           # fill_done() carries on from here
             if self.wbuf.len >= WBUF_FLUSH and self.state == ST_CMD:
                 # Big replies leave as they are made, so a client that does not read holds
                 # at most the transport's high-water mark plus one command's reply here.
@@ -925,6 +946,9 @@ cdef class Connection:
                     pc_lat_add(&self.srv.lat, self.cmd, pc_lat_now() - t0)
             else:
                 self._command(self.rbuf + pos, line_end)
+            if self.reread:
+                self.reread = False
+                continue        # the same line again, now, or when its fill ends
             pos += nline
             if self.state == ST_CMD:
                 self._request_done()
@@ -954,9 +978,9 @@ cdef class Connection:
             return
         # memcached writes replies out while it waits for a command line, but not while it
         # reads (or discards) a value: replies after its last write point (`mark`) leave once
-        # the value is complete. Stalled (flush_all) with requests still unread is the same:
-        # memcached would have gone on without writing.
-        if self.stalled:
+        # the value is complete. Stalled (flush_all) or filling with requests still unread is
+        # the same: memcached would have gone on without writing.
+        if self.stalled or self.filling:
             self._emit(self.mark, self.mark_seq)
         else:
             self._emit_ready()
@@ -1055,6 +1079,9 @@ cdef class Connection:
         cdef pc_token tokens[PC_MAX_TOKENS]
         cdef size_t ntokens
         cdef uint32_t hv = 0
+        cdef int where
+        cdef bint hop = self.hop
+        self.hop = False        # `mn P` marks the one request right after it
         pc_proto_terminate(line, line_end)
         if self.srv.verbosity > 1:
             # memcached -vv: every request line, as "<fd line".
@@ -1069,12 +1096,27 @@ cdef class Connection:
             # stay free of routing (a routed storage command still reads its value there).
             self.p.owner = -1
             self.p.fanout = False
+            self.p.refuse = False
             self.p.version = 0
-            if key_hash(cmd, tokens, ntokens, &hv):
-                if self.srv.ring != NULL and not self.peer and \
-                        route_command(self, cmd, tokens, ntokens, hv):
+            if key_hash(cmd, tokens, ntokens, &hv) and self.srv.ring != NULL:
+                where = peer_request(self, cmd, tokens, ntokens, hv, hop) if self.peer \
+                    else PEER_ROUTE
+                if where == PEER_REFUSE:
+                    if cmd == PC_CMD_MS or PC_CMD_SET <= cmd <= PC_CMD_CAS:
+                        self.p.refuse = True    # answered once its value is read
+                    else:
+                        pc_wbuf_add(&self.wbuf, LEAVING, sizeof(LEAVING) - 1)
+                        return
+                elif where == PEER_ROUTE and route_command(self, cmd, tokens, ntokens, hv):
                     return
-                if self.srv.ring != NULL and self.srv.replicas > 1 and \
+                if self.srv.fill_until and where != PEER_REFUSE and \
+                        fill_first(self, cmd, tokens, ntokens, hv, hop):
+                    # Not run now: the line goes back as it came, to be read again once the
+                    # key's copies are here (_process stops in front of it meanwhile).
+                    _restore_line(line, line_end, tokens, ntokens)
+                    self.reread = True
+                    return
+                if self.srv.replicas > 1 and not self.p.refuse and \
                         _replicated_here(cmd, tokens, ntokens):
                     # The arm runs here on the key's first owner: what it changes goes to
                     # the other owners (see _replica.pxi).
@@ -1095,6 +1137,8 @@ cdef class Connection:
         before = slot_version(self, key, nkey, hv)
         self._dispatch(cmd, tokens, ntokens, hv)
         replicate_local(self, key, nkey, hv, start, before)
+        if cmd == PC_CMD_MG and _has_flag(cmd, tokens, ntokens, b'T'):
+            touch_others(self, key, nkey, hv, start, before)
 
     cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv):
         if cmd == PC_CMD_GET:
@@ -1140,6 +1184,9 @@ cdef class Connection:
                 pc_wbuf_add(&self.wbuf, b"MN c", 4)
                 pc_wbuf_add_u64(&self.wbuf, pc_store_next_version(self.s))
                 pc_wbuf_add(&self.wbuf, b"\r\n", 2)
+            elif self.peer and ntokens == 3 and _is(tokens[1].value, b"P"):
+                self.hop = True     # the next request was routed here by a peer
+                self._out(b"MN")
             else:
                 self._out(b"MN")
             self._write_point()     # "mn command forces immediate writeback flush"
@@ -1175,6 +1222,9 @@ cdef class Connection:
                 self.noreply = False      # meta set errors are always answered
             self._out(b"CLIENT_ERROR bad data chunk")
             return
+        if self.p.refuse:
+            pc_wbuf_add(&self.wbuf, LEAVING, sizeof(LEAVING) - 1)
+            return
         if self.p.fanout:
             fanout_store(self, data, self.p.vlen)
             return
@@ -1204,7 +1254,7 @@ cdef class Connection:
         # into an unlinked item (charged to -m now, linked by _nread_done). A value for
         # another owner, a replicated write, a replica's versioned write, TLS: through rbuf,
         # as is a value the store has no room for now (the store answers it as before).
-        if self.p.owner >= 0 or self.p.fanout or self.p.version or self.tls:
+        if self.p.owner >= 0 or self.p.fanout or self.p.version or self.p.refuse or self.tls:
             return
         if self.srv.ring != NULL and self.srv.replicas > 1:
             return
@@ -1291,6 +1341,19 @@ cdef inline bint _replicated_here(pc_cmd cmd, pc_token *tokens, size_t ntokens) 
             or cmd == PC_CMD_TOUCH or cmd == PC_CMD_MD or cmd == PC_CMD_MA
             or cmd == PC_CMD_MG) and not _has_flag(cmd, tokens, ntokens, b'E') \
         and tokens[1].length <= KEY_MAX
+
+
+cdef void _restore_line(char *line, size_t line_end, pc_token *tokens,
+                        size_t ntokens) noexcept:
+    """Undoes pc_proto_terminate and pc_tokenize on a line: the NUL each put at a token's
+    end becomes the space (or line end) it replaced."""
+    cdef size_t i, at
+    cdef size_t el = line_end - 1 if line_end > 1 and line[line_end - 1] == b'\r' else line_end
+    for i in range(ntokens - 1):
+        at = <size_t>(tokens[i].value + tokens[i].length - line)
+        if at < el:
+            line[at] = b' '
+    line[el] = b'\r' if el < line_end else b'\n'
 
 
 cdef inline bint _keyed(pc_cmd cmd) noexcept:

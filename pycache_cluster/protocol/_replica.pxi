@@ -88,7 +88,8 @@ cdef class ReplicaWrite:
                 n >= 7 and memcmp(frame, b"TOUCHED", 7) == 0:
             self.quorum.srv.replica_writes_acked += 1
             self.quorum.vote(self.round, 1, 0)
-        elif n >= 2 and frame[0] == b'N' and frame[1] == b'F' or \
+        elif n >= 2 and (frame[0] == b'N' and frame[1] == b'F' or
+                         frame[0] == b'E' and frame[1] == b'N') or \
                 n >= 9 and memcmp(frame, b"NOT_FOUND", 9) == 0:
             self.quorum.srv.replica_writes_acked += 1
             self.quorum.vote(self.round, 0, 0)
@@ -293,6 +294,39 @@ cdef void replicate_local(Connection c, const char *key, size_t nkey, uint32_t h
     send_replicas(q)
 
 
+cdef void touch_others(Connection c, const char *key, size_t nkey, uint32_t hv,
+                       size_t start, uint64_t before):
+    """An mg with T ran here (the key's first owner) on an item it kept (same version, so
+    replicate_local sent nothing): the other owners take the expiry it now has, and the
+    reply made since `start` waits for W - 1 of them, as a touch's does (what the client
+    sends next, through any node, then finds the new expiry on every owner)."""
+    cdef ServerState srv = c.srv
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef unsigned n
+    cdef pc_item *it = pc_store_slot_hv(c.s, key, nkey, hv)
+    cdef pc_reltime rel
+    cdef int64_t exptime
+    cdef Quorum q
+    if it == NULL or it.version != before:
+        return
+    n = owners_of(srv, hv, owners)
+    if n < 2 or owners[0] != srv.self_slot:
+        return
+    rel = it.exptime
+    # A T in the past left a tombstone at the item's version (expired items do here).
+    exptime = -1 if it.bits & PC_ITEM_TOMBSTONE or rel != 0 and rel <= pc_store_now(c.s) \
+        else 0 if rel == 0 else pc_store_unix_time(c.s, rel)
+    q = new_quorum(c, hv, owners, n, <unsigned>srv.write_quorum - 1)
+    q.key, q.flag = key_field(key, nkey, it.bits & PC_ITEM_KEY_BINARY)
+    q.request = b"mg %s T%d E1%s\r\n" % (q.key, exptime, q.flag)
+    if q.need:
+        reply = PyBytes_FromStringAndSize(c.wbuf.data + start, c.wbuf.len - start)
+        c.wbuf.len = start
+        q.hole = c._hole(HK_QUORUM)
+        q.yes = q.no = reply
+    send_replicas(q)
+
+
 # -- the coordinator's plain writes ------------------------------------------------------
 
 cdef void fanout(Connection c, Quorum q, bint quiet, bytes yes, bytes no):
@@ -354,9 +388,12 @@ cdef bint fanout_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntok
     cdef Quorum q
     if cmd == PC_CMD_DELETE:
         if ntokens > 3:
-            if not (ntokens == 4 and _is(tokens[2].value, b"noreply")):
-                return False        # the odd forms (delete k 0 ...): answered locally
-            quiet = True
+            # memcached's forms: delete <key> [0] [noreply]; any other is its usage error,
+            # which the local arm answers without touching the key.
+            quiet = _is(tokens[ntokens - 2].value, b"noreply")
+            if not (ntokens == 4 and (quiet or _is(tokens[2].value, b"0")) or
+                    ntokens == 5 and quiet and _is(tokens[2].value, b"0")):
+                return False
         q = new_quorum(c, hv, owners, n, <unsigned>srv.write_quorum)
         q.local = is_owner(srv, owners, n)
         q.key, q.flag = key_field(key.value, key.length)
@@ -367,19 +404,19 @@ cdef bint fanout_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntok
         return fanout_md(c, tokens, ntokens, hv, owners, n)
     if cmd == PC_CMD_TOUCH:
         if not pc_strtol(tokens[2].value, &exptime):
-            return False
+            return False            # memcached's exptime error, answered by the local arm
+        # As memcached: noreply is the last token, whatever the one before it is.
         quiet = ntokens == 5 and _is(tokens[3].value, b"noreply")
-        if ntokens == 5 and not quiet:
-            return False
         q = new_quorum(c, hv, owners, n, <unsigned>srv.write_quorum)
-        q.key = PyBytes_FromStringAndSize(key.value, key.length)
+        q.key, q.flag = key_field(key.value, key.length)
         q.value = b"touch"
         if is_owner(srv, owners, n):
             srv.cmd_touch += 1
             q.sent = 1
             q.vote(0, 1 if pc_store_touch_hv(c.s, key.value, key.length, hv, exptime) != NULL
                    else 0, 0)
-        q.request = b"touch %s %d\r\n" % (q.key, exptime)
+        # A replica's touch (E: answered there, never routed on): HD, or EN on a miss.
+        q.request = b"mg %s T%d E1%s\r\n" % (q.key, exptime, q.flag)
         q.yes, q.no = (b"", b"") if quiet else (b"TOUCHED\r\n", b"NOT_FOUND\r\n")
         q.hole = c._hole(HK_QUORUM)
         q.conn = c
@@ -550,14 +587,17 @@ cdef class ReadMerge:
         # E (peer links only): a miss answers the version of what the owner deleted.
         request = b"mg %s v f c t E1%s\r\n" % (self.keytok, self.flag)
         srv.forwarded += 1
-        srv.link_in(self.ring, slot).send_waiter(w, self.hv, PyBytes_AS_STRING(request),
-                                                 PyBytes_GET_SIZE(request))
+        (srv.side_link_in(self.ring, slot) if self.fill else srv.link_in(self.ring, slot)) \
+            .send_waiter(w, self.hv, PyBytes_AS_STRING(request), PyBytes_GET_SIZE(request))
 
     cdef void settle(self):
         cdef Connection c = self.conn
         if self.outstanding or self.asking or self.replied:
             return
         self.replied = True
+        if self.fill:
+            fill_done(self)
+            return
         if self.answered < self.need:
             # Fewer than R owners answered: what they hold may be stale, and for a cache a
             # miss is the safe answer (counted as a quorum failure).
@@ -681,6 +721,85 @@ cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t h
     return True
 
 
+# -- fills: a new first owner's conditional write on a key it has not received yet ---------
+#
+# After a ring change this node may be a key's first owner before the hand-over brought it
+# the key: run there, a cas would answer NOT_FOUND and an add store over the others' value.
+# For a while after each ring change (ServerState.fill_until), a conditional write that runs
+# here as first owner on a key this node holds nothing of (no item, no tombstone) first asks
+# the other owners, as a read would (a ReadMerge without a hole), stores the newest copy
+# here, and only then runs. The connection reads no further meanwhile: the request's line
+# stays in front of its read buffer and is read again, in order, once the copies are in.
+
+cdef bint fill_first(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv,
+                     bint hop):
+    """True when the request must wait for a fill, which has begun."""
+    cdef ServerState srv = c.srv
+    cdef unsigned char decoded[256]
+    cdef const char *key = tokens[1].value
+    cdef size_t nkey = tokens[1].length
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef unsigned n, i
+    cdef ReadMerge m
+    if c.filled and c.filled_hv == hv:
+        c.filled = False        # its fill is done: it runs now, whatever came back
+        return False
+    if srv.replicas < 2 or c.p.owner >= 0 or c.p.fanout or nkey > KEY_MAX or \
+            command_kind(cmd, tokens, ntokens) != KIND_COND or \
+            cmd >= PC_CMD_MG and has_version_flag(cmd, tokens, ntokens):
+        return False
+    if pc_lat_now() >= srv.fill_until:
+        srv.fill_until = 0
+        return False
+    if not hop and <int>pc_ring_primary(srv.ring, hv) != srv.self_slot:
+        return False
+    if _has_flag(cmd, tokens, ntokens, b'b'):
+        nkey = pc_base64_decode(<const unsigned char *>key, nkey, decoded, sizeof(decoded))
+        key = <const char *>decoded
+    if nkey == 0 or pc_store_slot_hv(c.s, key, nkey, hv) != NULL:
+        return False
+    n = owners_of(srv, hv, owners)
+    if n < 2:
+        return False
+    srv.fills += 1
+    m = ReadMerge.__new__(ReadMerge)
+    m.srv = srv
+    m.hv = hv
+    m.ring = srv.ring_ref
+    m.fill = True
+    m.key = PyBytes_FromStringAndSize(key, nkey)
+    m.keytok, m.flag = key_field(key, nkey)
+    m.nowners = <uint8_t>n
+    for i in range(n):
+        m.owners[i] = owners[i]
+    m.answers = []
+    m.conn = c
+    c.filling = True
+    m.ask_all()             # may end at once (no owner reachable): then the line runs now
+    return True
+
+
+cdef void fill_done(ReadMerge m):
+    """The owners answered (or could not): the newest copy is stored here, and the request
+    that waited runs, with what followed it."""
+    cdef Connection c = m.conn
+    cdef int had = 0
+    cdef uint64_t held = 0
+    cdef const char *key = m.key
+    if m.best_version:
+        pc_store_apply_hv(m.srv.s, key, len(m.key), m.hv, m.best_flags,
+                          m.best_exptime, b"" if m.best_value is None else m.best_value,
+                          0 if m.best_value is None else len(m.best_value), m.best_version,
+                          m.best_value is None, &had, &held)
+    c.filling = False
+    c.filled = True
+    c.filled_hv = m.hv
+    if c.transport is not None and not c.busy:
+        c._run()
+        if c.eof:
+            c._drain()      # a half-closed client: closed once everything is answered
+
+
 cdef class Deferred:
     """A write held back behind a read of its key (see Connection.reads)."""
     cdef ServerState srv
@@ -689,7 +808,7 @@ cdef class Deferred:
     cdef Hole hole
     cdef uint32_t hv
     cdef bytes line, data
-    cdef bint quiet
+    cdef bint quiet, hop     # hop: a peer's request routed on (see _route.pxi)
 
     def __call__(self):
         cdef const char *tail = NULL
@@ -697,6 +816,9 @@ cdef class Deferred:
         if self.data is not None:
             tail = self.data
             ntail = len(self.data)
+        if self.hop:
+            self.srv.link_in(self.ring, self.slot).send_waiter(self.srv.fence, self.hv,
+                                                               b"mn P\r\n", 6)
         self.srv.link_in(self.ring, self.slot).send(
             self.hole, self.hv, PyBytes_AS_STRING(self.line), PyBytes_GET_SIZE(self.line),
             tail, ntail, self.quiet)
@@ -748,5 +870,6 @@ cdef bint defer_behind_read(Connection c, object ring, unsigned slot, Hole h, ui
     d.line = line
     d.data = data
     d.quiet = quiet
+    d.hop = c.peer
     waiting.append(d)
     return True

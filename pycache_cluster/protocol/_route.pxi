@@ -7,9 +7,20 @@
 # [T<exptime>]` each and come back as that key's VALUE line. The owner runs the very same
 # command code, so its reply (errors included, noreply and q applied) is already the one the
 # client must see; a request with noreply or q may have no reply at all, so the link fences
-# it with mn. A request that arrives on
-# a peer link is answered locally and never forwarded again: two nodes that disagree about
-# the ring cannot bounce a request between them.
+# it with mn.
+#
+# Peer requests. A request that arrives on a peer link was routed here by a node whose ring
+# may differ from this node's. A replica's request (E: a versioned write, a read answer, a
+# touch) is answered here. A client's request (no E) is answered here unless this node must
+# not: it is leaving (after its hand-over walk began, every write taken here could go with
+# it), it is a write that runs on the key's first owner and this node is not that (its
+# result would not be replicated, or run twice), or it is a read of a key this node neither
+# owns nor holds (a former owner that still holds it answers: reads stay warm through a
+# join). Such a request is routed on once, as a
+# client's would be, behind `mn P`: the next node answers it whatever its own ring says
+# (this node's ring is the newer one), so two nodes that disagree about the ring cannot
+# bounce it. A leaving node refuses the writes it cannot route on (E, or after `mn P`) with
+# LEAVING, never acknowledging what it would take away.
 
 cdef pc_wbuf _scratch
 pc_wbuf_init(&_scratch)
@@ -75,6 +86,53 @@ cdef bint has_version_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcep
         if tokens[i].value[0] == b'E':
             return True
     return False
+
+
+# What a peer request gets (see "Peer requests" above).
+DEF PEER_HERE = 0
+DEF PEER_ROUTE = 1
+DEF PEER_REFUSE = 2
+
+cdef const char *LEAVING = b"SERVER_ERROR node leaving the cluster\r\n"
+
+
+cdef int peer_request(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                      uint32_t hv, bint hop) noexcept:
+    cdef ServerState srv = c.srv
+    cdef bint write = command_kind(cmd, tokens, ntokens) != KIND_READ
+    if cmd >= PC_CMD_MG and cmd != PC_CMD_ME and has_version_flag(cmd, tokens, ntokens):
+        if srv.leaving and (cmd != PC_CMD_MG or write):
+            srv.rerouted += 1
+            return PEER_REFUSE
+        return PEER_HERE
+    if hop:
+        return PEER_REFUSE if srv.leaving and write else PEER_HERE
+    if srv.leaving or (<int>pc_ring_primary(srv.ring, hv) != srv.self_slot and
+                       (write or not owns_or_holds(c, cmd, tokens, ntokens, hv))):
+        srv.rerouted += 1
+        return PEER_ROUTE
+    return PEER_HERE
+
+
+cdef bint owns_or_holds(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                        uint32_t hv) noexcept:
+    cdef ServerState srv = c.srv
+    cdef uint16_t owners[MAX_REPLICAS]
+    cdef unsigned char decoded[256]
+    cdef const char *key = tokens[1].value
+    cdef size_t nkey = tokens[1].length
+    if srv.replicas > 1 and is_owner(srv, owners, owners_of(srv, hv, owners)):
+        return True
+    if _has_flag(cmd, tokens, ntokens, b'b'):
+        nkey = pc_base64_decode(<const unsigned char *>key, nkey, decoded, sizeof(decoded))
+        key = <const char *>decoded
+    return nkey > 0 and pc_store_find_hv(c.s, key, nkey, hv) != NULL
+
+
+cdef inline void mark_hop(Connection c, Link link, uint32_t hv):
+    """Before a peer's request routed on: the next node answers it, whatever its ring."""
+    if c.peer:
+        link.send_waiter(c.srv.fence, hv, b"mn P\r\n", 6)
 
 
 cdef inline bint pending(Connection c, uint32_t hv) noexcept:
@@ -151,6 +209,7 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
     if srv.replicas > 1 and defer_behind_read(c, srv.ring_ref, slot, h, hv, line, None, quiet,
                                               kind == KIND_READ):
         return True
+    mark_hop(c, srv.link(slot), hv)
     srv.link(slot).send(h, hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line), NULL, 0,
                         quiet)
     if srv.replicas > 1 and kind != KIND_READ:
@@ -178,6 +237,7 @@ cdef void route_store(Connection c, const char *data, size_t n):
                                                 line, PyBytes_FromStringAndSize(data, n),
                                                 c.p.quiet):
         return
+    mark_hop(c, c.srv.link_in(c.p_ring, <unsigned>c.p.owner), c.p.hv)
     c.srv.link_in(c.p_ring, <unsigned>c.p.owner).send(h, c.p.hv, PyBytes_AS_STRING(line),
                                                       PyBytes_GET_SIZE(line), data, n,
                                                       c.p.quiet)
@@ -264,7 +324,7 @@ cdef void touch_replicas(Connection c, const char *key, size_t nkey, uint32_t hv
             continue
         if line is None:
             keytok, flag = key_field(key, nkey)
-            line = b"mg %s T%d%s\r\n" % (keytok, exptime, flag)
+            line = b"mg %s T%d E1%s\r\n" % (keytok, exptime, flag)
         srv.link(owners[i]).send(None, hv, PyBytes_AS_STRING(line), PyBytes_GET_SIZE(line),
                                  NULL, 0, False)
 

@@ -33,7 +33,8 @@ class PeerView:
         assert hs.on_line(session, self.conn.call(answer)) is True
 
     def copy(self, key: bytes) -> tuple[bytes, int] | None:
-        reply = self.conn.call(b"mg %s v c\r\n" % key)
+        # E1: a replica's read, answered from this node's store whatever the ring says.
+        reply = self.conn.call(b"mg %s v c E1\r\n" % key)
         if reply.startswith(b"EN"):
             return None
         m = re.match(rb"VA (\d+) c(\d+)\r\n", reply)
