@@ -51,6 +51,7 @@ ENV = {
     "lock_drift": "PYCACHE_LOCK_DRIFT",
     "lock_limit": "PYCACHE_LOCK_LIMIT",
     "lock_state_dir": "PYCACHE_LOCK_STATE_DIR",
+    "lock_wait_grace": "PYCACHE_LOCK_WAIT_GRACE",
 }
 
 
@@ -288,6 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
                        default=_env_default("lock_state_dir", str, d.lock_state_dir),
                        help="where the lock token mark persists (fsync'd), so tokens never "
                        f"go back across restarts [env {ENV['lock_state_dir']}]")
+    locks.add_argument("--lock-wait-grace", type=float, dest="lock_wait_grace",
+                       metavar="SECONDS",
+                       default=_env_default("lock_wait_grace", float, d.lock_wait_grace),
+                       help="how long a waiter woken at a release has to take the lock "
+                       f"before the next is woken [env {ENV['lock_wait_grace']}]")
     from pycache_cluster.ops.status_view import add_parser as add_status
     add_status(sub)
     return parser
@@ -329,7 +335,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   handover_rate=args.handover_rate, leave_timeout=args.leave_timeout,
                   anti_entropy_interval=args.anti_entropy_interval,
                   lock_max_ttl=args.lock_max_ttl, lock_drift=args.lock_drift,
-                  lock_limit=args.lock_limit, lock_state_dir=args.lock_state_dir)
+                  lock_limit=args.lock_limit, lock_state_dir=args.lock_state_dir,
+                  lock_wait_grace=args.lock_wait_grace)
 
 
 def main(argv: list[str] | None = None) -> int:

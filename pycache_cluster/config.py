@@ -125,6 +125,10 @@ class Config:
     #: Directory of the node's persisted lock token mark ("": none, and tokens then assume
     #: that the wall clock never steps back across a restart).
     lock_state_dir: str = ""
+    #: Seconds a waiter woken at a lock's release has to take it before the next waiter is
+    #: woken too (the fallback for a woken client that died or stalls): longer keeps the
+    #: queue's order on a slow client, shorter frees the lock sooner after a dead one.
+    lock_wait_grace: float = 0.25
 
     @property
     def memory_limit_bytes(self) -> int:
@@ -173,6 +177,8 @@ class Config:
             raise ValueError(f"lock max ttl {self.lock_max_ttl} must be in (0, 3600] s")
         if not 0 <= self.lock_drift < 0.5:
             raise ValueError(f"lock drift {self.lock_drift} must be in [0, 0.5)")
+        if not 0 < self.lock_wait_grace <= 60:
+            raise ValueError(f"lock wait grace {self.lock_wait_grace} must be in (0, 60] s")
         if self.lock_limit < 1:
             raise ValueError("lock limit must be at least 1")
         self._validate_gossip()

@@ -67,16 +67,20 @@ class Placement:
             return [self.name]
         return ring.owners(name, self.replicas)
 
-    def queue(self, owners: list[str]) -> bytes:
-        """host:port of the first owner gossip sees alive, where waiters queue (the first
-        owner may be dead yet keep its names); "-" for this node without a ring."""
+    def queue_owner(self, owners: list[str]) -> str | None:
+        """The first owner gossip sees alive, where waiters queue (the first owner may be
+        dead yet keep its names); None for this node without a ring, or none alive."""
         if self._ring() is None:
+            return None
+        return next((n for n in owners if self.cluster.router.addresses.get(n)), None)
+
+    def queue(self, owners: list[str]) -> bytes:
+        """host:port of queue_owner(); "-" when there is none."""
+        node = self.queue_owner(owners)
+        if node is None:
             return b"-"
-        for node in owners:
-            addr = self.cluster.router.addresses.get(node)
-            if addr:
-                return b"%s:%d" % (addr[0].encode(), addr[1])
-        return b"-"
+        addr = self.cluster.router.addresses[node]
+        return b"%s:%d" % (addr[0].encode(), addr[1])
 
     def majority(self, owners: list[str]) -> int:
         return len(owners) // 2 + 1

@@ -82,10 +82,17 @@ class Quorum:
         return self._refusal(name, answers, need)
 
     async def release(self, name: bytes, owner: bytes, token: int) -> bytes:
+        """Frees every owner; the owner where waiters queue last, since its free wakes the
+        head: the head's grants then find the lease freed on every other owner too (freed
+        all at once, a grant could meet the old lease on a majority, fail, and its clean-up
+        free wake the next waiter as well)."""
         owners = self.placement.owners(name)
-        replies = await asyncio.gather(*(self.ask(o, b"lock free %s %s %d\r\n"
-                                                   % (name, owner, token), 1.0)
-                                         for o in owners))
+        line = b"lock free %s %s %d\r\n" % (name, owner, token)
+        queue = self.placement.queue_owner(owners)
+        first = [o for o in owners if o != queue]
+        replies = list(await asyncio.gather(*(self.ask(o, line, 1.0) for o in first)))
+        if queue is not None:
+            replies.append(await self.ask(queue, line, 1.0))
         freed = sum(r.startswith(b"FREED") for r in replies)
         return b"RELEASED %d %d\r\n" % (freed, len(owners))
 

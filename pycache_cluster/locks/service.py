@@ -68,7 +68,7 @@ class Locks:
                         "(unsafe)", UNSAFE_NO_WAIT)
             self.window = 0.0
         self.table = LockTable(config.lock_limit, config.lock_drift)
-        self.waiters = Waiters(self.table, clock)
+        self.waiters = Waiters(self.table, clock, config.lock_wait_grace)
         self.placement: Placement | None = None
         self.quorum: Quorum | None = None
         self.mark: TokenMark | None = None

@@ -6,7 +6,8 @@ A client told BUSY asks the first owner `lock wait <name> <token> <max_ms>` on a
 of its own. The wait answers FREE at once when this owner's lease is not (or no longer) the
 one the client saw; otherwise the waiter queues, and each release or expiry here wakes the
 head only, which then acquires through the quorum as usual. Best effort, never relied on for
-safety: if the woken head does not take the lock within GRACE, the next one is woken; a
+safety: if the woken head does not take the lock within the grace (--lock-wait-grace), the
+next one is woken too (which may reorder the queue: the two race); a
 waiter whose owner is slow or gone gives up after max_ms and simply tries again; a woken
 waiter that loses a race queues again at the tail.
 """
@@ -15,16 +16,14 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 
-#: Seconds a woken head has to take the lock before the next waiter is woken.
-GRACE = 0.25
-
 
 class Waiters:
     """The queues of one node, over its lock table."""
 
-    def __init__(self, table, clock):
+    def __init__(self, table, clock, grace: float = 0.25):
         self.table = table
         self.clock = clock
+        self.grace = grace      # seconds a woken head has to take the lock
         self._queues: dict[bytes, deque[asyncio.Future]] = {}
         self._timers: dict[bytes, asyncio.TimerHandle] = {}
         self.waits = self.woken = 0
@@ -67,7 +66,7 @@ class Waiters:
         queue.popleft().set_result(None)
         self.woken += 1
         if queue:
-            self._arm(name, GRACE)
+            self._arm(name, self.grace)
 
     def _arm(self, name: bytes, delay: float) -> None:
         timer = self._timers.pop(name, None)

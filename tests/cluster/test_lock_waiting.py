@@ -1,6 +1,12 @@
 """Waiting without a herd: clients blocked on a held lock queue on the name's first owner, each
 release wakes only the head, and the lock passes down the queue in arrival order; the
-waiters' acquire attempts stay a few per waiter instead of a poll loop each."""
+waiters' acquire attempts stay a few per waiter instead of a poll loop each; a woken head
+that never takes the lock does not keep it from the rest.
+
+A woken head has --lock-wait-grace to take the lock before the next waiter is woken too: the
+fleet's grace (3 s) is far above what a client takes here even on a loaded machine (the
+default 0.25 s is not: a count of wakeups would then depend on the machine's load)."""
+import socket
 import threading
 import time
 
@@ -20,7 +26,7 @@ WAITERS = 4
 @pytest.fixture(scope="module")
 def fleet(request, tmp_path_factory):
     fleet = Fleet(tmp_path_factory, 165, 3, "--forward-timeout", "2", "--replicas", "3",
-                  "--lock-max-ttl", "3")
+                  "--lock-max-ttl", "3", "--lock-wait-grace", "3")
     request.addfinalizer(fleet.stop)
     fleet.start()
     wait_for(lambda: all(n.stats("locks")["lock_quarantined"] == 0 for n in fleet.nodes), 30,
@@ -72,6 +78,28 @@ def test_the_lock_passes_down_the_queue_one_wakeup_per_release(fleet):
     # one BUSY to start and one more per expired `lock wait` (<= 4 s) at most.
     elapsed = time.monotonic() - t0
     assert total(fleet, "lock_busy") - busy_before <= WAITERS * (2 + 2 * elapsed / 3.5)
+
+
+def test_a_woken_waiter_that_never_takes_the_lock_does_not_keep_it(fleet):
+    first = fleet[owners(fleet, b"q2")[0]]
+    holder = LockClient([f"{fleet[0].host}:{fleet[0].port}"]).lock("q2", ttl=2, auto_renew=True)
+    assert holder.acquire()
+    busy = fleet[0].call(b"lock acquire q2 dead 2000\r\n").split()
+    assert busy[0] == b"BUSY", busy
+    # A client that queues, is woken, and then never acquires (it hung, say).
+    dead = socket.create_connection((first.host, first.port), timeout=10)
+    dead.sendall(b"lock wait q2 %s 4000\r\n" % busy[1])
+    wait_for(lambda: first.stats("locks")["lock_waiting"] == 1, 20, "the dead waiter queued")
+    got = []
+    later = LockClient([f"{fleet[1].host}:{fleet[1].port}"]).lock("q2", ttl=2, timeout=30)
+    t = threading.Thread(target=lambda: got.append(later.acquire()))
+    t.start()
+    wait_for(lambda: first.stats("locks")["lock_waiting"] == 2, 20, "the live waiter queued")
+    holder.release()
+    t.join(30)
+    dead.close()
+    assert got == [True] and later.token > holder.token
+    later.release()
 
 
 def test_async_waiters_take_the_lock_after_a_release(fleet):
