@@ -1,9 +1,11 @@
 """Histories of what clients were told, and the checker: writers loop set (or gets + cas) on
 keys of their own through chosen nodes, one writer per key so a key's writes are ordered,
 and record per key the newest sequence number they were told STORED and the newest they
-sent at all. Key groups are retired after each fault (`Writers.next_group`), so a lost write
-cannot be hidden by a later one. The checker reads every key through a node afterwards:
-nothing older than the newest acknowledged write, nothing newer than anything sent."""
+sent at all; readers record what reads answered. Key groups are retired after each fault
+(`Writers.next_group`), so a lost write cannot be hidden by a later one. The checker reads
+every key through a node afterwards: nothing older than the newest acknowledged write,
+nothing newer than anything sent; and no read during the run answered older than a write
+acknowledged before it began (a miss is a cache's safe answer) or newer than one sent."""
 from __future__ import annotations
 
 import random
@@ -23,7 +25,18 @@ class History:
         #: Answers a single memcached would not give: a cas of a key whose write was
         #: acknowledged answered NOT_FOUND, a write refused by a quorum, a read that missed.
         self.wrong: list[str] = []
+        #: (key, newest acknowledged when the read began, newest sent when it ended, answer)
+        self.reads: list[tuple[bytes, int | None, int, int | None]] = []
         self.lock = threading.Lock()
+
+    def read_violations(self) -> list[str]:
+        out = []
+        for key, acked, sent, got in self.reads:
+            if got is not None and acked is not None and got < acked:
+                out.append(f"{key!r}: read {got} after {acked} was acknowledged")
+            if got is not None and got > sent:
+                out.append(f"{key!r}: read {got}, never written (last sent {sent})")
+        return out
 
     def violations(self, read) -> list[str]:
         """read(key) -> the sequence number a node answers, or None on a miss."""
@@ -110,6 +123,18 @@ class Writers:
                 conn.close()    # spread the load over the coordinators
                 conn = None
 
+    def read(self, conn, rnd: random.Random) -> None:
+        """One get of a key some writer wrote, recorded with what was known around it."""
+        h = self.history
+        with h.lock:
+            if not h.sent:
+                return
+            key = rnd.choice(list(h.sent))
+            acked = h.acked.get(key)
+        got = reader_on(conn)(key)
+        with h.lock:
+            h.reads.append((key, acked, h.sent[key], got))
+
     def _one(self, conn, key: bytes, seq: int) -> bytes:
         value = b"%d" % seq
         if self.op == "cas":
@@ -120,12 +145,50 @@ class Writers:
         return conn.call(b"set %s 0 0 %d\r\n%s\r\n" % (key, len(value), value))
 
 
-def reader(node):
+class Readers:
+    """Threads reading keys the writers wrote, through nodes picked from via()."""
+
+    def __init__(self, fleet, via, writers: list[Writers], n: int = 2):
+        self.fleet, self.via, self.writers = fleet, via, writers
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._read, args=(r,), daemon=True)
+                        for r in range(n)]
+        for t in self.threads:
+            t.start()
+
+    def _read(self, r: int) -> None:
+        rnd, conn = random.Random(100 + r), None
+        while not self.stop.is_set():
+            try:
+                if conn is None:
+                    conn = self.fleet[rnd.choice(self.via())].conn(timeout=5)
+                rnd.choice(self.writers).read(conn, rnd)
+            except (OSError, AssertionError):
+                conn = None
+                continue
+            if rnd.random() < 0.05:
+                conn.close()
+                conn = None
+
+    def finish(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def reader_on(conn):
     def read(key: bytes) -> int | None:
-        reply = node.call(b"get %s\r\n" % key)
+        reply = conn.call(b"get %s\r\n" % key)
         m = re.match(rb"VALUE \S+ 0 \d+\r\n(\d+)\r\nEND\r\n", reply)
         assert m or reply == b"END\r\n", reply
         return int(m.group(1)) if m else None
+    return read
+
+
+def reader(node):
+    def read(key: bytes) -> int | None:
+        with node.conn() as c:
+            return reader_on(c)(key)
     return read
 
 

@@ -7,7 +7,8 @@ import signal
 import time
 
 import pytest
-from cluster.history import History, Writers, quiesce, reader
+from cluster.history import History, Readers, Writers, quiesce, reader
+from helpers.cluster import NodeProcess
 
 KEYS_PER_WRITER = 40
 
@@ -72,3 +73,94 @@ def test_the_checker_catches_a_value_nobody_wrote():
     assert history.violations(lambda k: None) != []
     assert history.violations(lambda k: 4) != []
 
+
+
+def one_history(make_fleet, *flags, lossless: bool = True):
+    """Set and cas writers and readers through random live nodes of a 5-node fleet, while
+    one fault after another hits it: a join, a graceful leave, kill -9 with a restart before
+    detection, kill -9 with a restart after it, SIGSTOP, the leaver's rejoin. Each fault's
+    keys retire after it; the fleet settles (hand-over done, hints replayed, and when
+    `lossless` every owner holding what was acknowledged) between faults. Returns the fleet,
+    both writers' histories and the nodes up at the end."""
+    fleet = make_fleet(170, 5, "--forward-timeout", "0.5", "--anti-entropy-interval", "2",
+                       *flags)
+    fleet.start()
+    up = [0, 1, 2, 3, 4]
+
+    def via():
+        return list(up)
+    sets = Writers(fleet, via, n=2, op="set", prefix="hs").start()
+    cases = Writers(fleet, via, n=2, op="cas", prefix="hc").start()
+    readers = Readers(fleet, via, [sets, cases])
+    joiner = NodeProcess("c175", "127.0.0.175", fleet.key_file,
+                         extra=("--forward-timeout", "0.5", "--anti-entropy-interval", "2",
+                                *flags))
+    fleet.nodes.append(joiner)
+
+    def down(i):
+        up.remove(i)
+
+    def back(i, join=True):
+        fleet[i].start(join=[fleet[0].addr] if join else None)
+        up.append(i)
+
+    def leave(i):
+        down(i)
+        fleet[i].terminate()
+
+    def kill(i):
+        down(i)
+        fleet[i].kill()
+
+    def stop(i):
+        down(i)
+        fleet[i].proc.send_signal(signal.SIGSTOP)
+
+    def cont(i):
+        fleet[i].proc.send_signal(signal.SIGCONT)
+        up.append(i)
+
+    faults = [
+        [lambda: back(5)],                                          # a join
+        [lambda: leave(1)],                                         # a graceful leave
+        [lambda: kill(2), lambda: back(2, join=False)],             # back before detection
+        [lambda: kill(3), lambda: fleet.wait_converged([fleet[i] for i in up]),
+         lambda: back(3, join=False)],                              # back after detection
+        [lambda: stop(4), lambda: time.sleep(1.5), lambda: cont(4)],
+        [lambda: back(1)],                                          # the leaver rejoins
+    ]
+    try:
+        for steps in faults:
+            time.sleep(0.7)
+            for step in steps:
+                step()
+            time.sleep(0.7)
+            retired = {**sets.history.acked, **cases.history.acked}
+            sets.next_group()
+            cases.next_group()
+            quiesce(fleet, sorted(up), retired if lossless else None)
+    finally:
+        readers.finish()
+        histories = sets.finish(), cases.finish()
+    return fleet, histories[0], histories[1], sorted(up)
+
+
+def test_one_history_through_joins_leaves_kills_and_pauses(make_fleet):
+    fleet, sets, cases, up = one_history(make_fleet, "--replicas", "3", "--write-quorum", "2",
+                                         "--read-quorum", "2")
+    assert len(sets.acked) > 100 and len(cases.acked) > 50
+    quiesce(fleet, up, {**sets.acked, **cases.acked})
+    for i in up:
+        for h in (sets, cases):
+            assert h.violations(reader(fleet[i])) == [], fleet[i].name
+    assert sets.read_violations() == [] and cases.read_violations() == []
+    assert len(sets.reads) + len(cases.reads) > 100
+    assert [w for w in cases.wrong if "NOT_FOUND" in w] == []
+
+
+def test_negative_control_the_same_history_with_one_owner_per_key_loses_writes(make_fleet):
+    fleet, sets, cases, up = one_history(make_fleet, "--replicas", "1", "--write-quorum", "1",
+                                         lossless=False)
+    quiesce(fleet, up)
+    lost = sets.violations(reader(fleet[up[0]])) + cases.violations(reader(fleet[up[0]]))
+    assert lost, "the checker saw no loss though kill -9 took the only copy of some keys"
