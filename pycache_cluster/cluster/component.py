@@ -64,6 +64,7 @@ class Cluster(Listener):
         self.router: Router | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
+        self._installed = False     # a ring with this node in it was installed once
         self.hints = Hints()
         self.handover = HandOver(self, config.handover_rate)
         self.anti_entropy = AntiEntropy(self, config.anti_entropy_interval
@@ -181,7 +182,13 @@ class Cluster(Listener):
         changed = self.ring.update(weights)
         if changed:
             if self.name in weights:
-                self.state.fill_until = time.monotonic_ns() + int(FILL_WINDOW * 1e9)
+                # A node that just started holds nothing: its window spans a few
+                # anti-entropy rounds too (a restart before the others saw it die moves no
+                # keys to it; anti-entropy and read repair bring them).
+                window = FILL_WINDOW if self._installed else \
+                    max(FILL_WINDOW, 3 * self.config.anti_entropy_interval)
+                self._installed = True
+                self.state.fill_until = time.monotonic_ns() + int(window * 1e9)
             for listener in self.ring_listeners:
                 listener()
         if changed or addresses != self.router.addresses:

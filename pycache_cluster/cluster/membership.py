@@ -31,6 +31,11 @@ from pycache_cluster.gossip.config import PRESETS
 
 log = logging.getLogger(__name__)
 
+#: Seconds a node with seeds waits for its first join before it serves. Serving before, it
+#: would route by a ring of itself alone: own every key and acknowledge writes with its
+#: own copy only (a restarted node, say, while its peers route by the whole ring).
+FIRST_JOIN_WAIT = 5.0
+
 
 class LogListener(Listener):
     """Membership events in the node's log (-v), then to the next listener."""
@@ -126,7 +131,7 @@ class Membership:
         # whose remaining parts start without waiting on the network, listens.
         ml.update_meta(status=Status.ACTIVE)
         node.state.extensions.add_stats(b"gossip", self._stats_gossip)
-        if cfg.seeds:
+        if cfg.seeds and not await self._first_join(cfg.seeds):
             self._joiner = asyncio.ensure_future(self._join(cfg.seeds))
         self._reconnector = asyncio.ensure_future(self.reconnect.run(ml))
         log.info("gossip member %s on %s:%d", ml.name, *ml.config.advertise())
@@ -143,6 +148,21 @@ class Membership:
         self.memberlist = None
         await ml.leave()        # waits at most the preset's leave_timeout
         await ml.shutdown()
+
+    async def _first_join(self, seeds: list[str]) -> bool:
+        """One join before the node serves, at most FIRST_JOIN_WAIT: True when a seed
+        answered, so that the first ring holds the members. Else (no seed answered, or the
+        seeds are this node alone) the retrying join goes on in the background."""
+        try:
+            async with asyncio.timeout(FIRST_JOIN_WAIT):
+                n = await self.memberlist.join(seeds, retry=False)
+        except (TimeoutError, OSError) as exc:
+            log.warning("gossip: no seed answered in %.0f s (%s); serving until one does",
+                        FIRST_JOIN_WAIT, exc or "timed out")
+            return False
+        if n:
+            log.info("gossip: joined through %d seed address(es)", n)
+        return n > 0
 
     async def _join(self, seeds: list[str]) -> None:
         # Retries with backoff until a seed answers; a node whose seeds are all down keeps

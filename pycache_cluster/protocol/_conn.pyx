@@ -1101,11 +1101,14 @@ cdef class Connection:
             if key_hash(cmd, tokens, ntokens, &hv) and self.srv.ring != NULL:
                 where = peer_request(self, cmd, tokens, ntokens, hv, hop) if self.peer \
                     else PEER_ROUTE
+                if where == PEER_NO_COPY:
+                    pc_wbuf_add(&self.wbuf, NO_COPY, strlen(NO_COPY))
+                    return
                 if where == PEER_REFUSE:
                     if cmd == PC_CMD_MS or PC_CMD_SET <= cmd <= PC_CMD_CAS:
                         self.p.refuse = True    # answered once its value is read
                     else:
-                        pc_wbuf_add(&self.wbuf, LEAVING, sizeof(LEAVING) - 1)
+                        pc_wbuf_add(&self.wbuf, LEAVING, strlen(LEAVING))
                         return
                 elif where == PEER_ROUTE and route_command(self, cmd, tokens, ntokens, hv):
                     return
@@ -1223,7 +1226,7 @@ cdef class Connection:
             self._out(b"CLIENT_ERROR bad data chunk")
             return
         if self.p.refuse:
-            pc_wbuf_add(&self.wbuf, LEAVING, sizeof(LEAVING) - 1)
+            pc_wbuf_add(&self.wbuf, LEAVING, strlen(LEAVING))
             return
         if self.p.fanout:
             fanout_store(self, data, self.p.vlen)

@@ -11,7 +11,10 @@
 #
 # Peer requests. A request that arrives on a peer link was routed here by a node whose ring
 # may differ from this node's. A replica's request (E: a versioned write, a read answer, a
-# touch) is answered here. A client's request (no E) is answered here unless this node must
+# touch) is answered here, but for a read answer's miss while this node may still be getting
+# its keys (its fill window, see _replica.pxi): that miss is NO_COPY, which the reader does
+# not count among its R answers (with R + W > N, an owner that holds nothing yet must not
+# outvote one that holds the newest). A client's request (no E) is answered here unless this node must
 # not: it is leaving (after its hand-over walk began, every write taken here could go with
 # it), it is a write that runs on the key's first owner and this node is not that (its
 # result would not be replicated, or run twice), or it is a read of a key this node neither
@@ -92,8 +95,10 @@ cdef bint has_version_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcep
 DEF PEER_HERE = 0
 DEF PEER_ROUTE = 1
 DEF PEER_REFUSE = 2
+DEF PEER_NO_COPY = 3
 
 cdef const char *LEAVING = b"SERVER_ERROR node leaving the cluster\r\n"
+cdef const char *NO_COPY = b"SERVER_ERROR no copy yet\r\n"
 
 
 cdef int peer_request(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
@@ -104,6 +109,11 @@ cdef int peer_request(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens
         if srv.leaving and (cmd != PC_CMD_MG or write):
             srv.rerouted += 1
             return PEER_REFUSE
+        if cmd == PC_CMD_MG and not write and srv.fill_until and not holds(c, cmd, tokens,
+                                                                           ntokens, hv):
+            if pc_lat_now() < srv.fill_until:
+                return PEER_NO_COPY
+            srv.fill_until = 0
         return PEER_HERE
     if hop:
         return PEER_REFUSE if srv.leaving and write else PEER_HERE
@@ -116,17 +126,26 @@ cdef int peer_request(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens
 
 cdef bint owns_or_holds(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
                         uint32_t hv) noexcept:
-    cdef ServerState srv = c.srv
     cdef uint16_t owners[MAX_REPLICAS]
+    if c.srv.replicas > 1 and is_owner(c.srv, owners, owners_of(c.srv, hv, owners)):
+        return True
+    return holds(c, cmd, tokens, ntokens, hv, True)
+
+
+cdef bint holds(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv,
+                bint live=False) noexcept:
+    """This node holds something of the key: an item (live only) or a tombstone too."""
     cdef unsigned char decoded[256]
     cdef const char *key = tokens[1].value
     cdef size_t nkey = tokens[1].length
-    if srv.replicas > 1 and is_owner(srv, owners, owners_of(srv, hv, owners)):
-        return True
     if _has_flag(cmd, tokens, ntokens, b'b'):
         nkey = pc_base64_decode(<const unsigned char *>key, nkey, decoded, sizeof(decoded))
         key = <const char *>decoded
-    return nkey > 0 and pc_store_find_hv(c.s, key, nkey, hv) != NULL
+    if nkey == 0:
+        return False
+    if live:
+        return pc_store_find_hv(c.s, key, nkey, hv) != NULL
+    return pc_store_slot_hv(c.s, key, nkey, hv) != NULL
 
 
 cdef inline void mark_hop(Connection c, Link link, uint32_t hv):

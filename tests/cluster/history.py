@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import re
 import threading
+import time
 
 from cluster.replicas import PeerView, owners
 from helpers.cluster import wait_for
@@ -25,17 +26,20 @@ class History:
         #: Answers a single memcached would not give: a cas of a key whose write was
         #: acknowledged answered NOT_FOUND, a write refused by a quorum, a read that missed.
         self.wrong: list[str] = []
-        #: (key, newest acknowledged when the read began, newest sent when it ended, answer)
-        self.reads: list[tuple[bytes, int | None, int, int | None]] = []
+        #: (key, newest acknowledged when the read began, newest sent when it ended, answer,
+        #: when it began: time.monotonic())
+        self.reads: list[tuple[bytes, int | None, int, int | None, float]] = []
         self.lock = threading.Lock()
 
-    def read_violations(self) -> list[str]:
+    def read_violations(self, phases=()) -> list[str]:
+        """phases: (name, began) in order, to say when each bad read happened."""
         out = []
-        for key, acked, sent, got in self.reads:
+        for key, acked, sent, got, began in self.reads:
+            when = next((name for name, t in reversed(phases) if began >= t), "start")
             if got is not None and acked is not None and got < acked:
-                out.append(f"{key!r}: read {got} after {acked} was acknowledged")
+                out.append(f"{key!r}: read {got} after {acked} was acknowledged ({when})")
             if got is not None and got > sent:
-                out.append(f"{key!r}: read {got}, never written (last sent {sent})")
+                out.append(f"{key!r}: read {got}, never written (last sent {sent}, {when})")
         return out
 
     def violations(self, read) -> list[str]:
@@ -131,9 +135,10 @@ class Writers:
                 return
             key = rnd.choice(list(h.sent))
             acked = h.acked.get(key)
+        began = time.monotonic()
         got = reader_on(conn)(key)
         with h.lock:
-            h.reads.append((key, acked, h.sent[key], got))
+            h.reads.append((key, acked, h.sent[key], got, began))
 
     def _one(self, conn, key: bytes, seq: int) -> bytes:
         value = b"%d" % seq
@@ -192,12 +197,19 @@ def reader(node):
     return read
 
 
-def quiesce(fleet, survivors, acked: dict[bytes, int] | None = None) -> None:
-    """One ring on the survivors, hints to members replayed, hand-over done: with `acked`,
-    until every owner holds each key's newest acknowledged write."""
+def quiesce(fleet, survivors, acked: dict[bytes, int] | None = None,
+            hints: bool = True) -> None:
+    """One ring on the survivors, hints to members replayed (unless not `hints`: while
+    writers still write, a loaded machine keeps making new ones), hand-over done: with
+    `acked`, until every owner holds each key's newest acknowledged write."""
     fleet.wait_converged([fleet[i] for i in survivors])
-    wait_for(lambda: sum(fleet[i].stats("cluster")["hints_pending_members"]
-                         for i in survivors) == 0, 30, "hints to the members replayed")
+    if hints:
+        wait_for(lambda: sum(fleet[i].stats("cluster")["hints_pending_members"]
+                             for i in survivors) == 0, 30, "hints to the members replayed",
+                 detail=lambda: "\n".join(
+                     f"{fleet[i].name}: " + str({k: v for k, v in fleet[i].stats("cluster")
+                                                .items() if k.startswith("hints_")})
+                     for i in survivors))
     if acked is not None:
         wait_for(lambda: all(fleet[i].stats("cluster")["handover_running"] == 0
                              for i in survivors) and all_owners_hold(fleet, survivors, acked),

@@ -35,8 +35,8 @@ class PeerView:
     def copy(self, key: bytes) -> tuple[bytes, int] | None:
         # E1: a replica's read, answered from this node's store whatever the ring says.
         reply = self.conn.call(b"mg %s v c E1\r\n" % key)
-        if reply.startswith(b"EN"):
-            return None
+        if reply.startswith(b"EN") or reply == b"SERVER_ERROR no copy yet\r\n":
+            return None         # (the second: it holds nothing, and may be getting it)
         m = re.match(rb"VA (\d+) c(\d+)\r\n", reply)
         assert m, reply
         start = m.end()
