@@ -1,4 +1,24 @@
-/* pc_store: the cache's whole API, memcached's semantics over the table, LRU and items. */
+/* pc_store: the cache's whole API, memcached's semantics over the table, the log of items
+ * (pc_log.h) and the S3-FIFO policy (pc_policy.h).
+ *
+ * Locks (pc_lock.h; compiled to nothing until worker threads arrive, PC_STORE_THREADS).
+ * The order, as memcached's doc/threads.txt gives its own:
+ *   1. the item lock of the key's hash, stripe hv & (PC_LOCK_STRIPES - 1), taken by every
+ *      public pc_store_*_hv entry point (and the unhashed wrappers through them) for the
+ *      whole call; the do_* functions and everything static in pc_store.c run under it.
+ *      The hash table's buckets of a stripe belong to it (the table's power is at least the
+ *      stripes'); growing the table moves buckets of every stripe and takes them all.
+ *   2. the policy lock, taken after an item lock and never before one, around whatever
+ *      touches the log or the policy's queues and ghost: making room, writing a record,
+ *      linking and unlinking it.
+ *   3. other keys' item locks, which making room needs to evict or move their items, are
+ *      only ever tried (trylock) under the policy lock; a busy item goes round the queue
+ *      again. Nothing waits for a lock while holding the policy lock.
+ * A read (get, touch) takes only the item lock: a hit raises the item's own counter and
+ * moves nothing. Counters are per thread slot and summed by pc_store_snapshot_take.
+ * Returned item pointers stay valid while the caller holds the key's item lock, and in
+ * one thread until the next call that stores, deletes or crawls: making room moves the
+ * records it keeps. */
 #ifndef PC_STORE_H
 #define PC_STORE_H
 
@@ -6,6 +26,7 @@
 #include <stdint.h>
 
 #include "pc_item.h"
+#include "pc_policy.h"
 #include "pc_watch.h"
 
 /* Opaque: callers see items, never the store's insides (snapshot() for numbers). */
@@ -46,8 +67,10 @@ typedef struct pc_store_snapshot {
     size_t unlinked_bytes;     /* items being filled by their writers, not yet linked */
     unsigned hash_power;
     int hash_is_expanding;
-    size_t lru_items[PC_NSEGMENTS];
-    uint64_t moves_to_cold, moves_to_warm, moves_within_warm;
+    size_t small_items, main_items;    /* the policy's queues (stats: number_hot, _warm) */
+    size_t small_bytes, main_bytes;
+    pc_policy_counters policy;
+    size_t ghost_bytes, log_bytes, log_segment_bytes, external_bytes;
 } pc_store_snapshot;
 
 /* Attaches a change feed (pc_watch.h) that hears every change from now on; NULL detaches
