@@ -180,8 +180,10 @@ pc_item *pc_log_head(pc_log *l, pc_queue *q)
 
 void pc_log_pass(pc_log *l, pc_queue *q, pc_item *it)
 {
-    (void)l;
     q->cursor += (uint32_t)pc_item_record(it);
+    /* A segment examined to its end goes at once, not at the next victim's turn: the
+     * room it makes may be all that a store needs. */
+    (void)pc_log_head(l, q);
 }
 
 void pc_log_walk(pc_log *l, const pc_queue *q, pc_log_visit visit, void *ctx)

@@ -73,8 +73,8 @@ void pc_log_count(pc_log *l, pc_queue *q, pc_item *it, size_t charge);
 void pc_log_kill(pc_log *l, pc_queue *q, pc_item *it, size_t charge);
 
 /* The first live record at q's head, or NULL when q is empty; segments the cursor leaves
- * behind are freed. pc_log_pass moves the cursor past that record (after it was killed or
- * moved). */
+ * behind are freed. pc_log_pass moves the cursor past that record once it was killed or
+ * copied elsewhere (its segment may be freed then). */
 pc_item *pc_log_head(pc_log *l, pc_queue *q);
 void pc_log_pass(pc_log *l, pc_queue *q, pc_item *it);
 

@@ -474,13 +474,17 @@ static int evict_one(pc_store *s, pc_item **keep)
     if (!held && !PC_ITEM_TRYLOCK(&s->locks, hv)) {
         /* Threads: another key's stripe is only ever tried (pc_lock.h); a busy item goes
          * round again. */
+        if (!move_to_main(s, q, it, hv, NULL))
+            return -1;
         pc_log_pass(&s->log, q, it);
-        return move_to_main(s, q, it, hv, NULL) ? 0 : -1;
+        return 0;
     }
     int reclaim = !is_tombstone(it) && (is_expired(s, it) || is_flushed(s, it));
     int kept = held || (!reclaim && pc_policy_keep(&s->policy, q, it, hv));
-    pc_log_pass(&s->log, q, it);
+    /* The cursor passes a record only once it is copied or gone: passing may free the
+     * segment it is in. */
     if (kept && move_to_main(s, q, it, hv, keep)) {
+        pc_log_pass(&s->log, q, it);
         if (!held)
             PC_ITEM_UNLOCK(&s->locks, hv);
         return 0;
@@ -511,6 +515,7 @@ static int evict_one(pc_store *s, pc_item **keep)
         dequeue(s, it);
         free_value(s, it);
     }
+    pc_log_pass(&s->log, q, it);
     PC_ITEM_UNLOCK(&s->locks, hv);
     return 0;
 }
