@@ -106,7 +106,7 @@ bench-micro: test-deps
 bench-table:
 	mkdir -p build
 	gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icsrc bench/table/table_bench.c \
-	  csrc/pc_table.c csrc/pc_item.c csrc/pc_large.c -lm -o build/table_bench
+	  csrc/pc_table.c csrc/pc_item.c csrc/pc_large.c csrc/pc_log.c -ldl -lm -o build/table_bench
 	build/table_bench 1000000
 
 lint:
