@@ -11,8 +11,9 @@
  *
  * A hit only raises the item's counter (pc_policy_hit): no list moves, nothing shared is
  * written but the item's own byte, which is what lets threads share the policy cheaply.
- * Size-aware by construction: a big item nobody reads again takes only small-queue room and
- * leaves first; it never displaces the main queue's read items.
+ * Size-aware: a big item nobody reads again takes only small-queue room and leaves first,
+ * never displacing the main queue's read items; and the reads an item needs to stay grow
+ * with its size against main's mean (pc_policy.c), so that the cache holds hits per byte.
  *
  * Measured against LRU, SIEVE, W-TinyLFU and the others on the bench/hitratio workloads
  * (bench/hitratio/RESULTS.md). */
@@ -28,12 +29,14 @@
 #define PC_POLICY_SMALL_PCT 10
 /* Reads in the small queue that earn promotion (libCacheSim's move_to_main_threshold). */
 #define PC_POLICY_PROMOTE 1
+/* Items this many times the main queue's mean size pay two more reads a lap (pc_policy.c). */
+#define PC_POLICY_BIG_X 8
 
 typedef struct pc_ghost {
     uint32_t *slots;     /* fingerprint << 8 | generation; 0 is empty */
     size_t mask;         /* slots - 1 (a power of two), 0 before the first eviction */
     uint32_t gen;        /* current generation, 8 bits used */
-    size_t inserts;      /* into the current generation */
+    size_t bytes;        /* victims' bytes in the current generation */
 } pc_ghost;
 
 typedef struct pc_policy_counters {
@@ -80,10 +83,12 @@ static inline void pc_policy_hit(pc_item *it, pc_reltime now)
 /* The queue the next victim comes from: small while it holds more than its share of
  * `capacity` (or main is empty), else main; NULL when both are empty. */
 pc_queue *pc_policy_victim_queue(pc_policy *p, size_t capacity);
-/* The verdict on q's head item `it`: 1 to keep it (the caller moves it to main's tail;
- * its counter is already updated), 0 to evict it (from small, its hash joins the ghost). */
-int pc_policy_keep(pc_policy *p, pc_queue *q, pc_item *it, uint32_t hv);
-/* The ghost remembers hv (an item evicted unread). */
-void pc_policy_forget(pc_policy *p, uint32_t hv);
+/* The verdict on q's head item `it` (`bytes` its charge): 1 to keep it (the caller moves it
+ * to main's tail; its counter is already updated), 0 to evict it (from small, its hash
+ * joins the ghost). */
+int pc_policy_keep(pc_policy *p, pc_queue *q, pc_item *it, uint32_t hv, size_t bytes,
+                   size_t capacity);
+/* The ghost remembers hv, a victim of `bytes` (an item evicted unread). */
+void pc_policy_forget(pc_policy *p, uint32_t hv, size_t bytes, size_t capacity);
 
 #endif

@@ -480,7 +480,8 @@ static int evict_one(pc_store *s, pc_item **keep)
         return 0;
     }
     int reclaim = !is_tombstone(it) && (is_expired(s, it) || is_flushed(s, it));
-    int kept = held || (!reclaim && pc_policy_keep(&s->policy, q, it, hv));
+    int kept = held || (!reclaim && pc_policy_keep(&s->policy, q, it, hv, pc_item_charge(it),
+                                                   capacity(s)));
     /* The cursor passes a record only once it is copied or gone: passing may free the
      * segment it is in. */
     if (kept && move_to_main(s, q, it, hv, keep)) {

@@ -11,7 +11,7 @@ import tempfile
 
 import numpy as np
 
-POLICIES = ("LRU", "FIFO", "S3FIFO", "Sieve", "WTinyLFU", "ARC", "TwoQ", "Clock")
+POLICIES = ("LRU", "FIFO", "Clock", "ARC", "TwoQ", "S3FIFO", "Sieve", "WTinyLFU", "GDSF", "LHD")
 
 _RECORD = np.dtype([("ts", "<u4"), ("id", "<u8"), ("size", "<u4"), ("next", "<i8")])
 
