@@ -7,7 +7,7 @@ ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
 .PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-client bench-micro \
-	bench-table bench-tls bench-binary lint clean
+	bench-table bench-tls bench-binary bench-hitratio lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -101,6 +101,12 @@ bench-client: build
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"
 	$(PYTHON) -m pytest bench/micro --benchmark-only -p no:randomly $(PYTEST_ARGS)
+
+# Miss ratio and bytes per item per workload, beside memcached and libCacheSim's policies
+# (bench/hitratio/RESULTS.md).
+bench-hitratio: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench.hitratio
 
 # Why the table chains: our table against linear probing on the same million items.
 bench-table:
