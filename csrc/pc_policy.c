@@ -108,7 +108,7 @@ static int ghost_take(pc_ghost *g, uint32_t hv)
 
 static size_t small_share(size_t capacity) { return capacity / 100 * PC_POLICY_SMALL_PCT; }
 
-pc_queue *pc_policy_admit(pc_policy *p, uint32_t hv, size_t capacity, int full)
+pc_queue *pc_policy_admit(pc_policy *p, uint32_t hv)
 {
     if (ghost_take(&p->ghost, hv)) {
         p->c.ghost_hits++;
@@ -116,9 +116,10 @@ pc_queue *pc_policy_admit(pc_policy *p, uint32_t hv, size_t capacity, int full)
     }
     /* The paper's S3-FIFO (libCacheSim's S3FIFOv0): everything else starts small, also
      * while the cache fills (the small queue then holds more than its share until the
-     * first eviction), so items nobody reads leave oldest first, as memcached's do. */
-    (void)capacity;
-    (void)full;
+     * first eviction), so items nobody reads leave oldest first, as memcached's do.
+     * (libCacheSim's S3FIFO.c sends what comes before the cache is full to main once
+     * small has its share; here that left items stored while the cache filled, expired
+     * ones too, in main while newer live ones were evicted from small.) */
     return &p->small;
 }
 

@@ -62,7 +62,7 @@ void pc_policy_size_ghost(pc_policy *p, size_t items);
 
 /* The queue a new key's item enters: main if the ghost remembers its hash (forgotten then),
  * else small. */
-pc_queue *pc_policy_admit(pc_policy *p, uint32_t hv, size_t capacity, int full);
+pc_queue *pc_policy_admit(pc_policy *p, uint32_t hv);
 
 /* A read. The protocol's FETCHED/ACTIVE bits follow memcached (the second read takes the
  * access time); the policy's counter saturates at 3. */

@@ -396,7 +396,7 @@ static pc_item *fetch(pc_store *s, const char *key, size_t nkey, uint32_t hv)
     return it && !is_tombstone(it) ? it : NULL;
 }
 
-pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_find(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return lookup(s, key, nkey, hv);
 }
@@ -533,11 +533,6 @@ static int make_room(pc_store *s, pc_queue *q, size_t size, pc_item **keep)
     }
 }
 
-static int is_full(const pc_store *s, size_t size)
-{
-    return used_bytes(s) + size + s->log.seg_bytes > s->limit_bytes;
-}
-
 /* A new record for the key, written but not linked (its writer fills the value, then links
  * it), with room made for it; NULL for PC_NO_MEMORY. It enters the queue of the item it
  * replaces, `*keep` (never evicted for it: it may move, and *keep follows), or the one the
@@ -550,7 +545,7 @@ static pc_item *place(pc_store *s, const char *key, size_t nkey, uint32_t hv, ui
     pc_item *old = keep ? *keep : NULL;
     pc_queue *q = old && !is_tombstone(old)
                       ? queue_of(s, old)
-                      : pc_policy_admit(&s->policy, hv, capacity(s), is_full(s, size));
+                      : pc_policy_admit(&s->policy, hv);
     pc_item *it = NULL;
     if (make_room(s, q, size, keep) == 0)
         it = pc_log_append(&s->log, q, size);
@@ -582,15 +577,15 @@ static pc_item *alloc_item(pc_store *s, const char *key, size_t nkey, uint32_t h
     return place(s, key, nkey, hv, flags, nbytes, external, value, mapped, keep);
 }
 
-pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_get(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     pc_store_note_get(s, it, 1);
     return it;
 }
 
-pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                           int64_t exptime)
+static pc_item *do_touch(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                         int64_t exptime)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
@@ -602,7 +597,7 @@ pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t h
     return it;
 }
 
-pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_peek(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return fetch(s, key, nkey, hv);
 }
@@ -759,9 +754,9 @@ void pc_store_note_too_large(pc_store *s, pc_store_mode mode, const char *key, s
         note_store(s, mode, PC_TOO_LARGE, key, nkey, 0, 0, NULL);
 }
 
-pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
-                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
-                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
+static pc_status do_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                          uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                          size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
 {
     pc_item *it = NULL;
     pc_status st = store_hv(s, mode, key, nkey, hv, flags, exptime, value, nbytes, cas,
@@ -783,8 +778,8 @@ static size_t header_charge(const pc_item *it)
 
 /* An unlinked item is a header of its own (outside the log) and an external value; its
  * writer fills the value at a stable address however the log moves meanwhile. */
-pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                                 size_t nbytes)
+static pc_item *do_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                  size_t nbytes)
 {
     assert(nkey > 0 && nkey <= PC_KEY_MAX);
     /* The item the value may replace is not evicted to make room for it (as store_over's
@@ -916,9 +911,9 @@ static pc_status link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t 
     return PC_STORED;
 }
 
-pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
-                           uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
-                           pc_item **out)
+static pc_status do_link(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                         uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                         pc_item **out)
 {
     pc_item *stored = NULL;
     /* The key and size outlive the item for the feed's line (it may be freed). */
@@ -1011,9 +1006,9 @@ static pc_status apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
     return PC_STORED;
 }
 
-pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
-                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+static pc_status do_apply(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                          uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                          uint64_t version, int tombstone, int *had_live, uint64_t *held)
 {
     pc_status st = apply_hv(s, key, nkey, hv, flags, exptime, value, nbytes, version,
                             tombstone, had_live, held);
@@ -1026,13 +1021,13 @@ pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
     return st;
 }
 
-pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return lookup_slot(s, key, nkey, hv);
 }
 
-pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                             int has_cas, uint64_t cas)
+static pc_status do_delete(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           int has_cas, uint64_t cas)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
@@ -1060,8 +1055,8 @@ pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t
     return PC_DELETED;
 }
 
-pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                             uint64_t version)
+static pc_status do_forget(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           uint64_t version)
 {
     pc_item *it = lookup_slot(s, key, nkey, hv);
     if (!it || it->version != version)
@@ -1070,8 +1065,8 @@ pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t
     return PC_DELETED;
 }
 
-pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                                 int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
+static pc_status do_invalidate(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                               int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it || (has_cas && cas != it->version)) {
@@ -1122,9 +1117,9 @@ int pc_parse_u64(const char *p, size_t n, uint64_t *out)
     return 1;
 }
 
-pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
-                            uint64_t delta, uint64_t cas, uint64_t version, int shared,
-                            uint64_t *result, pc_item **out)
+static pc_status do_delta(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
+                          uint64_t delta, uint64_t cas, uint64_t version, int shared,
+                          uint64_t *result, pc_item **out)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
@@ -1175,6 +1170,128 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
     NOTE(s, PC_CHANGE_STORE, incr ? PC_WCMD_INCR : PC_WCMD_DECR, PC_WST_STORED, key, nkey,
          it->version, unix_exptime(s, it->exptime), it->nbytes);
     return PC_OK;
+}
+
+/* The entry points: each takes its key's item lock around the do_* function (pc_lock.h;
+ * nothing until PC_STORE_THREADS). */
+
+pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_find(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_get(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           int64_t exptime)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_touch(s, key, nkey, hv, exptime);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_peek(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_store(s, mode, key, nkey, hv, flags, exptime, value, nbytes, cas, version,
+                            out);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 size_t nbytes)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_alloc_unlinked(s, key, nkey, hv, nbytes);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                           uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                           pc_item **out)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_link(s, mode, it, hv, flags, exptime, cas, version, out);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_apply(s, key, nkey, hv, flags, exptime, value, nbytes, version, tombstone,
+                            had_live, held);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_slot(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             int has_cas, uint64_t cas)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_delete(s, key, nkey, hv, has_cas, cas);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             uint64_t version)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_forget(s, key, nkey, hv, version);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_invalidate(s, key, nkey, hv, has_cas, cas, new_ttl, exptime);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
+                            uint64_t delta, uint64_t cas, uint64_t version, int shared,
+                            uint64_t *result, pc_item **out)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_delta(s, key, nkey, hv, incr, delta, cas, version, shared, result, out);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
 }
 
 pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey)

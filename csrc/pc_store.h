@@ -16,6 +16,9 @@
  *      again. Nothing waits for a lock while holding the policy lock.
  * A read (get, touch) takes only the item lock: a hit raises the item's own counter and
  * moves nothing. Counters are per thread slot and summed by pc_store_snapshot_take.
+ * Not yet locked, as they run on the one thread there is: pc_store_crawl and the scans walk
+ * buckets of every stripe and will take each bucket's stripe as they visit it; flush_all,
+ * the clock and the limit are settings a thread changes under all stripes.
  * Returned item pointers stay valid while the caller holds the key's item lock, and in
  * one thread until the next call that stores, deletes or crawls: making room moves the
  * records it keeps. */
