@@ -117,14 +117,14 @@ uint64_t pc_store_next_version(pc_store *s);
  * callers that already hashed the key (to find its owner) pass it down instead of hashing
  * twice. Returned items stay valid until the next call that stores, deletes or crawls. */
 
-/* get/gets: a live item counts a hit and a read for the LRU. */
+/* get/gets: a live item counts a hit and a read for the policy. */
 pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 /* gat/gats/touch: sets a new exptime on a live item; counts touch hits/misses. */
 pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                            int64_t exptime);
 /* A lookup that counts nothing and moves nothing (meta commands that only peek). */
 pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
-/* What a peek left uncounted: a get hit (bumping the LRU unless `bump` is 0) or, for
+/* What a peek left uncounted: a get hit (a read for the policy unless `bump` is 0) or, for
  * it == NULL, a get miss; note_touch counts a touch hit on a peeked item and bumps it. */
 void pc_store_note_get(pc_store *s, pc_item *it, int bump);
 void pc_store_note_touch(pc_store *s, pc_item *it);
@@ -142,7 +142,7 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
 
 /* A value filled in place (memcached's conn_nread): pc_store_alloc_unlinked gives an item of
  * nbytes for `key`, charged to the limit and room made for it like a store's (the key's
- * current item is not evicted for it), but in no table or LRU; NULL when there is no room
+ * current item is not evicted for it), but in no table or queue; NULL when there is no room
  * (or no memory). Its writer fills pc_item_value(), then pc_store_link_hv stores it under
  * `mode` as pc_store_store_hv would have stored the same value (same statuses and counters):
  * the item is consumed whatever the status (linked when PC_STORED, freed otherwise), and
