@@ -137,12 +137,14 @@ pc_item *pc_log_append(pc_log *l, pc_queue *q, size_t size)
     pc_seg *sg = &l->segs[q->tail];
     pc_item *it = (pc_item *)(seg_start(l, q->tail) + sg->used);
     sg->used += (uint32_t)size;
+    l->dead += size;        /* until it is counted live */
     return it;
 }
 
 void pc_log_count(pc_log *l, pc_queue *q, pc_item *it, size_t charge)
 {
     l->segs[seg_of(l, it)].live += (uint32_t)pc_item_record(it);
+    l->dead -= pc_item_record(it);
     q->items++;
     q->bytes += charge;
 }
@@ -151,6 +153,7 @@ void pc_log_kill(pc_log *l, pc_queue *q, pc_item *it, size_t charge)
 {
     it->meta |= PC_META_DEAD;
     l->segs[seg_of(l, it)].live -= (uint32_t)pc_item_record(it);
+    l->dead += pc_item_record(it);
     q->items--;
     q->bytes -= charge;
 }
@@ -164,6 +167,7 @@ pc_item *pc_log_head(pc_log *l, pc_queue *q)
             if (!(it->meta & PC_META_DEAD))
                 return it;
             q->cursor += (uint32_t)pc_item_record(it);
+            l->dead -= pc_item_record(it);
         }
         /* Examined to its end: the segment goes (a tail with nothing live goes too; the
          * next append opens a new one). */
@@ -181,6 +185,7 @@ pc_item *pc_log_head(pc_log *l, pc_queue *q)
 void pc_log_pass(pc_log *l, pc_queue *q, pc_item *it)
 {
     q->cursor += (uint32_t)pc_item_record(it);
+    l->dead -= pc_item_record(it);      /* it was killed or moved before it was passed */
     /* A segment examined to its end goes at once, not at the next victim's turn: the
      * room it makes may be all that a store needs. */
     (void)pc_log_head(l, q);

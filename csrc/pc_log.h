@@ -12,7 +12,8 @@
  * Invariants: every segment is free or in exactly one queue; a queue's segments hold its
  * records in insertion order; bytes before a queue's cursor in its head segment were
  * examined and are dead or moved; seg[i].live counts the bytes of the live records in
- * segment i. */
+ * segment i; `dead` counts the bytes of the records ahead of the cursors that are not live
+ * (what passing them would give back). */
 #ifndef PC_LOG_H
 #define PC_LOG_H
 
@@ -51,6 +52,7 @@ typedef struct pc_log {
     uint32_t touched;     /* segments ever written (the rest were never faulted in) */
     uint32_t free_head;
     uint32_t used;        /* segments in queues */
+    size_t dead;          /* bytes of records written and not live, not yet passed */
     pc_seg *segs;
 } pc_log;
 

@@ -434,26 +434,48 @@ static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, 
         STATS(s).total_items++;
 }
 
-/* Copies q's head record `it` to the main queue's tail (the policy kept it, or it is the
- * item a store is about to replace); the table follows it, and *keep when it pointed
- * there. NULL when no segment is left for it. */
-static pc_item *move_to_main(pc_store *s, pc_queue *q, pc_item *it, uint32_t hv,
-                             pc_item **keep)
+/* Copies q's head record `it` to the tail of `to_q` (main when the policy kept it or it is
+ * the item a store is about to replace; its own queue when the log is compacted); the table
+ * follows it, and *keep when it pointed there. NULL when no segment is left for it. */
+static pc_item *move(pc_store *s, pc_queue *q, pc_queue *to_q, pc_item *it, uint32_t hv,
+                     pc_item **keep)
 {
     size_t size = pc_item_record(it);
-    pc_item *to = pc_log_append(&s->log, &s->policy.main, size);
+    pc_item *to = pc_log_append(&s->log, to_q, size);
     if (!to)
         return NULL;
     memcpy(to, it, size);
-    to->meta |= PC_META_MAIN;
+    if (to_q == &s->policy.main)
+        to->meta |= PC_META_MAIN;
     pc_table_replace(&s->table, it, to, hv);
     /* the queue the record left is the one it was in: its MAIN bit may be new */
     size_t charge = pc_item_charge(it);
     pc_log_kill(&s->log, q, it, charge);
-    pc_log_count(&s->log, &s->policy.main, to, charge);
+    pc_log_count(&s->log, to_q, to, charge);
     if (keep && *keep == it)
         *keep = to;
     return to;
+}
+
+static pc_item *move_to_main(pc_store *s, pc_queue *q, pc_item *it, uint32_t hv,
+                             pc_item **keep)
+{
+    return move(s, q, &s->policy.main, it, hv, keep);
+}
+
+/* Whether the limit is reached through dead records (deleted or replaced, waiting for
+ * their segment to go) rather than live ones: the live items and two segments' slack fit
+ * the limit. Then a live item at the head is not evicted but moved on to its queue's tail
+ * (the log is compacted), so that a cache holding much less than -m evicts nothing, as
+ * memcached's does not: without this, an item stored once and never read was evicted a
+ * lap of the log after its store however little of the log was live. */
+static int compacting(const pc_store *s)
+{
+    /* Terminates: while compacting, passing a dead record lowers log.dead and moving a
+     * live one leaves it as it was, so the loop turns to evicting within one lap. */
+    size_t fixed = pc_table_bytes(&s->table) + pc_policy_bytes(&s->policy);
+    return s->log.dead > 2 * s->log.seg_bytes &&
+           s->item_bytes + s->unlinked_bytes + fixed + 2 * s->log.seg_bytes <= s->limit_bytes;
 }
 
 /* Examines the record at the head of the queue the policy names: moved on when kept (or
@@ -480,6 +502,12 @@ static int evict_one(pc_store *s, pc_item **keep)
         return 0;
     }
     int reclaim = !is_tombstone(it) && (is_expired(s, it) || is_flushed(s, it));
+    if (!held && !reclaim && compacting(s) && move(s, q, q, it, hv, NULL)) {
+        STATS(s).log_compactions++;
+        pc_log_pass(&s->log, q, it);
+        PC_ITEM_UNLOCK(&s->locks, hv);
+        return 0;
+    }
     int kept = held || (!reclaim && pc_policy_keep(&s->policy, q, it, hv, pc_item_charge(it),
                                                    capacity(s)));
     /* The cursor passes a record only once it is copied or gone: passing may free the

@@ -61,6 +61,7 @@ typedef struct pc_store_stats {
     uint64_t get_hits, get_misses, get_expired, get_flushed;
     uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses;
     uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses;
+    uint64_t log_compactions;   /* live records moved on past dead ones (not memcached's) */
 } pc_store_stats;
 
 /* Everything `stats` reports about the store, copied at one instant. */

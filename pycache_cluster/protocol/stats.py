@@ -174,7 +174,7 @@ def general_pairs(srv) -> list[tuple[str, object]]:
 POLICY_STATS = ("policy_small_items", "policy_small_bytes", "policy_main_items",
                 "policy_main_bytes", "policy_promotions", "policy_reinsertions",
                 "policy_small_evictions", "policy_main_evictions", "policy_ghost_hits",
-                "policy_ghost_bytes", "log_bytes", "log_segment_bytes")
+                "policy_ghost_bytes", "log_bytes", "log_segment_bytes", "log_compactions")
 
 
 def settings(srv) -> bytes:

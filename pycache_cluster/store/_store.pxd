@@ -76,6 +76,7 @@ cdef extern from "pc_store.h":
         uint64_t get_hits, get_misses, get_expired, get_flushed
         uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses
         uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses
+        uint64_t log_compactions
 
     ctypedef struct pc_store_snapshot:
         pc_store_stats counters

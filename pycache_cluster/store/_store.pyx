@@ -323,6 +323,7 @@ cdef class Store:
             "policy_ghost_hits": snap.policy.ghost_hits,
             "policy_ghost_bytes": snap.ghost_bytes,
             "log_bytes": snap.log_bytes,
+            "log_compactions": c.log_compactions,
             "log_segment_bytes": snap.log_segment_bytes,
             "external_bytes": snap.external_bytes,
         }
