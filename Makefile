@@ -7,7 +7,7 @@ ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
 .PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-client bench-micro \
-	bench-table bench-tls bench-binary lint clean
+	bench-table bench-tls bench-binary bench-hitratio lint clean
 
 serve: build
 	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
@@ -102,11 +102,17 @@ bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"
 	$(PYTHON) -m pytest bench/micro --benchmark-only -p no:randomly $(PYTEST_ARGS)
 
+# Miss ratio and bytes per item per workload, beside memcached and libCacheSim's policies
+# (bench/hitratio/RESULTS.md).
+bench-hitratio: sysdeps build
+	$(PIP) install -q --no-build-isolation -e ".[bench]"
+	$(PYTHON) -m bench.hitratio
+
 # Why the table chains: our table against linear probing on the same million items.
 bench-table:
 	mkdir -p build
 	gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -Icsrc bench/table/table_bench.c \
-	  csrc/pc_table.c csrc/pc_item.c csrc/pc_large.c -lm -o build/table_bench
+	  csrc/pc_table.c csrc/pc_item.c csrc/pc_large.c csrc/pc_log.c -ldl -lm -o build/table_bench
 	build/table_bench 1000000
 
 lint:

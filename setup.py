@@ -21,7 +21,7 @@ else:
     CORE_FLAGS += ["-O2", "-DNDEBUG"]
     EXT_COMPILE, EXT_LINK = ["-O2"], []
 
-CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_large", "pc_table", "pc_lru",
+CORE_SOURCES = [f"csrc/{name}.c" for name in ("pc_item", "pc_large", "pc_log", "pc_table", "pc_policy",
                                                  "pc_store", "pc_proto", "pc_ring", "pc_reply",
                                                  "pc_watch", "pc_binproto", "pc_prefix")]
 

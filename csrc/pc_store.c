@@ -1,7 +1,10 @@
-/* pc_store: the cache's whole API, memcached's semantics over the table, LRU and items. */
+/* pc_store: the cache's whole API, memcached's semantics over the table, the log of items
+ * and the policy. Functions named do_* run with the key's item lock held (pc_lock.h); the
+ * public pc_store_*_hv entry points take it. */
 #include "pc_store.h"
 
 #include <assert.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,16 +12,25 @@
 
 #include "pc_hash.h"
 #include "pc_hlc.h"
-#include "pc_lru.h"
+#include "pc_lock.h"
+#include "pc_log.h"
+#include "pc_policy.h"
 #include "pc_table.h"
 #include "pc_watch.h"
 
+#ifdef PC_STORE_THREADS
+_Thread_local unsigned pc_lock_slot;
+#endif
+
 struct pc_store {
+    pc_log log;
     pc_table table;
-    pc_lru lru;
-    pc_store_stats stats;
-    size_t limit_bytes;        /* items plus hash table, from real allocation sizes */
-    size_t item_bytes;         /* charged bytes of linked items */
+    pc_policy policy;
+    pc_locks locks;
+    pc_store_stats stats_slots[PC_COUNTER_SLOTS];
+    size_t limit_bytes;        /* log segments, external values, hash table and ghost */
+    size_t item_bytes;         /* charged bytes of linked items (records and values) */
+    size_t external_bytes;     /* external values of records in the log */
     size_t unlinked_bytes;     /* charged bytes of items being filled (pc_store_alloc_unlinked) */
     size_t item_size_max;
     int64_t epoch;             /* unix time of reltime 0 */
@@ -42,6 +54,9 @@ struct pc_store {
     pc_watch *fetchers;        /* the same feed while fetches are watched, else NULL */
 };
 
+/* This thread's counters (pc_lock.h: one slot per worker, summed by the snapshot). */
+#define STATS(s) ((s)->stats_slots[PC_COUNTER_SLOT()])
+
 /* Every change is noted through here: with nobody watching, one untaken branch. */
 #define NOTE(s, ...)                                     \
     do {                                                 \
@@ -63,18 +78,23 @@ void pc_store_watch_fetches(pc_store *s, int on) { s->fetchers = on ? s->watch :
  * same), so that reltime 1, "already expired", is always in the past. */
 #define PC_EPOCH_SLACK 62
 #define PC_TABLE_INITIAL_POWER 16
-/* HOT/WARM overflow moved per stored item: enough to keep pace with one insert per call. */
-#define PC_LRU_MOVES_PER_STORE 2
 
 pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now)
 {
     pc_store *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    if (pc_table_init(&s->table, PC_TABLE_INITIAL_POWER) != 0) {
+    if (pc_log_init(&s->log, limit_bytes) != 0) {
         free(s);
         return NULL;
     }
+    if (pc_table_init(&s->table, PC_TABLE_INITIAL_POWER, &s->log) != 0) {
+        pc_log_destroy(&s->log);
+        free(s);
+        return NULL;
+    }
+    pc_policy_init(&s->policy);
+    pc_locks_init(&s->locks);
     s->limit_bytes = limit_bytes;
     s->item_size_max = item_size_max;
     s->epoch = now - PC_EPOCH_SLACK;
@@ -82,19 +102,24 @@ pc_store *pc_store_new(size_t limit_bytes, size_t item_size_max, int64_t now)
     return s;
 }
 
+static void free_value(pc_store *s, pc_item *it)
+{
+    if (it->meta & PC_META_EXTERNAL)
+        pc_value_free(*pc_item_value_slot(it), it->nbytes, it->meta & PC_META_MAPPED,
+                      &s->external_bytes);
+}
+
+static void free_external(pc_item *it, void *s) { free_value(s, it); }
+
 void pc_store_free(pc_store *s)
 {
     if (!s)
         return;
-    for (int seg = 0; seg < PC_NSEGMENTS; seg++) {
-        pc_item *it = s->lru.head[seg];
-        while (it) {
-            pc_item *next = it->next;
-            pc_item_free(it, &s->item_bytes);
-            it = next;
-        }
-    }
+    pc_log_walk(&s->log, &s->policy.small, free_external, s);
+    pc_log_walk(&s->log, &s->policy.main, free_external, s);
     pc_table_destroy(&s->table);
+    pc_policy_destroy(&s->policy);
+    pc_log_destroy(&s->log);
     free(s);
 }
 
@@ -127,7 +152,12 @@ pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime)
     return rel > (int64_t)UINT32_MAX ? UINT32_MAX : (pc_reltime)rel;
 }
 
-void pc_store_set_limit(pc_store *s, size_t limit_bytes) { s->limit_bytes = limit_bytes; }
+void pc_store_set_limit(pc_store *s, size_t limit_bytes)
+{
+    s->limit_bytes = limit_bytes;
+    /* Without a larger reservation the log stays within the old one: stores evict sooner. */
+    (void)pc_log_set_limit(&s->log, limit_bytes);
+}
 
 size_t pc_store_bytes(const pc_store *s) { return s->item_bytes; }
 
@@ -152,9 +182,19 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+static void add_counters(pc_store_stats *to, const pc_store_stats *from)
+{
+    uint64_t *t = (uint64_t *)to;
+    const uint64_t *f = (const uint64_t *)from;
+    for (size_t i = 0; i < sizeof(*to) / sizeof(uint64_t); i++)
+        t[i] += f[i];
+}
+
 void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out)
 {
-    out->counters = s->stats;
+    memset(&out->counters, 0, sizeof(out->counters));
+    for (int i = 0; i < PC_COUNTER_SLOTS; i++)
+        add_counters(&out->counters, &s->stats_slots[i]);
     out->curr_items = s->table.count - s->tombstones;
     out->tombstones = s->tombstones;
     out->item_bytes = s->item_bytes;
@@ -164,18 +204,36 @@ void pc_store_snapshot_take(const pc_store *s, pc_store_snapshot *out)
     out->hash_bytes = pc_table_bytes(&s->table);
     out->hash_power = s->table.power;
     out->hash_is_expanding = pc_table_is_growing(&s->table);
-    for (int seg = 0; seg < PC_NSEGMENTS; seg++)
-        out->lru_items[seg] = s->lru.items[seg];
-    out->moves_to_cold = s->lru.moves_to_cold;
-    out->moves_to_warm = s->lru.moves_to_warm;
-    out->moves_within_warm = s->lru.moves_within_warm;
+    out->small_items = s->policy.small.items;
+    out->main_items = s->policy.main.items;
+    out->small_bytes = s->policy.small.bytes;
+    out->main_bytes = s->policy.main.bytes;
+    out->policy = s->policy.c;
+    out->ghost_bytes = pc_policy_bytes(&s->policy);
+    out->log_bytes = pc_log_bytes(&s->log);
+    out->log_segment_bytes = s->log.seg_bytes;
+    out->external_bytes = s->external_bytes;
 }
 
-void pc_store_reset_stats(pc_store *s) { memset(&s->stats, 0, sizeof(s->stats)); }
+void pc_store_reset_stats(pc_store *s)
+{
+    memset(s->stats_slots, 0, sizeof(s->stats_slots));
+    memset(&s->policy.c, 0, sizeof(s->policy.c));
+}
 
+/* What -m bounds: the log's segments in use, external values, values being filled, the
+ * hash table and the ghost. */
 static size_t used_bytes(const pc_store *s)
 {
-    return s->item_bytes + s->unlinked_bytes + pc_table_bytes(&s->table);
+    return pc_log_bytes(&s->log) + s->external_bytes + s->unlinked_bytes +
+           pc_table_bytes(&s->table) + pc_policy_bytes(&s->policy);
+}
+
+/* The bytes the policy shares out between its queues. */
+static size_t capacity(const pc_store *s)
+{
+    size_t fixed = pc_table_bytes(&s->table) + pc_policy_bytes(&s->policy);
+    return s->limit_bytes > fixed ? s->limit_bytes - fixed : 0;
 }
 
 static int is_expired(const pc_store *s, const pc_item *it)
@@ -219,13 +277,38 @@ uint64_t pc_store_next_version(pc_store *s) { return next_version(s, 0); }
 
 void pc_store_observe(pc_store *s, uint64_t version) { next_version(s, version); }
 
+static pc_queue *queue_of(pc_store *s, const pc_item *it)
+{
+    return it->meta & PC_META_MAIN ? &s->policy.main : &s->policy.small;
+}
+
+/* A record written at its queue's tail becomes live there (the policy lock is held). */
+static void enqueue(pc_store *s, pc_item *it)
+{
+    size_t charge = pc_item_charge(it);
+    it->meta &= (uint8_t)~PC_META_DEAD;
+    pc_log_count(&s->log, queue_of(s, it), it, charge);
+    s->item_bytes += charge;
+}
+
+/* A live record leaves its queue; its bytes wait for the segment to go. The value, if
+ * external, is the caller's to free or hand on. */
+static void dequeue(pc_store *s, pc_item *it)
+{
+    size_t charge = pc_item_charge(it);
+    pc_log_kill(&s->log, queue_of(s, it), it, charge);
+    s->item_bytes -= charge;
+}
+
 static void unlink_free(pc_store *s, pc_item *it, uint32_t hv)
 {
     pc_table_remove(&s->table, it, hv);
-    pc_lru_unlink(&s->lru, it);
     if (is_tombstone(it))
         s->tombstones--;
-    pc_item_free(it, &s->item_bytes);
+    PC_POLICY_LOCK(&s->locks);
+    dequeue(s, it);
+    PC_POLICY_UNLOCK(&s->locks);
+    free_value(s, it);
 }
 
 /* In a cluster an expiry is a write at the item's version: the item becomes a tombstone in
@@ -258,13 +341,13 @@ static pc_item *lookup_slot_why(pc_store *s, const char *key, size_t nkey, uint3
         return it;
     }
     if (is_flushed(s, it)) {
-        s->stats.get_flushed++;
+        STATS(s).get_flushed++;
         *found = PC_WGET_FLUSHED;
         unlink_free(s, it, hv);
         return NULL;
     }
     if (is_expired(s, it)) {
-        s->stats.get_expired++;
+        STATS(s).get_expired++;
         *found = PC_WGET_EXPIRED;
         note_gone(s, it, PC_CHANGE_EXPIRE);
         if (s->replicated) {
@@ -313,7 +396,7 @@ static pc_item *fetch(pc_store *s, const char *key, size_t nkey, uint32_t hv)
     return it && !is_tombstone(it) ? it : NULL;
 }
 
-pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_find(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return lookup(s, key, nkey, hv);
 }
@@ -323,12 +406,13 @@ static void link_new(pc_store *s, pc_item *it, uint32_t hv, uint64_t version)
     it->version = next_version(s, version);
     it->time = s->now;
     pc_table_insert(&s->table, it, hv);
-    pc_lru_insert(&s->lru, it);
-    pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
+    PC_POLICY_LOCK(&s->locks);
+    enqueue(s, it);
+    PC_POLICY_UNLOCK(&s->locks);
     if (is_tombstone(it))
         s->tombstones++;
     else
-        s->stats.total_items++;
+        STATS(s).total_items++;
 }
 
 /* Puts new_it (same key) where old_it was; old_it is freed. */
@@ -337,75 +421,203 @@ static void replace(pc_store *s, pc_item *old_it, pc_item *new_it, uint32_t hv, 
     new_it->version = next_version(s, version);
     new_it->time = s->now;
     pc_table_replace(&s->table, old_it, new_it, hv);
-    pc_lru_unlink(&s->lru, old_it);
     if (is_tombstone(old_it))
         s->tombstones--;
-    pc_item_free(old_it, &s->item_bytes);
-    pc_lru_insert(&s->lru, new_it);
-    pc_lru_balance(&s->lru, s->limit_bytes, PC_LRU_MOVES_PER_STORE);
+    PC_POLICY_LOCK(&s->locks);
+    dequeue(s, old_it);
+    enqueue(s, new_it);
+    PC_POLICY_UNLOCK(&s->locks);
+    free_value(s, old_it);
     if (is_tombstone(new_it))
         s->tombstones++;
     else
-        s->stats.total_items++;
+        STATS(s).total_items++;
 }
 
-/* Evicts from the cold end until the store fits its limit; `keep` is never chosen.
- * Expired or flushed victims count as reclaimed, live ones as evictions. */
-static int make_room(pc_store *s, const pc_item *keep)
+/* Copies q's head record `it` to the tail of `to_q` (main when the policy kept it or it is
+ * the item a store is about to replace; its own queue when the log is compacted); the table
+ * follows it, and *keep when it pointed there. NULL when no segment is left for it. */
+static pc_item *move(pc_store *s, pc_queue *q, pc_queue *to_q, pc_item *it, uint32_t hv,
+                     pc_item **keep)
 {
-    while (used_bytes(s) > s->limit_bytes) {
-        pc_item *it = pc_lru_victim(&s->lru, s->limit_bytes, keep);
-        if (!it)
+    size_t size = pc_item_record(it);
+    pc_item *to = pc_log_append(&s->log, to_q, size);
+    if (!to)
+        return NULL;
+    memcpy(to, it, size);
+    if (to_q == &s->policy.main)
+        to->meta |= PC_META_MAIN;
+    pc_table_replace(&s->table, it, to, hv);
+    /* the queue the record left is the one it was in: its MAIN bit may be new */
+    size_t charge = pc_item_charge(it);
+    pc_log_kill(&s->log, q, it, charge);
+    pc_log_count(&s->log, to_q, to, charge);
+    if (keep && *keep == it)
+        *keep = to;
+    return to;
+}
+
+static pc_item *move_to_main(pc_store *s, pc_queue *q, pc_item *it, uint32_t hv,
+                             pc_item **keep)
+{
+    return move(s, q, &s->policy.main, it, hv, keep);
+}
+
+/* Whether the limit is reached through dead records (deleted or replaced, waiting for
+ * their segment to go) rather than live ones: the live items and two segments' slack fit
+ * the limit. Then a live item at the head is not evicted but moved on to its queue's tail
+ * (the log is compacted), so that a cache holding much less than -m evicts nothing, as
+ * memcached's does not: without this, an item stored once and never read was evicted a
+ * lap of the log after its store however little of the log was live. */
+static int compacting(const pc_store *s)
+{
+    /* Terminates: while compacting, passing a dead record lowers log.dead and moving a
+     * live one leaves it as it was, so the loop turns to evicting within one lap. */
+    size_t fixed = pc_table_bytes(&s->table) + pc_policy_bytes(&s->policy);
+    return s->log.dead > 2 * s->log.seg_bytes &&
+           s->item_bytes + s->unlinked_bytes + fixed + 2 * s->log.seg_bytes <= s->limit_bytes;
+}
+
+/* Examines the record at the head of the queue the policy names: moved on when kept (or
+ * when it is `*keep`, which moves with it), else gone. Expired or flushed victims count as
+ * reclaimed, live ones as evictions. -1 when there is nothing left to evict. */
+static int evict_one(pc_store *s, pc_item **keep)
+{
+    pc_queue *q = pc_policy_victim_queue(&s->policy, capacity(s));
+    if (!q)
+        return -1;
+    pc_item *it = pc_log_head(&s->log, q);
+    assert(it != NULL);
+    if (pc_table_bytes(&s->table) / sizeof(pc_ref) > (pc_policy_bytes(&s->policy) /
+                                                      sizeof(uint32_t)))
+        pc_policy_size_ghost(&s->policy, s->table.count);
+    uint32_t hv = pc_hash(pc_item_key(it), it->nkey, 0);
+    int held = keep && *keep == it;
+    if (!held && !PC_ITEM_TRYLOCK(&s->locks, hv)) {
+        /* Threads: another key's stripe is only ever tried (pc_lock.h); a busy item goes
+         * round again. */
+        if (!move_to_main(s, q, it, hv, NULL))
             return -1;
+        pc_log_pass(&s->log, q, it);
+        return 0;
+    }
+    int reclaim = !is_tombstone(it) && (is_expired(s, it) || is_flushed(s, it));
+    if (!held && !reclaim && compacting(s) && move(s, q, q, it, hv, NULL)) {
+        STATS(s).log_compactions++;
+        pc_log_pass(&s->log, q, it);
+        PC_ITEM_UNLOCK(&s->locks, hv);
+        return 0;
+    }
+    int kept = held || (!reclaim && pc_policy_keep(&s->policy, q, it, hv, pc_item_charge(it),
+                                                   capacity(s)));
+    /* The cursor passes a record only once it is copied or gone: passing may free the
+     * segment it is in. */
+    if (kept && move_to_main(s, q, it, hv, keep)) {
+        pc_log_pass(&s->log, q, it);
+        if (!held)
+            PC_ITEM_UNLOCK(&s->locks, hv);
+        return 0;
+    }
+    if (held)       /* no segment left to move the item being replaced to */
+        return -1;
+    {
         if (is_tombstone(it)) {
             /* an old delete's marker: nothing a client could read is lost */
         } else if (is_expired(s, it) || is_flushed(s, it)) {
-            s->stats.reclaimed++;
+            STATS(s).reclaimed++;
             if (!(it->bits & PC_ITEM_FETCHED))
-                s->stats.expired_unfetched++;
+                STATS(s).expired_unfetched++;
             if (!is_flushed(s, it))
                 note_gone(s, it, PC_CHANGE_EXPIRE);
         } else {
-            s->stats.evictions++;
+            STATS(s).evictions++;
             if (!(it->bits & PC_ITEM_FETCHED))
-                s->stats.evicted_unfetched++;
+                STATS(s).evicted_unfetched++;
             if (s->watch)
                 pc_watch_note_evict(s->watch, pc_item_key(it), it->nkey, it->version,
                                     unix_exptime(s, it->exptime), it->nbytes,
                                     s->now - it->time, it->bits & PC_ITEM_FETCHED);
         }
-        unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
+        pc_table_remove(&s->table, it, hv);
+        if (is_tombstone(it))
+            s->tombstones--;
+        dequeue(s, it);
+        free_value(s, it);
     }
+    pc_log_pass(&s->log, q, it);
+    PC_ITEM_UNLOCK(&s->locks, hv);
     return 0;
 }
 
-/* A new, unlinked item with room made for it, or NULL (PC_NO_MEMORY). */
-static pc_item *alloc_item(pc_store *s, const char *key, size_t nkey, size_t nbytes,
-                           const pc_item *keep)
+/* Evicts until a record of `size` bytes fits at q's tail within the limit. */
+static int make_room(pc_store *s, pc_queue *q, size_t size, pc_item **keep)
 {
-    pc_item *it = pc_item_alloc(key, nkey, nbytes, &s->item_bytes);
-    if (!it)
-        return NULL;
-    if (make_room(s, keep) != 0) {
-        pc_item_free(it, &s->item_bytes);
+    for (;;) {
+        size_t need = !size || pc_log_tail_fits(&s->log, q, size) ? 0 : s->log.seg_bytes;
+        if (used_bytes(s) + need <= s->limit_bytes)
+            return 0;
+        if (evict_one(s, keep) != 0)
+            return -1;
+    }
+}
+
+/* A new record for the key, written but not linked (its writer fills the value, then links
+ * it), with room made for it; NULL for PC_NO_MEMORY. It enters the queue of the item it
+ * replaces, `*keep` (never evicted for it: it may move, and *keep follows), or the one the
+ * policy admits a new key to. */
+static pc_item *place(pc_store *s, const char *key, size_t nkey, uint32_t hv, uint32_t flags,
+                      size_t nbytes, int external, char *value, int mapped, pc_item **keep)
+{
+    size_t size = pc_item_record_size(nkey, flags, nbytes, external);
+    PC_POLICY_LOCK(&s->locks);
+    pc_item *old = keep ? *keep : NULL;
+    pc_queue *q = old && !is_tombstone(old)
+                      ? queue_of(s, old)
+                      : pc_policy_admit(&s->policy, hv);
+    pc_item *it = NULL;
+    if (make_room(s, q, size, keep) == 0)
+        it = pc_log_append(&s->log, q, size);
+    PC_POLICY_UNLOCK(&s->locks);
+    if (!it) {
+        if (value)
+            pc_value_free(value, nbytes, mapped, &s->external_bytes);
         return NULL;
     }
+    pc_item_init(it, key, nkey, flags, nbytes, external);
+    /* Not live until linked: a record that never is stays dead where it was written. */
+    it->meta |= (uint8_t)(PC_META_DEAD | (q == &s->policy.main ? PC_META_MAIN : 0) |
+                          (mapped ? PC_META_MAPPED : 0));
+    if (old && !is_tombstone(old))
+        it->meta |= (uint8_t)(old->meta & PC_META_FREQ);
+    if (external)
+        *pc_item_value_slot(it) = value;
     return it;
 }
 
-pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *alloc_item(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           uint32_t flags, size_t nbytes, pc_item **keep)
+{
+    int external = pc_item_record_size(nkey, flags, nbytes, 0) > pc_log_inline_max(&s->log);
+    char *value = NULL;
+    int mapped = 0;
+    if (external && !(value = pc_value_alloc(nbytes, &mapped, &s->external_bytes)))
+        return NULL;
+    return place(s, key, nkey, hv, flags, nbytes, external, value, mapped, keep);
+}
+
+static pc_item *do_get(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     pc_store_note_get(s, it, 1);
     return it;
 }
 
-pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                           int64_t exptime)
+static pc_item *do_touch(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                         int64_t exptime)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
-        s->stats.touch_misses++;
+        STATS(s).touch_misses++;
         return NULL;
     }
     it->exptime = pc_store_exptime(s, exptime);
@@ -413,7 +625,7 @@ pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t h
     return it;
 }
 
-pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_peek(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return fetch(s, key, nkey, hv);
 }
@@ -421,18 +633,18 @@ pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
 void pc_store_note_get(pc_store *s, pc_item *it, int bump)
 {
     if (!it) {
-        s->stats.get_misses++;
+        STATS(s).get_misses++;
         return;
     }
-    s->stats.get_hits++;
+    STATS(s).get_hits++;
     if (bump)
-        pc_lru_hit(&s->lru, it, s->now);
+        pc_policy_hit(it, s->now);
 }
 
 void pc_store_note_touch(pc_store *s, pc_item *it)
 {
-    s->stats.touch_hits++;
-    pc_lru_hit(&s->lru, it, s->now);
+    STATS(s).touch_hits++;
+    pc_policy_hit(it, s->now);
 }
 
 /* The stale value keeps the old item's TTL and win token, and is marked stale. */
@@ -440,14 +652,13 @@ static pc_status store_stale(pc_store *s, pc_item *old, uint32_t hv, const char 
                              size_t nkey, uint32_t flags, const char *value, size_t nbytes,
                              uint64_t version, pc_item **out)
 {
-    pc_item *it = alloc_item(s, key, nkey, nbytes, old);
+    pc_item *it = alloc_item(s, key, nkey, hv, flags, nbytes, &old);
     if (!it)
         return PC_NO_MEMORY;
-    it->flags = flags;
     it->exptime = old->exptime;
     it->bits |= (uint8_t)(PC_ITEM_STALE | (old->bits & PC_ITEM_TOKEN_SENT));
     memcpy(pc_item_value(it), value, nbytes);
-    s->stats.cas_hits++;
+    STATS(s).cas_hits++;
     replace(s, old, it, hv, version);
     if (out)
         *out = it;
@@ -470,17 +681,16 @@ static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint3
         /* fall through */
     case PC_CAS:
         if (cas == 0 || cas != old->version) {
-            s->stats.cas_badval++;
+            STATS(s).cas_badval++;
             return PC_EXISTS;
         }
-        s->stats.cas_hits++;
+        STATS(s).cas_hits++;
         /* fall through */
     case PC_SET:
     case PC_REPLACE:
-        it = alloc_item(s, key, nkey, nbytes, old);
+        it = alloc_item(s, key, nkey, hv, flags, nbytes, &old);
         if (!it)
             return PC_NO_MEMORY;
-        it->flags = flags;
         it->exptime = pc_store_exptime(s, exptime);
         memcpy(pc_item_value(it), value, nbytes);
         break;
@@ -489,12 +699,12 @@ static pc_status store_over(pc_store *s, pc_store_mode mode, pc_item *old, uint3
         if (cas != 0 && cas != old->version)
             return PC_EXISTS;
         /* The joined value is checked against -I like any other (memcached: NOT_STORED). */
-        if (pc_item_memcached_size(nkey, old->flags, old->nbytes + nbytes) > s->item_size_max)
+        if (pc_item_memcached_size(nkey, pc_item_flags(old), old->nbytes + nbytes) >
+            s->item_size_max)
             return PC_NOT_STORED;
-        it = alloc_item(s, key, nkey, old->nbytes + nbytes, old);
+        it = alloc_item(s, key, nkey, hv, pc_item_flags(old), old->nbytes + nbytes, &old);
         if (!it)
             return PC_NOT_STORED;
-        it->flags = old->flags;
         it->exptime = old->exptime;
         if (mode == PC_APPEND) {
             memcpy(pc_item_value(it), pc_item_value(old), old->nbytes);
@@ -529,15 +739,14 @@ static pc_status store_hv(pc_store *s, pc_store_mode mode, const char *key, size
                           version, out);
 
     if (mode == PC_CAS || mode == PC_CAS_STALE) {
-        s->stats.cas_misses++;
+        STATS(s).cas_misses++;
         return PC_NOT_FOUND;
     }
     if (mode != PC_SET && mode != PC_ADD)
         return PC_NOT_STORED;
-    pc_item *it = alloc_item(s, key, nkey, nbytes, tomb);
+    pc_item *it = alloc_item(s, key, nkey, hv, flags, nbytes, &tomb);
     if (!it)
         return PC_NO_MEMORY;
-    it->flags = flags;
     it->exptime = pc_store_exptime(s, exptime);
     memcpy(pc_item_value(it), value, nbytes);
     if (tomb)
@@ -573,9 +782,9 @@ void pc_store_note_too_large(pc_store *s, pc_store_mode mode, const char *key, s
         note_store(s, mode, PC_TOO_LARGE, key, nkey, 0, 0, NULL);
 }
 
-pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
-                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
-                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
+static pc_status do_store(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                          uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                          size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
 {
     pc_item *it = NULL;
     pc_status st = store_hv(s, mode, key, nkey, hv, flags, exptime, value, nbytes, cas,
@@ -590,18 +799,38 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
 /* Items filled in place by their writer (a value read straight off a socket): charged to
  * the limit from the start, as unlinked_bytes, so that values in flight count against it,
  * and moved to item_bytes once linked. */
-pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                                 size_t nbytes)
+static size_t header_charge(const pc_item *it)
+{
+    return malloc_usable_size((void *)it) + sizeof(size_t);
+}
+
+/* An unlinked item is a header of its own (outside the log) and an external value; its
+ * writer fills the value at a stable address however the log moves meanwhile. */
+static pc_item *do_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                  size_t nbytes)
 {
     assert(nkey > 0 && nkey <= PC_KEY_MAX);
     /* The item the value may replace is not evicted to make room for it (as store_over's
      * alloc_item keeps it); a plain table lookup, which counts and drops nothing. */
-    const pc_item *keep = pc_table_find(&s->table, key, nkey, hv);
-    pc_item *it = pc_item_alloc(key, nkey, nbytes, &s->unlinked_bytes);
+    pc_item *keep = pc_table_find(&s->table, key, nkey, hv);
+    pc_item *it = malloc(pc_item_record_size(nkey, 0, nbytes, 1));
     if (!it)
         return NULL;
-    if (make_room(s, keep) != 0) {
-        pc_item_free(it, &s->unlinked_bytes);
+    int mapped;
+    char *value = pc_value_alloc(nbytes, &mapped, &s->unlinked_bytes);
+    if (!value) {
+        free(it);
+        return NULL;
+    }
+    pc_item_init(it, key, nkey, 0, nbytes, 1);
+    it->meta |= (uint8_t)(PC_META_UNLINKED | (mapped ? PC_META_MAPPED : 0));
+    *pc_item_value_slot(it) = value;
+    s->unlinked_bytes += header_charge(it);
+    PC_POLICY_LOCK(&s->locks);
+    int full = make_room(s, &s->policy.small, 0, &keep);
+    PC_POLICY_UNLOCK(&s->locks);
+    if (full != 0) {
+        pc_store_free_unlinked(s, it);
         return NULL;
     }
     return it;
@@ -609,16 +838,44 @@ pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint
 
 void pc_store_free_unlinked(pc_store *s, pc_item *it)
 {
-    if (it)
-        pc_item_free(it, &s->unlinked_bytes);
+    if (!it)
+        return;
+    pc_value_free(*pc_item_value_slot(it), it->nbytes, it->meta & PC_META_MAPPED,
+                  &s->unlinked_bytes);
+    s->unlinked_bytes -= header_charge(it);
+    free(it);
 }
 
-/* Moves an unlinked item's charge to the linked items'. */
-static void adopt(pc_store *s, pc_item *it)
+/* The log record for an unlinked item: its value is handed on (its charge with it), its
+ * header freed; a value small enough to be inline is copied in (the item is then laid out
+ * as a store's of the same value). NULL (the unlinked item untouched) when there is no room
+ * for the record. */
+static pc_item *adopt(pc_store *s, pc_item *u, uint32_t hv, uint32_t flags, pc_item **keep)
 {
-    size_t charge = pc_item_charge(it);
+    char *value = *pc_item_value_slot(u);
+    if (pc_item_record_size(u->nkey, flags, u->nbytes, 0) <= pc_log_inline_max(&s->log)) {
+        pc_item *it = place(s, pc_item_key(u), u->nkey, hv, flags, u->nbytes, 0, NULL, 0,
+                            keep);
+        if (it) {
+            memcpy(pc_item_value(it), value, u->nbytes);
+            pc_store_free_unlinked(s, u);
+        }
+        return it;
+    }
+    int mapped = u->meta & PC_META_MAPPED;
+    size_t charge = pc_value_charge(value, u->nbytes, mapped);
     s->unlinked_bytes -= charge;
-    s->item_bytes += charge;
+    s->external_bytes += charge;
+    pc_item *it = place(s, pc_item_key(u), u->nkey, hv, flags, u->nbytes, 1, value, mapped,
+                        keep);
+    if (!it) {
+        s->unlinked_bytes += charge;
+        s->external_bytes -= charge;
+        return NULL;
+    }
+    s->unlinked_bytes -= header_charge(u);
+    free(u);
+    return it;
 }
 
 /* store_hv for a value already in an unlinked item: set/add/replace/cas link the item
@@ -635,11 +892,9 @@ static pc_status link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t 
         return PC_TOO_LARGE;
     }
     if (mode != PC_SET && mode != PC_ADD && mode != PC_REPLACE && mode != PC_CAS) {
-        size_t charge = pc_item_charge(it);
-        s->unlinked_bytes -= charge;
         pc_status st = store_hv(s, mode, key, nkey, hv, flags, exptime, pc_item_value(it),
                                 it->nbytes, cas, version, out);
-        pc_item_free(it, &charge);
+        pc_store_free_unlinked(s, it);
         return st;
     }
     pc_item *old = lookup_slot(s, key, nkey, hv), *tomb = NULL;
@@ -653,14 +908,14 @@ static pc_status link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t 
             st = PC_NOT_STORED;
         } else if (mode == PC_CAS) {
             if (cas == 0 || cas != old->version) {
-                s->stats.cas_badval++;
+                STATS(s).cas_badval++;
                 st = PC_EXISTS;
             } else {
-                s->stats.cas_hits++;
+                STATS(s).cas_hits++;
             }
         }
     } else if (mode == PC_CAS) {
-        s->stats.cas_misses++;
+        STATS(s).cas_misses++;
         st = PC_NOT_FOUND;
     } else if (mode == PC_REPLACE) {
         st = PC_NOT_STORED;
@@ -669,20 +924,24 @@ static pc_status link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t 
         pc_store_free_unlinked(s, it);
         return st;
     }
-    it->flags = flags;
+    pc_item *keep = old ? old : tomb, *u = it;
+    it = adopt(s, u, hv, flags, &keep);
+    if (!it) {
+        pc_store_free_unlinked(s, u);
+        return PC_NO_MEMORY;
+    }
     it->exptime = pc_store_exptime(s, exptime);
-    adopt(s, it);
-    if (old || tomb)
-        replace(s, old ? old : tomb, it, hv, version);
+    if (keep)
+        replace(s, keep, it, hv, version);
     else
         link_new(s, it, hv, version);
     *out = it;
     return PC_STORED;
 }
 
-pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
-                           uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
-                           pc_item **out)
+static pc_status do_link(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                         uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                         pc_item **out)
 {
     pc_item *stored = NULL;
     /* The key and size outlive the item for the feed's line (it may be freed). */
@@ -702,7 +961,7 @@ pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_
 static pc_status bury(pc_store *s, pc_item *old, const char *key, size_t nkey, uint32_t hv,
                       uint64_t version)
 {
-    pc_item *tomb = alloc_item(s, key, nkey, 0, old);
+    pc_item *tomb = alloc_item(s, key, nkey, hv, 0, 0, &old);
     if (!tomb)
         return PC_NO_MEMORY;
     tomb->bits |= PC_ITEM_TOMBSTONE;
@@ -723,8 +982,8 @@ static int newer(const pc_item *held, uint64_t version, int tombstone, uint32_t 
         return held->version > version ? 1 : -1;
     if (is_tombstone(held) != (tombstone != 0))
         return is_tombstone(held) ? 1 : -1;
-    if (held->flags != flags)
-        return held->flags > flags ? 1 : -1;
+    if (pc_item_flags(held) != flags)
+        return pc_item_flags(held) > flags ? 1 : -1;
     if (held->nbytes != nbytes)
         return held->nbytes > nbytes ? 1 : -1;
     int c = memcmp(pc_item_value((pc_item *)held), value, nbytes);
@@ -763,10 +1022,9 @@ static pc_status apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
     }
     if (tombstone)
         return bury(s, old, key, nkey, hv, version);
-    pc_item *it = alloc_item(s, key, nkey, nbytes, old);
+    pc_item *it = alloc_item(s, key, nkey, hv, flags, nbytes, &old);
     if (!it)
         return PC_NO_MEMORY;
-    it->flags = flags;
     it->exptime = pc_store_exptime(s, exptime);
     memcpy(pc_item_value(it), value, nbytes);
     if (old)
@@ -776,9 +1034,9 @@ static pc_status apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv
     return PC_STORED;
 }
 
-pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
-                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+static pc_status do_apply(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                          uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                          uint64_t version, int tombstone, int *had_live, uint64_t *held)
 {
     pc_status st = apply_hv(s, key, nkey, hv, flags, exptime, value, nbytes, version,
                             tombstone, had_live, held);
@@ -791,24 +1049,24 @@ pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
     return st;
 }
 
-pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+static pc_item *do_slot(pc_store *s, const char *key, size_t nkey, uint32_t hv)
 {
     return lookup_slot(s, key, nkey, hv);
 }
 
-pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                             int has_cas, uint64_t cas)
+static pc_status do_delete(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           int has_cas, uint64_t cas)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
-        s->stats.delete_misses++;
+        STATS(s).delete_misses++;
         return PC_NOT_FOUND;
     }
     if (has_cas && cas != it->version) {
-        s->stats.delete_misses++;
+        STATS(s).delete_misses++;
         return PC_EXISTS;
     }
-    s->stats.delete_hits++;
+    STATS(s).delete_hits++;
     if (s->replicated) {
         pc_status st = bury(s, it, key, nkey, hv, 0);
         /* The tombstone just took the newest version there is. */
@@ -825,8 +1083,8 @@ pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t
     return PC_DELETED;
 }
 
-pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                             uint64_t version)
+static pc_status do_forget(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           uint64_t version)
 {
     pc_item *it = lookup_slot(s, key, nkey, hv);
     if (!it || it->version != version)
@@ -835,12 +1093,12 @@ pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t
     return PC_DELETED;
 }
 
-pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
-                                 int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
+static pc_status do_invalidate(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                               int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it || (has_cas && cas != it->version)) {
-        s->stats.delete_misses++;
+        STATS(s).delete_misses++;
         return it ? PC_EXISTS : PC_NOT_FOUND;
     }
     if (new_ttl)
@@ -887,16 +1145,16 @@ int pc_parse_u64(const char *p, size_t n, uint64_t *out)
     return 1;
 }
 
-pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
-                            uint64_t delta, uint64_t cas, uint64_t version, int shared,
-                            uint64_t *result, pc_item **out)
+static pc_status do_delta(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
+                          uint64_t delta, uint64_t cas, uint64_t version, int shared,
+                          uint64_t *result, pc_item **out)
 {
     pc_item *it = fetch(s, key, nkey, hv);
     if (!it) {
         if (incr)
-            s->stats.incr_misses++;
+            STATS(s).incr_misses++;
         else
-            s->stats.decr_misses++;
+            STATS(s).decr_misses++;
         return PC_NOT_FOUND;
     }
     if (it->nbytes == 0)
@@ -908,10 +1166,10 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
         return PC_NON_NUMERIC;
     if (incr) {
         value += delta;
-        s->stats.incr_hits++;
+        STATS(s).incr_hits++;
     } else {
         value = delta > value ? 0 : value - delta;
-        s->stats.decr_hits++;
+        STATS(s).decr_hits++;
     }
 
     char digits[24];
@@ -924,15 +1182,14 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
         memset(pc_item_value(it) + len, ' ', it->nbytes - len);
         it->version = next_version(s, version);
     } else {
-        pc_item *grown = alloc_item(s, key, nkey, len, it);
+        pc_item *grown = alloc_item(s, key, nkey, hv, pc_item_flags(it), len, &it);
         if (!grown)
             return PC_NO_MEMORY;
-        grown->flags = it->flags;
         grown->exptime = it->exptime;
         memcpy(pc_item_value(grown), digits, len);
         /* A counter's rewrite is not a new store for total_items. */
         replace(s, it, grown, hv, version);
-        s->stats.total_items--;
+        STATS(s).total_items--;
         it = grown;
     }
     *result = value;
@@ -941,6 +1198,128 @@ pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t 
     NOTE(s, PC_CHANGE_STORE, incr ? PC_WCMD_INCR : PC_WCMD_DECR, PC_WST_STORED, key, nkey,
          it->version, unix_exptime(s, it->exptime), it->nbytes);
     return PC_OK;
+}
+
+/* The entry points: each takes its key's item lock around the do_* function (pc_lock.h;
+ * nothing until PC_STORE_THREADS). */
+
+pc_item *pc_store_find_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_find(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_get(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                           int64_t exptime)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_touch(s, key, nkey, hv, exptime);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_peek(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, size_t nkey,
+                            uint32_t hv, uint32_t flags, int64_t exptime, const char *value,
+                            size_t nbytes, uint64_t cas, uint64_t version, pc_item **out)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_store(s, mode, key, nkey, hv, flags, exptime, value, nbytes, cas, version,
+                            out);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_item *pc_store_alloc_unlinked(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 size_t nbytes)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_alloc_unlinked(s, key, nkey, hv, nbytes);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_status pc_store_link_hv(pc_store *s, pc_store_mode mode, pc_item *it, uint32_t hv,
+                           uint32_t flags, int64_t exptime, uint64_t cas, uint64_t version,
+                           pc_item **out)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_link(s, mode, it, hv, flags, exptime, cas, version, out);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_apply_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                            uint32_t flags, int64_t exptime, const char *value, size_t nbytes,
+                            uint64_t version, int tombstone, int *had_live, uint64_t *held)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_apply(s, key, nkey, hv, flags, exptime, value, nbytes, version, tombstone,
+                            had_live, held);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_item *pc_store_slot_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_item *it = do_slot(s, key, nkey, hv);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return it;
+}
+
+pc_status pc_store_delete_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             int has_cas, uint64_t cas)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_delete(s, key, nkey, hv, has_cas, cas);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_forget_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                             uint64_t version)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_forget(s, key, nkey, hv, version);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_invalidate_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
+                                 int has_cas, uint64_t cas, int new_ttl, int64_t exptime)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_invalidate(s, key, nkey, hv, has_cas, cas, new_ttl, exptime);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
+}
+
+pc_status pc_store_delta_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv, int incr,
+                            uint64_t delta, uint64_t cas, uint64_t version, int shared,
+                            uint64_t *result, pc_item **out)
+{
+    PC_ITEM_LOCK(&s->locks, hv);
+    pc_status st = do_delta(s, key, nkey, hv, incr, delta, cas, version, shared, result, out);
+    PC_ITEM_UNLOCK(&s->locks, hv);
+    return st;
 }
 
 pc_item *pc_store_get(pc_store *s, const char *key, size_t nkey)
@@ -1016,14 +1395,14 @@ static int reclaim_if_dead(pc_store *s, pc_item *it)
     if (is_tombstone(it)) {
         if (!is_expired(s, it))
             return 0;
-        unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
+        unlink_free(s, it, pc_hash(pc_item_key(it), it->nkey, 0));
         return 1;
     }
     if (!is_expired(s, it) && !is_flushed(s, it))
         return 0;
     if (!(it->bits & PC_ITEM_FETCHED))
-        s->stats.expired_unfetched++;
-    s->stats.crawler_reclaimed++;
+        STATS(s).expired_unfetched++;
+    STATS(s).crawler_reclaimed++;
     if (!is_flushed(s, it)) {
         note_gone(s, it, PC_CHANGE_EXPIRE);
         if (s->replicated) {
@@ -1031,7 +1410,7 @@ static int reclaim_if_dead(pc_store *s, pc_item *it)
             return 1;
         }
     }
-    unlink_free(s, it, pc_hash(it->data, it->nkey, 0));
+    unlink_free(s, it, pc_hash(pc_item_key(it), it->nkey, 0));
     return 1;
 }
 

@@ -1,4 +1,27 @@
-/* pc_store: the cache's whole API, memcached's semantics over the table, LRU and items. */
+/* pc_store: the cache's whole API, memcached's semantics over the table, the log of items
+ * (pc_log.h) and the S3-FIFO policy (pc_policy.h).
+ *
+ * Locks (pc_lock.h; compiled to nothing until worker threads arrive, PC_STORE_THREADS).
+ * The order, as memcached's doc/threads.txt gives its own:
+ *   1. the item lock of the key's hash, stripe hv & (PC_LOCK_STRIPES - 1), taken by every
+ *      public pc_store_*_hv entry point (and the unhashed wrappers through them) for the
+ *      whole call; the do_* functions and everything static in pc_store.c run under it.
+ *      The hash table's buckets of a stripe belong to it (the table's power is at least the
+ *      stripes'); growing the table moves buckets of every stripe and takes them all.
+ *   2. the policy lock, taken after an item lock and never before one, around whatever
+ *      touches the log or the policy's queues and ghost: making room, writing a record,
+ *      linking and unlinking it.
+ *   3. other keys' item locks, which making room needs to evict or move their items, are
+ *      only ever tried (trylock) under the policy lock; a busy item goes round the queue
+ *      again. Nothing waits for a lock while holding the policy lock.
+ * A read (get, touch) takes only the item lock: a hit raises the item's own counter and
+ * moves nothing. Counters are per thread slot and summed by pc_store_snapshot_take.
+ * Not yet locked, as they run on the one thread there is: pc_store_crawl and the scans walk
+ * buckets of every stripe and will take each bucket's stripe as they visit it; flush_all,
+ * the clock and the limit are settings a thread changes under all stripes.
+ * Returned item pointers stay valid while the caller holds the key's item lock, and in
+ * one thread until the next call that stores, deletes or crawls: making room moves the
+ * records it keeps. */
 #ifndef PC_STORE_H
 #define PC_STORE_H
 
@@ -6,6 +29,7 @@
 #include <stdint.h>
 
 #include "pc_item.h"
+#include "pc_policy.h"
 #include "pc_watch.h"
 
 /* Opaque: callers see items, never the store's insides (snapshot() for numbers). */
@@ -37,6 +61,7 @@ typedef struct pc_store_stats {
     uint64_t get_hits, get_misses, get_expired, get_flushed;
     uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses;
     uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses;
+    uint64_t log_compactions;   /* live records moved on past dead ones (not memcached's) */
 } pc_store_stats;
 
 /* Everything `stats` reports about the store, copied at one instant. */
@@ -46,8 +71,10 @@ typedef struct pc_store_snapshot {
     size_t unlinked_bytes;     /* items being filled by their writers, not yet linked */
     unsigned hash_power;
     int hash_is_expanding;
-    size_t lru_items[PC_NSEGMENTS];
-    uint64_t moves_to_cold, moves_to_warm, moves_within_warm;
+    size_t small_items, main_items;    /* the policy's queues (stats: number_hot, _warm) */
+    size_t small_bytes, main_bytes;
+    pc_policy_counters policy;
+    size_t ghost_bytes, log_bytes, log_segment_bytes, external_bytes;
 } pc_store_snapshot;
 
 /* Attaches a change feed (pc_watch.h) that hears every change from now on; NULL detaches
@@ -91,14 +118,14 @@ uint64_t pc_store_next_version(pc_store *s);
  * callers that already hashed the key (to find its owner) pass it down instead of hashing
  * twice. Returned items stay valid until the next call that stores, deletes or crawls. */
 
-/* get/gets: a live item counts a hit and a read for the LRU. */
+/* get/gets: a live item counts a hit and a read for the policy. */
 pc_item *pc_store_get_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
 /* gat/gats/touch: sets a new exptime on a live item; counts touch hits/misses. */
 pc_item *pc_store_touch_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv,
                            int64_t exptime);
 /* A lookup that counts nothing and moves nothing (meta commands that only peek). */
 pc_item *pc_store_peek_hv(pc_store *s, const char *key, size_t nkey, uint32_t hv);
-/* What a peek left uncounted: a get hit (bumping the LRU unless `bump` is 0) or, for
+/* What a peek left uncounted: a get hit (a read for the policy unless `bump` is 0) or, for
  * it == NULL, a get miss; note_touch counts a touch hit on a peeked item and bumps it. */
 void pc_store_note_get(pc_store *s, pc_item *it, int bump);
 void pc_store_note_touch(pc_store *s, pc_item *it);
@@ -116,7 +143,7 @@ pc_status pc_store_store_hv(pc_store *s, pc_store_mode mode, const char *key, si
 
 /* A value filled in place (memcached's conn_nread): pc_store_alloc_unlinked gives an item of
  * nbytes for `key`, charged to the limit and room made for it like a store's (the key's
- * current item is not evicted for it), but in no table or LRU; NULL when there is no room
+ * current item is not evicted for it), but in no table or queue; NULL when there is no room
  * (or no memory). Its writer fills pc_item_value(), then pc_store_link_hv stores it under
  * `mode` as pc_store_store_hv would have stored the same value (same statuses and counters):
  * the item is consumed whatever the status (linked when PC_STORED, freed otherwise), and

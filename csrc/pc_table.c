@@ -12,11 +12,12 @@
 
 static size_t buckets(unsigned power) { return (size_t)1 << power; }
 
-int pc_table_init(pc_table *t, unsigned power)
+int pc_table_init(pc_table *t, unsigned power, const pc_log *log)
 {
     memset(t, 0, sizeof(*t));
+    t->log = log;
     t->power = power;
-    t->cur = calloc(buckets(power), sizeof(pc_item *));
+    t->cur = calloc(buckets(power), sizeof(pc_ref));
     return t->cur ? 0 : -1;
 }
 
@@ -32,21 +33,27 @@ size_t pc_table_bytes(const pc_table *t)
     size_t n = buckets(t->power);
     if (t->old)
         n += buckets(t->power - 1);
-    return n * sizeof(pc_item *);
+    return n * sizeof(pc_ref);
 }
 
 int pc_table_is_growing(const pc_table *t) { return t->old != NULL; }
 
-static pc_item *chain_find(pc_item *it, const char *key, size_t nkey)
+static pc_item *at(const pc_table *t, pc_ref r) { return r ? pc_log_item(t->log, r) : NULL; }
+
+static pc_ref ref(const pc_table *t, const pc_item *it) { return pc_log_ref(t->log, it); }
+
+static pc_item *chain_find(const pc_table *t, pc_ref r, const char *key, size_t nkey)
 {
-    for (; it; it = it->h_next)
-        if (it->nkey == nkey && memcmp(it->data, key, nkey) == 0)
+    for (pc_item *it; r; r = it->h_next) {
+        it = at(t, r);
+        if (it->nkey == nkey && memcmp(pc_item_key(it), key, nkey) == 0)
             return it;
+    }
     return NULL;
 }
 
 /* The slot that holds (or would hold) a key with hash hv. */
-static pc_item **home_slot(const pc_table *t, uint32_t hv)
+static pc_ref *home_slot(const pc_table *t, uint32_t hv)
 {
     if (t->old) {
         size_t oi = hv & (buckets(t->power - 1) - 1);
@@ -58,22 +65,23 @@ static pc_item **home_slot(const pc_table *t, uint32_t hv)
 
 pc_item *pc_table_find(const pc_table *t, const char *key, size_t nkey, uint32_t hv)
 {
-    return chain_find(*home_slot(t, hv), key, nkey);
+    return chain_find(t, *home_slot(t, hv), key, nkey);
 }
 
 static void migrate(pc_table *t, size_t nbuckets)
 {
     size_t old_n = buckets(t->power - 1), mask = buckets(t->power) - 1;
     while (t->old && nbuckets--) {
-        pc_item *it = t->old[t->migrated];
-        while (it) {
-            pc_item *next = it->h_next;
-            pc_item **slot = &t->cur[pc_hash(it->data, it->nkey, 0) & mask];
+        pc_ref r = t->old[t->migrated];
+        while (r) {
+            pc_item *it = at(t, r);
+            pc_ref next = it->h_next;
+            pc_ref *slot = &t->cur[pc_hash(pc_item_key(it), it->nkey, 0) & mask];
             it->h_next = *slot;
-            *slot = it;
-            it = next;
+            *slot = r;
+            r = next;
         }
-        t->old[t->migrated++] = NULL;
+        t->old[t->migrated++] = 0;
         if (t->migrated == old_n) {
             free(t->old);
             t->old = NULL;
@@ -87,7 +95,7 @@ void pc_table_grow_step(pc_table *t) { migrate(t, PC_TABLE_MIGRATE_STEP); }
 static int start_growing(pc_table *t)
 {
     /* calloc of a large array maps fresh zero pages lazily: starting is O(1) in practice. */
-    pc_item **bigger = calloc(buckets(t->power + 1), sizeof(pc_item *));
+    pc_ref *bigger = calloc(buckets(t->power + 1), sizeof(pc_ref));
     if (!bigger)
         return -1;
     t->old = t->cur;
@@ -103,42 +111,43 @@ void pc_table_insert(pc_table *t, pc_item *it, uint32_t hv)
         migrate(t, PC_TABLE_MIGRATE_STEP);
     else if ((t->count + 1) * PC_TABLE_LOAD_DEN > buckets(t->power) * PC_TABLE_LOAD_NUM)
         (void)start_growing(t);
-    pc_item **slot = home_slot(t, hv);
+    pc_ref *slot = home_slot(t, hv);
     it->h_next = *slot;
-    *slot = it;
+    *slot = ref(t, it);
     t->count++;
 }
 
-static pc_item **slot_of(pc_table *t, pc_item *it, uint32_t hv)
+static pc_ref *slot_of(pc_table *t, pc_item *it, uint32_t hv)
 {
-    pc_item **p = home_slot(t, hv);
-    while (*p != it)
-        p = &(*p)->h_next;
+    pc_ref *p = home_slot(t, hv), r = ref(t, it);
+    while (*p != r)
+        p = &at(t, *p)->h_next;
     return p;
 }
 
 void pc_table_remove(pc_table *t, pc_item *it, uint32_t hv)
 {
-    pc_item **p = slot_of(t, it, hv);
+    pc_ref *p = slot_of(t, it, hv);
     *p = it->h_next;
-    it->h_next = NULL;
+    it->h_next = 0;
     t->count--;
 }
 
 void pc_table_replace(pc_table *t, pc_item *old_it, pc_item *new_it, uint32_t hv)
 {
-    pc_item **p = slot_of(t, old_it, hv);
+    pc_ref *p = slot_of(t, old_it, hv);
     new_it->h_next = old_it->h_next;
-    *p = new_it;
-    old_it->h_next = NULL;
+    *p = ref(t, new_it);
+    old_it->h_next = 0;
 }
 
-static void visit_chain(pc_item *it, pc_table_visit visit, void *ctx)
+static void visit_chain(const pc_table *t, pc_ref r, pc_table_visit visit, void *ctx)
 {
-    while (it) {
-        pc_item *next = it->h_next; /* visit() may unlink it */
+    while (r) {
+        pc_item *it = at(t, r);
+        pc_ref next = it->h_next; /* visit() may unlink it */
         visit(it, ctx);
-        it = next;
+        r = next;
     }
 }
 
@@ -166,15 +175,15 @@ uint64_t pc_table_scan(pc_table *t, uint64_t v, pc_table_visit visit, void *ctx)
 {
     if (!t->old) {
         uint64_t m = buckets(t->power) - 1;
-        visit_chain(t->cur[v & m], visit, ctx);
+        visit_chain(t, t->cur[v & m], visit, ctx);
         return advance(v, m);
     }
     /* Growing: visit the small table's bucket, then every big-table bucket it expands to. */
     uint64_t m0 = buckets(t->power - 1) - 1, m1 = buckets(t->power) - 1;
     if ((v & m0) >= t->migrated)
-        visit_chain(t->old[v & m0], visit, ctx);
+        visit_chain(t, t->old[v & m0], visit, ctx);
     do {
-        visit_chain(t->cur[v & m1], visit, ctx);
+        visit_chain(t, t->cur[v & m1], visit, ctx);
         v = advance(v, m1);
     } while (v & (m0 ^ m1));
     return v;

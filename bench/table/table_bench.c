@@ -43,7 +43,7 @@ static pc_item *probe_find(const probe_table *t, const char *key, size_t nkey, u
 {
     for (size_t i = hv & t->mask; t->slots[i].it; i = (i + 1) & t->mask)
         if (t->slots[i].hash == hv && t->slots[i].it->nkey == nkey &&
-            memcmp(t->slots[i].it->data, key, nkey) == 0)
+            memcmp(pc_item_key(t->slots[i].it), key, nkey) == 0)
             return t->slots[i].it;
     return NULL;
 }
@@ -60,25 +60,29 @@ int main(int argc, char **argv)
     size_t n = argc > 1 ? strtoul(argv[1], NULL, 10) : 1000000;
     pc_item **items = malloc(n * sizeof(*items));
     char key[32];
-    size_t charged = 0;
+    pc_log log;
+    pc_queue q = {PC_SEG_NONE, PC_SEG_NONE, 0, 0, 0, 0};
+    if (pc_log_init(&log, n * 256) != 0)
+        return 1;
     for (size_t i = 0; i < n; i++) {
         int len = snprintf(key, sizeof(key), "key:%010zu", i);
-        items[i] = pc_item_alloc(key, (size_t)len, 100, &charged);
+        items[i] = pc_log_append(&log, &q, pc_item_record_size((size_t)len, 0, 100, 0));
+        pc_item_init(items[i], key, (size_t)len, 0, 100, 0);
     }
 
     pc_table chained;
-    pc_table_init(&chained, 16);
+    pc_table_init(&chained, 16, &log);
     probe_table probe = {calloc(1 << 16, sizeof(slot)), (1 << 16) - 1, 0};
     double t0, ins_c, ins_p, hit_c, hit_p, miss_c, miss_p;
     size_t found;
 
     t0 = now_ns();
     for (size_t i = 0; i < n; i++)
-        pc_table_insert(&chained, items[i], pc_hash(items[i]->data, items[i]->nkey, 0));
+        pc_table_insert(&chained, items[i], pc_hash(pc_item_key(items[i]), items[i]->nkey, 0));
     ins_c = now_ns() - t0;
     t0 = now_ns();
     for (size_t i = 0; i < n; i++)
-        probe_insert(&probe, items[i], pc_hash(items[i]->data, items[i]->nkey, 0));
+        probe_insert(&probe, items[i], pc_hash(pc_item_key(items[i]), items[i]->nkey, 0));
     ins_p = now_ns() - t0;
 
     /* Lookups in a shuffled order, so the caches see what a server sees. */
@@ -104,13 +108,13 @@ int main(int argc, char **argv)
         t0 = now_ns();
         for (size_t i = 0; i < n; i++) {
             pc_item *it = items[order[i]];
-            found += pc_table_find(&chained, it->data, it->nkey, pc_hash(it->data, it->nkey, 0)) != NULL;
+            found += pc_table_find(&chained, pc_item_key(it), it->nkey, pc_hash(pc_item_key(it), it->nkey, 0)) != NULL;
         }
         hit_c = fmin(hit_c, now_ns() - t0);
         t0 = now_ns();
         for (size_t i = 0; i < n; i++) {
             pc_item *it = items[order[i]];
-            found += probe_find(&probe, it->data, it->nkey, pc_hash(it->data, it->nkey, 0)) != NULL;
+            found += probe_find(&probe, pc_item_key(it), it->nkey, pc_hash(pc_item_key(it), it->nkey, 0)) != NULL;
         }
         hit_p = fmin(hit_p, now_ns() - t0);
         t0 = now_ns();
@@ -129,8 +133,8 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    /* The chain pointer lives in the item header: charge it to the chained design. */
-    double bytes_c = (double)pc_table_bytes(&chained) / n + sizeof(pc_item *);
+    /* The chain ref lives in the item header: charge it to the chained design. */
+    double bytes_c = (double)pc_table_bytes(&chained) / n + sizeof(pc_ref);
     double bytes_p = (double)(probe.mask + 1) * sizeof(slot) / n;
     printf("%-22s %12s %12s %12s %16s\n", "design (n items)", "insert ns", "hit ns", "miss ns",
            "table B/item");

@@ -197,7 +197,7 @@ cdef void bin_get(Connection c, const char *key, size_t nkey, uint8_t op, const 
         pc_wbuf_reserve(&c.wbuf, PC_BIN_HEADER + body)
         pc_bin_header(&c.wbuf, c.breq.opcode, PC_BIN_OK, 4, nkey if with_key else 0, body,
                       c.breq.opaque, it.version)
-        pc_bin_add_u32(&c.wbuf, it.flags)
+        pc_bin_add_u32(&c.wbuf, pc_item_flags(it))
         if with_key:
             pc_wbuf_add(&c.wbuf, key, nkey)
         if op != PC_BIN_TOUCH:

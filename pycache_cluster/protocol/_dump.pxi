@@ -11,7 +11,7 @@ cdef struct _dump_ctx:
 cdef void _dump_row(pc_item *it, void *arg) noexcept:
     # Inside pc_store_scan with the GIL held (as the store's own _collect).
     cdef _dump_ctx *ctx = <_dump_ctx *>arg
-    cdef size_t size = pc_item_memcached_size(it.nkey, it.flags, it.nbytes)
+    cdef size_t size = pc_item_memcached_size(it.nkey, pc_item_flags(it), it.nbytes)
     (<list>ctx.rows).append((
         PyBytes_FromStringAndSize(pc_item_key(it), it.nkey),
         pc_store_unix_time(ctx.s, it.exptime) if it.exptime else -1,
@@ -58,12 +58,12 @@ cdef struct _classes_ctx:
 
 cdef void _class_row(pc_item *it, void *arg) noexcept:
     cdef _classes_ctx *ctx = <_classes_ctx *>arg
-    cdef size_t size = pc_item_memcached_size(it.nkey, it.flags, it.nbytes)
+    cdef size_t size = pc_item_memcached_size(it.nkey, pc_item_flags(it), it.nbytes)
     cdef unsigned cls = pc_proto_slab_class(size, ctx.item_size_max)
     cdef _class_acc *a = &ctx.acc[cls & 63]
     a.items += 1
     a.bytes += size
-    cdef unsigned seg = it.segment if it.segment < 2 else 2  # probation (3) is reported cold
+    cdef unsigned seg = 1 if it.meta & PC_META_MAIN else 0  # small queue: hot, main: warm
     a.seg_items[seg] += 1
     if a.oldest[seg] == 0 or it.time < a.oldest[seg]:
         a.oldest[seg] = it.time

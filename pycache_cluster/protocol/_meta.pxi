@@ -129,7 +129,7 @@ cdef void meta_get(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv):
             pc_wbuf_add_u64(&c.wbuf, it.version)
         elif ch == b'f':
             pc_wbuf_add(&c.wbuf, b" f", 2)
-            pc_wbuf_add_u64(&c.wbuf, it.flags)
+            pc_wbuf_add_u64(&c.wbuf, pc_item_flags(it))
         elif ch == b'l':
             pc_wbuf_add(&c.wbuf, b" l", 2)
             pc_wbuf_add_u64(&c.wbuf, <uint32_t>(pc_store_now(c.s) - it.time))
@@ -512,7 +512,7 @@ cdef void meta_debug(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv
         pc_wbuf_add(&c.wbuf, b" fetch=yes", 10)
     else:
         pc_wbuf_add(&c.wbuf, b" fetch=no", 9)
-    ntotal = pc_item_memcached_size(it.nkey, it.flags, it.nbytes)
+    ntotal = pc_item_memcached_size(it.nkey, pc_item_flags(it), it.nbytes)
     pc_wbuf_add(&c.wbuf, b" cls=", 5)
     pc_wbuf_add_u64(&c.wbuf, pc_proto_slab_class(ntotal, pc_store_item_size_max(c.s)))
     pc_wbuf_add(&c.wbuf, b" size=", 6)

@@ -283,7 +283,7 @@ cdef void replicate_local(Connection c, const char *key, size_t nkey, uint32_t h
     q.primary = q.retryable = True
     if not (it.bits & PC_ITEM_TOMBSTONE):
         q.value = PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes)
-        q.flags = it.flags
+        q.flags = pc_item_flags(it)
         q.exptime = pc_store_unix_time(c.s, it.exptime) if it.exptime else 0
     q.request = write_request(q)
     if q.need:
@@ -714,7 +714,7 @@ cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t h
         if it == NULL:
             m.answer(srv.self_slot, slot_version(c, key, nkey, hv), 0, 0, None)
         else:
-            m.answer(srv.self_slot, it.version, it.flags,
+            m.answer(srv.self_slot, it.version, pc_item_flags(it),
                      pc_store_unix_time(c.s, it.exptime) if it.exptime else 0,
                      PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes))
     m.ask_all()

@@ -6,7 +6,7 @@ cdef inline void text_value_line(Connection c, pc_item *it, bint return_cas) noe
     pc_wbuf_add(&c.wbuf, b"VALUE ", 6)
     pc_wbuf_add(&c.wbuf, pc_item_key(it), it.nkey)
     pc_wbuf_add(&c.wbuf, b" ", 1)
-    pc_wbuf_add_u64(&c.wbuf, it.flags)
+    pc_wbuf_add_u64(&c.wbuf, pc_item_flags(it))
     pc_wbuf_add(&c.wbuf, b" ", 1)
     pc_wbuf_add_u64(&c.wbuf, it.nbytes)
     if return_cas:

@@ -165,8 +165,16 @@ def general_pairs(srv) -> list[tuple[str, object]]:
         ("direct_reclaims", 0),
         ("lru_bumps_dropped", 0),
         ("pycache_version", __version__),
+        # The store's S3-FIFO (csrc/pc_policy.h): memcached has no such lines.
+        *((name, st[name]) for name in POLICY_STATS),
     ]
     return pairs
+
+
+POLICY_STATS = ("policy_small_items", "policy_small_bytes", "policy_main_items",
+                "policy_main_bytes", "policy_promotions", "policy_reinsertions",
+                "policy_small_evictions", "policy_main_evictions", "policy_ghost_hits",
+                "policy_ghost_bytes", "log_bytes", "log_segment_bytes", "log_compactions")
 
 
 def settings(srv) -> bytes:

@@ -19,15 +19,15 @@ cdef extern from "pc_hlc.h":
 
 cdef extern from "pc_item.h":
     ctypedef uint32_t pc_reltime
+    # The record's header (csrc/pc_item.h); client flags through pc_item_flags().
     ctypedef struct pc_item:
         uint64_t version
         pc_reltime exptime
         pc_reltime time
-        uint32_t flags
         uint32_t nbytes
         uint8_t nkey
-        uint8_t segment
         uint8_t bits
+        uint8_t meta
     enum:
         PC_KEY_MAX
         PC_ITEM_FETCHED
@@ -36,9 +36,17 @@ cdef extern from "pc_item.h":
         PC_ITEM_STALE
         PC_ITEM_KEY_BINARY
         PC_ITEM_TOMBSTONE
+        PC_META_MAIN
+        PC_META_FREQ
+    uint32_t pc_item_flags(const pc_item *it) nogil
     const char *pc_item_key(const pc_item *it)
     char *pc_item_value(pc_item *it)
     size_t pc_item_memcached_size(size_t nkey, uint32_t flags, size_t nbytes)
+
+
+cdef extern from "pc_policy.h":
+    ctypedef struct pc_policy_counters:
+        uint64_t promotions, reinsertions, small_evictions, main_evictions, ghost_hits
 
 
 cdef extern from "pc_store.h":
@@ -68,6 +76,7 @@ cdef extern from "pc_store.h":
         uint64_t get_hits, get_misses, get_expired, get_flushed
         uint64_t touch_hits, touch_misses, incr_hits, incr_misses, decr_hits, decr_misses
         uint64_t cas_hits, cas_misses, cas_badval, delete_hits, delete_misses
+        uint64_t log_compactions
 
     ctypedef struct pc_store_snapshot:
         pc_store_stats counters
@@ -75,8 +84,9 @@ cdef extern from "pc_store.h":
         size_t unlinked_bytes
         unsigned hash_power
         int hash_is_expanding
-        size_t lru_items[4]
-        uint64_t moves_to_cold, moves_to_warm, moves_within_warm
+        size_t small_items, main_items, small_bytes, main_bytes
+        pc_policy_counters policy
+        size_t ghost_bytes, log_bytes, log_segment_bytes, external_bytes
 
     ctypedef struct pc_store:
         pass

@@ -60,7 +60,7 @@ cdef inline object _item(Store store, bytes key, pc_item *it):
     if it == NULL:
         return None
     return _new_item(store, key, PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes),
-                     it.flags, it.exptime, it.version)
+                     pc_item_flags(it), it.exptime, it.version)
 
 
 cdef struct _scan_batch:
@@ -72,7 +72,7 @@ cdef void _collect(pc_item *it, void *ctx) noexcept:
     # MemoryError, which scan() re-checks by comparing lengths.
     cdef tuple row = (PyBytes_FromStringAndSize(pc_item_key(it), it.nkey),
                       PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes),
-                      it.flags, it.exptime, it.version)
+                      pc_item_flags(it), it.exptime, it.version)
     (<list>ctx).append(row)
 
 
@@ -304,12 +304,28 @@ cdef class Store:
             "cas_badval": c.cas_badval,
             "delete_hits": c.delete_hits,
             "delete_misses": c.delete_misses,
-            "number_hot": snap.lru_items[0],
-            "number_warm": snap.lru_items[1],
-            "number_cold": snap.lru_items[2] + snap.lru_items[3],  # probation is cold
-            "moves_to_cold": snap.moves_to_cold,
-            "moves_to_warm": snap.moves_to_warm,
-            "moves_within_lru": snap.moves_within_warm,
+            # memcached's LRU names for the policy's queues: new items (small) are HOT,
+            # the main queue WARM; nothing is COLD (csrc/pc_policy.h).
+            "number_hot": snap.small_items,
+            "number_warm": snap.main_items,
+            "number_cold": 0,
+            "moves_to_cold": 0,
+            "moves_to_warm": snap.policy.promotions,
+            "moves_within_lru": snap.policy.reinsertions,
+            "policy_small_items": snap.small_items,
+            "policy_small_bytes": snap.small_bytes,
+            "policy_main_items": snap.main_items,
+            "policy_main_bytes": snap.main_bytes,
+            "policy_promotions": snap.policy.promotions,
+            "policy_reinsertions": snap.policy.reinsertions,
+            "policy_small_evictions": snap.policy.small_evictions,
+            "policy_main_evictions": snap.policy.main_evictions,
+            "policy_ghost_hits": snap.policy.ghost_hits,
+            "policy_ghost_bytes": snap.ghost_bytes,
+            "log_bytes": snap.log_bytes,
+            "log_compactions": c.log_compactions,
+            "log_segment_bytes": snap.log_segment_bytes,
+            "external_bytes": snap.external_bytes,
         }
 
     def reset_stats(self):

@@ -25,8 +25,11 @@ def test_unread_items_are_evicted_oldest_first():
     present = [store.peek(b"k:%d" % i) is not None for i in range(n)]
     survivors = sum(present)
     assert 0 < survivors < n // 2
-    assert present == [False] * (n - survivors) + [True] * survivors  # exactly the newest
     s = store.stats()
+    # Exactly the newest, through the small queue in order, but for keys the ghost took for
+    # recent victims (a fingerprint collision sends one to the main queue).
+    newest = n - present[::-1].index(False)
+    assert sum(present[:newest]) <= s["policy_ghost_hits"] <= 2
     assert s["evictions"] == n - survivors == s["evicted_unfetched"]
     assert s["bytes"] + s["hash_bytes"] <= LIMIT
 
@@ -112,3 +115,18 @@ def test_resident_memory_stays_within_the_limit(sizes):
     assert stats["evictions"] > 0
     assert stats["bytes"] + stats["hash_bytes"] <= limit
     assert stats["rss"] <= 1.1 * limit + FIXED_OVERHEAD, stats
+
+
+def test_items_stored_once_survive_churn_while_the_live_items_fit():
+    # Replaced values leave dead records in the log until its head passes them; the head
+    # moves live ones on instead of evicting them while the live items fit the limit, so a
+    # small working set under heavy overwrites evicts nothing (as in memcached).
+    store = Store(limit_bytes=LIMIT, now=T0)
+    fill(store, b"once", 1000)
+    for _ in range(400):                    # ~13 laps of the log, all but 0.3 % dead
+        fill(store, b"churn", 1000)
+    s = store.stats()
+    assert s["evictions"] == 0 and s["curr_items"] == 2000
+    assert all(store.peek(b"once:%d" % i) is not None for i in range(1000))
+    assert s["log_compactions"] > 0
+    assert s["bytes"] + s["hash_bytes"] <= LIMIT
