@@ -35,6 +35,7 @@ struct pc_store {
     uint64_t last_version;
     uint64_t crawl_cursor;
     int replicated;            /* cluster mode: HLC versions, tombstones */
+    int no_evict;              /* memcached -M: a live victim fails the write instead */
     pc_hlc hlc;
     pc_reltime tombstone_ttl;
     size_t tombstones;         /* linked tombstones (in table.count, not curr_items) */
@@ -128,6 +129,7 @@ pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime)
 }
 
 void pc_store_set_limit(pc_store *s, size_t limit_bytes) { s->limit_bytes = limit_bytes; }
+void pc_store_set_evictions(pc_store *s, int on) { s->no_evict = !on; }
 
 size_t pc_store_bytes(const pc_store *s) { return s->item_bytes; }
 
@@ -366,6 +368,8 @@ static int make_room(pc_store *s, const pc_item *keep)
             if (!is_flushed(s, it))
                 note_gone(s, it, PC_CHANGE_EXPIRE);
         } else {
+            if (s->no_evict)
+                return -1;  /* memcached's -M stops at the first live item, as here */
             s->stats.evictions++;
             if (!(it->bits & PC_ITEM_FETCHED))
                 s->stats.evicted_unfetched++;

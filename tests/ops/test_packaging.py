@@ -17,7 +17,6 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from helpers.servers import REPO, STARTED, free_port
 
 pytestmark = pytest.mark.slow
@@ -185,9 +184,10 @@ def test_sdist_installs_and_serves_in_a_clean_venv(built):
 def test_make_serve_makes_a_venv_on_an_externally_managed_python(built):
     if built["make"] is None:
         pytest.skip(f"{DEBIAN_PYTHON} is not installed (apt-get install python3-venv)")
-    marker = subprocess.run([DEBIAN_PYTHON, "-c", "import os, sysconfig; print(os.path.exists("
-                             "os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    probe = ("import os, sysconfig; print(os.path.exists(os.path.join("
+             "sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')))")
+    marker = subprocess.run([DEBIAN_PYTHON, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
     if marker != "True":
         pytest.skip(f"{DEBIAN_PYTHON} is not externally managed here")
     proc, port, tree, log = built["make"]
