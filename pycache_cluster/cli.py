@@ -22,8 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
                         version=f"pycache-cluster {__version__} (memcached 1.6.18 protocol)")
     sub = parser.add_subparsers(dest="command", metavar="command")
     add_serve(sub)
-    from pycache_cluster.ops.status_view import add_parser as add_status
-    add_status(sub)
+    from pycache_cluster.ops import admin_cli, check, health, status_view
+    status_view.add_parser(sub)
+    check.add_parser(sub)
+    admin_cli.add_parsers(sub)
+    health.add_parser(sub)
     return parser
 
 
@@ -74,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         from pycache_cluster.ops.status_view import run as status
         return status(args)
+    if args.command == "check":
+        from pycache_cluster.ops.check import run as check
+        return check(args)
+    if args.command in ("leave", "forget", "repair"):
+        from pycache_cluster.ops.admin_cli import run as admin
+        return admin(args)
+    if args.command == "health":
+        from pycache_cluster.ops.health import run as health
+        return health(args)
     if args.command != "serve":
         parser.print_help()
         return 2
