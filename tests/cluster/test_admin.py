@@ -10,10 +10,10 @@ import subprocess
 import sys
 
 import pytest
+from cluster.replicas import PeerView, copies, owners
 from helpers.cluster import wait_for
 from helpers.servers import REPO, start_node
 
-from cluster.replicas import PeerView, copies, owners
 from pycache_cluster.cluster.ring import DEFAULT_VNODES, Ring
 from pycache_cluster.gossip import State
 
