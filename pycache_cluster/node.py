@@ -167,7 +167,8 @@ class Node:
             from pycache_cluster.cluster.component import Cluster
             self.add(Cluster(config))
         from pycache_cluster.locks.service import Locks
-        self.add(Locks(config))
+        self.locks = Locks(config)
+        self.add(self.locks)
 
     def add(self, component) -> None:
         """Adds a component started after (and stopped before) the existing ones."""
