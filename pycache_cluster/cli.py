@@ -73,7 +73,11 @@ def config_from_args(args: argparse.Namespace) -> Config:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "health":
+        args.serve_flags = rest         # the node's own serve flags, as it was started
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "status":
         from pycache_cluster.ops.status_view import run as status
         return status(args)

@@ -24,8 +24,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
                        "(PYCACHE_* variables; serve flags may follow). Live: it answers "
                        "version. --ready: also a ring member, active, not leaving.")
     p.add_argument("--ready", action="store_true", help="readiness, not just liveness")
-    p.add_argument("serve_flags", nargs=argparse.REMAINDER,
-                   help="the node's serve flags, when it is not configured by variables")
     return p
 
 
@@ -100,8 +98,9 @@ def probe(cfg, ready: bool) -> tuple[bool, str]:
             return False, "no answer to version"
         if not ready or cfg.gossip_port is None:
             return True, "live" if not ready else "ready (a node alone)"
-        s.sendall(b"stats cluster\r\ncluster ring\r\n")
+        s.sendall(b"stats cluster\r\n")
         stats = _read_until(s, b"END\r\n")
+        s.sendall(b"cluster ring\r\n")
         ring = _read_until(s, b"END\r\n")
     owner = b"STAT ring_owner 1\r\n" in stats
     status = next((p.split(b"=", 1)[1] for p in ring.split(b"\r\n", 1)[0].split()
@@ -114,7 +113,7 @@ def probe(cfg, ready: bool) -> tuple[bool, str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    flags = [f for f in args.serve_flags if f != "--"]
+    flags = [f for f in args.serve_flags if f != "--"]     # what follows: serve's flags
     try:
         ok, why = probe(_config(flags), args.ready)
     except (OSError, ConnectionError, StopIteration) as e:
