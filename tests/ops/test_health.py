@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
 from helpers.certs import CA
 from helpers.cluster import Fleet, wait_for
 from helpers.servers import REPO, free_port, start_node
