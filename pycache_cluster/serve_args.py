@@ -248,7 +248,7 @@ def add_serve(sub) -> argparse.ArgumentParser:
                          help="pipelined connections to each peer, 1..16 "
                          f"[env {ENV['peer_links']}]")
     repl = serve.add_argument_group(
-        "replication", "With gossip: every key on its first N owners; see the README for "
+        "replication", "With gossip: every key on its first N owners; see docs/guarantees.md for "
         "what each N/W/R setting guarantees.")
     repl.add_argument("--replicas", type=int, dest="replicas", metavar="N",
                       default=_env_default("replicas", int, d.replicas),
@@ -279,7 +279,7 @@ def add_serve(sub) -> argparse.ArgumentParser:
                                            d.anti_entropy_interval),
                       help="seconds between comparisons of this node's replicas with a peer's, "
                       f"0 none [env {ENV['anti_entropy_interval']}]")
-    locks = serve.add_argument_group("locks", "Leases with fencing tokens (README, Locks).")
+    locks = serve.add_argument_group("locks", "Leases with fencing tokens (docs/locks.md).")
     locks.add_argument("--lock-max-ttl", type=float, dest="lock_max_ttl", metavar="SECONDS",
                        default=_env_default("lock_max_ttl", float, d.lock_max_ttl),
                        help="longest lease; a restarted node or a new owner waits this long "

@@ -1,4 +1,4 @@
-"""The lock commands of one node (README "Locks"): the Locks component and its wire protocol.
+"""The lock commands of one node (docs/locks.md): the Locks component and its wire protocol.
 
 Clients, on any node (the node coordinates a quorum of the name's owners):
     lock acquire <name> <owner> <ttl_ms>          LOCKED <token> <validity_ms>

@@ -4,7 +4,7 @@ figures of `stats slabs` / `stats items`.
 
 There are no slab classes here (an item is one allocation of its own size), so an item's
 class is the one memcached 1.6.18 would give it with its defaults (-n 48, -f 1.25), from its
-memcached size; the README's compatibility section says what each figure means here. Dumps
+memcached size; docs/protocol.md (Slab-shaped numbers) says what each figure means here. Dumps
 walk the store with its resumable scan, a bounded number of items per event-loop turn, so
 other clients are served while a large dump runs.
 """

@@ -307,7 +307,7 @@ def slabs(srv) -> bytes:
     """`stats slabs`: per memcached class of the items held. No memory is in pages here:
     chunk_size and chunks_per_page are memcached's for the class, total_pages the pages
     memcached would need for these items, total_malloced the bytes the items really take
-    (README, "Compatibility with memcached 1.6.18"). Command counters are kept in total
+    (docs/protocol.md, "Slab-shaped numbers"). Command counters are kept in total
     only: they are on the first class."""
     classes = _classes(srv)
     st = srv.store.stats()

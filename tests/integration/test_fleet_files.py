@@ -1,7 +1,7 @@
 """The fleet files (Dockerfile, docker-compose.yml, deploy/k8s) against the node they run:
 every PYCACHE_* variable they set is one the CLI reads and parses, their ports agree, and a
 node started with compose's settings (its own address for the seed) exports metrics on the
-port the files publish. Containers themselves are not started here (see the README)."""
+port the files publish. Containers themselves are not started here (docs/operations.md)."""
 from __future__ import annotations
 
 import base64
