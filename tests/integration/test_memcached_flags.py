@@ -29,6 +29,9 @@ from pycache_cluster import memcached_options
 CLI = [sys.executable, "-m", "pycache_cluster", "serve"]
 needs_memcached = pytest.mark.skipif(not memcached_available(),
                                      reason="memcached 1.6.18 is not installed")
+# The flags decided in Python (the parser, the process, sockets); -F and -M, which the native
+# paths answer, also run on the sanitizer build.
+python_logic = pytest.mark.python_logic
 
 
 def _refused(*argv: str) -> subprocess.CompletedProcess:
@@ -57,6 +60,7 @@ def stat(port: int, name: bytes) -> bytes:
         return dict(re.findall(rb"STAT (\S+) (\S*)\r\n", c.call(b"stats\r\n"))).get(name)
 
 
+@python_logic
 @pytest.mark.parametrize("flag", sorted(memcached_options.REFUSED_FLAGS))
 def test_a_flag_without_meaning_here_is_refused_with_memcacheds_message(flag):
     _, takes, why = memcached_options.REFUSED_FLAGS[flag]
@@ -65,11 +69,13 @@ def test_a_flag_without_meaning_here_is_refused_with_memcacheds_message(flag):
     assert why in out.stderr
 
 
+@python_logic
 def test_large_pages_are_refused_with_memcacheds_own_message():
     out = _refused("-L")
     assert out.stderr.startswith(memcached_options.OWN_MESSAGE["-L"] + "\n")
 
 
+@python_logic
 @pytest.mark.parametrize("name", sorted(memcached_options.REFUSED))
 def test_every_refused_suboption_names_memcacheds_refusal_and_why(name):
     item = (name + "path=/x:1G") if name.endswith("_") else name + "=1"
@@ -79,6 +85,7 @@ def test_every_refused_suboption_names_memcacheds_refusal_and_why(name):
     assert memcached_options.REFUSED[name] in str(e.value)
 
 
+@python_logic
 def test_a_refused_suboption_stops_the_start():
     out = _refused("-o", "modern,slab_reassign,slab_automove=1")
     assert out.stderr.startswith('Illegal suboption "slab_reassign"\n')
@@ -89,6 +96,7 @@ def test_a_refused_suboption_stops_the_start():
         "or ascii" in out.stderr
 
 
+@python_logic
 def test_accepted_suboptions_and_protocol_auto(request):
     node = start_node("-B", "auto", "-o", "modern,maxconns_fast,hash_algorithm=murmur3,"
                       "track_sizes,no_lru_crawler,inline_ascii_resp")
@@ -99,6 +107,7 @@ def test_accepted_suboptions_and_protocol_auto(request):
         assert c.call(b"lru_crawler metadump all\r\n") == b"CLIENT_ERROR lru crawler disabled\r\n"
 
 
+@python_logic
 def test_version_flag():
     out = subprocess.run([*CLI, "-V"], capture_output=True, text=True, cwd=REPO, timeout=60,
                          check=False)
@@ -152,6 +161,7 @@ def _closed_within(port: int, seconds: float) -> bool:
         s.close()
 
 
+@python_logic
 @needs_memcached
 def test_idle_timeout_closes_idle_connections_as_memcached(request):
     for srv in both(request, "-o", "idle_timeout=1"):
@@ -191,6 +201,7 @@ def _start_unix(argv: list[str], path: str) -> subprocess.Popen:
     return proc
 
 
+@python_logic
 @needs_memcached
 def test_unix_socket_answers_as_memcached(request, tmp_path):
     conversation = b"set a 0 0 1\r\nx\r\nget a\r\ndelete a\r\nget a\r\n"
@@ -209,11 +220,13 @@ def test_unix_socket_answers_as_memcached(request, tmp_path):
     assert shown[0] == shown[1]
 
 
+@python_logic
 def test_unix_socket_is_for_a_node_alone():
     out = _refused("-s", "/tmp/never.sock", "--gossip-port", str(free_port(udp=True)))
     assert "peers reach each other over TCP" in out.stderr
 
 
+@python_logic
 def test_daemon_writes_and_removes_its_pid_file(tmp_path):
     port, pidfile = free_port(), tmp_path / "node.pid"
     out = subprocess.run([*CLI, "-p", str(port), "-d", "-P", str(pidfile), "-r"], cwd=REPO,
@@ -238,6 +251,7 @@ def test_daemon_writes_and_removes_its_pid_file(tmp_path):
         time.sleep(0.05)
 
 
+@python_logic
 @pytest.mark.skipif(os.geteuid() != 0, reason="-u only acts when started as root")
 def test_user_flag_drops_root(request):
     node = start_node("-u", "nobody", "-k")
