@@ -1,24 +1,42 @@
 # pycache_cluster: `make serve` and `make test` do all set-up on a fresh machine.
+# PYTHON is the interpreter given; PY the one everything installs into and runs with: PYTHON
+# itself, or, when PYTHON is externally managed (PEP 668: Debian's and Ubuntu's own
+# /usr/bin/python3 refuse `pip install`) and not already a virtual environment, .venv made
+# from it.
 PYTHON ?= python3
-PIP := $(PYTHON) -m pip
+VENV ?= .venv
+PY := $(shell $(PYTHON) -c "import os, sys, sysconfig; \
+  managed = os.path.exists(os.path.join(sysconfig.get_path('stdlib'), 'EXTERNALLY-MANAGED')); \
+  print('$(VENV)/bin/python' if managed and sys.prefix == sys.base_prefix else sys.executable)")
+PIP := $(PY) -m pip
 PORT ?= 11211
 PYTEST_ARGS ?=
 ASAN_RUNTIME = $(shell gcc -print-file-name=libasan.so)
 ASAN_LIB_DIR = build/asan/lib
 
-.PHONY: serve build test test-deps sysdeps test-asan bench bench-cluster bench-client bench-micro \
-	bench-table bench-tls bench-binary bench-hitratio lint clean
+.PHONY: serve build python test test-deps sysdeps test-asan bench bench-cluster bench-client \
+	bench-micro bench-table bench-tls bench-binary bench-hitratio docs dist lint clean
 
 serve: build
-	$(PYTHON) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
+	$(PY) -m pycache_cluster serve -l 127.0.0.1 -p $(PORT)
 
-# Editable install: builds the extensions in place and puts `pycache-cluster` on PATH.
-build:
+# The interpreter to install into: made as .venv when PYTHON is externally managed.
+python: $(PY)
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV) || { echo "make: cannot create $(VENV) with $(PYTHON):" \
+	  "install its venv module (Debian, Ubuntu: apt-get install python3-venv)" >&2; exit 1; }
+
+# Editable install: builds the extensions in place and puts `pycache-cluster` on PATH (in
+# .venv/bin when .venv is used).
+build: python
 	$(PIP) install -q "setuptools>=64" wheel "cython>=3.0"
 	$(PIP) install -q --no-build-isolation -e .
 
-# Debian packages the differential, client-tool, SASL and benchmark runs need (only as root with apt;
-# the tests that need them skip with a reason otherwise).
+# Debian packages the differential, client-tool, SASL, packaging (ccache; Debian's
+# own Python, externally managed, for `make serve`), Prometheus (promtool and the server) and
+# benchmark runs need (only as root with apt; the tests that need them skip with a reason
+# otherwise). Services the packages start are stopped: the tests start their own.
 sysdeps:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  missing=""; \
@@ -28,11 +46,17 @@ sysdeps:
 	  command -v ip >/dev/null || missing="$$missing iproute2"; \
 	  command -v iptables >/dev/null || missing="$$missing iptables"; \
 	  command -v nc >/dev/null || missing="$$missing netcat-openbsd"; \
+	  command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	  command -v ccache >/dev/null || missing="$$missing ccache"; \
+	  [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import ensurepip" 2>/dev/null || \
+	    missing="$$missing python3-venv"; \
+	  ls /usr/include/python3*/Python.h >/dev/null 2>&1 || missing="$$missing python3-dev"; \
 	  if [ -n "$$missing" ]; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	    case "$$missing" in *" memcached"*) \
-	      service memcached stop >/dev/null 2>&1 || true;; \
-	    esac; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing; \
+	    for service in memcached prometheus; do \
+	      service $$service stop >/dev/null 2>&1 || true; \
+	    done; \
 	  fi; \
 	fi
 
@@ -50,16 +74,29 @@ test-deps: sysdeps build
 ASAN_OPTIONS_TEST = detect_leaks=0:abort_on_error=1:detect_odr_violation=1
 test-asan: test-deps
 	rm -rf build/asan
-	PYCACHE_DEBUG=1 $(PYTHON) setup.py -q build --build-base build/asan --build-lib $(ASAN_LIB_DIR)
+	PYCACHE_DEBUG=1 $(PY) setup.py -q build --build-base build/asan --build-lib $(ASAN_LIB_DIR)
 	cd build/asan && PYCACHE_EXPECT_BUILD=$(CURDIR)/$(ASAN_LIB_DIR) PYTHONPATH=$(CURDIR)/$(ASAN_LIB_DIR) \
 	  LD_PRELOAD=$(ASAN_RUNTIME) ASAN_OPTIONS=$(ASAN_OPTIONS_TEST) \
-	  $(PYTHON) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
+	  $(PY) -m pytest -q -p no:cacheprovider --rootdir=$(CURDIR) -c $(CURDIR)/pyproject.toml \
 	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
 	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) PYCACHE_DIFF_EXAMPLES=100 PYCACHE_FUZZ_EXAMPLES=50 \
-	  $(PYTHON) -m pytest -q tests/integration tests/cluster -m "not python_logic" $(PYTEST_ARGS)
+	  $(PY) -m pytest -q tests/integration tests/cluster -m "not python_logic" $(PYTEST_ARGS)
 
-test: test-deps lint test-asan
-	$(PYTHON) -m pytest --durations=15 $(PYTEST_ARGS)
+test: test-deps lint docs test-asan
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+# The documentation site (docs/, mkdocs.yml); --strict: a broken link or a page left out of
+# the navigation fails the build.
+docs: test-deps
+	$(PY) -m mkdocs build --strict --site-dir build/site
+
+# An sdist and a wheel (the wheel built from the sdist), then the wheel repaired by auditwheel
+# for the manylinux tag this machine's glibc allows: dist/ and dist/wheelhouse/.
+dist: python
+	$(PIP) install -q build auditwheel
+	rm -rf dist
+	$(PY) -m build --outdir dist .
+	PATH=$(dir $(PY)):$$PATH $(PY) -m auditwheel repair --wheel-dir dist/wheelhouse dist/*.whl
 
 # The harness against real memcached 1.6.18 (bench/RESULTS.md keeps the latest tables): the
 # native store in process for memory, then A/B throughput and memory against our node.
@@ -67,46 +104,46 @@ test: test-deps lint test-asan
 BENCH_ARGS ?=
 bench: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
-	$(PYTHON) -m bench memory --mode inproc; status=$$?; \
-	  $(PYTHON) -m bench compare $(BENCH_ARGS) && exit $$status
+	$(PY) -m bench memory --mode inproc; status=$$?; \
+	  $(PY) -m bench compare $(BENCH_ARGS) && exit $$status
 
 # The cluster's figures: ring lookup and balance, forwarded requests' CPU beside a local one
 # and memcached's, replicated sets and reads, locks (bench/RESULTS.md, "Cluster",
 # "Replication", "Locks").
 bench-cluster: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
-	$(PYTHON) -m bench.ring_bench
-	$(PYTHON) -m bench.cluster_bench --conns 32
-	$(PYTHON) -m bench.cluster_bench --conns 8
-	$(PYTHON) -m bench.replica_bench
-	$(PYTHON) -m bench.handover_bench
-	$(PYTHON) -m bench.antientropy_bench
-	$(PYTHON) -m bench.lock_bench
+	$(PY) -m bench.ring_bench
+	$(PY) -m bench.cluster_bench --conns 32
+	$(PY) -m bench.cluster_bench --conns 8
+	$(PY) -m bench.replica_bench
+	$(PY) -m bench.handover_bench
+	$(PY) -m bench.antientropy_bench
+	$(PY) -m bench.lock_bench
 
 # What TLS costs per get beside plain TCP (bench/RESULTS.md, "TLS").
 bench-tls: build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
-	$(PYTHON) -m bench.tls_bench
+	$(PY) -m bench.tls_bench
 
 # CPU per binary-protocol get/set beside memcached's binary path (bench/RESULTS.md, "Binary").
 bench-binary: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
-	$(PYTHON) -m bench.binary_bench
+	$(PY) -m bench.binary_bench
 
 # The cluster client's CPU per request beside pymemcache to one node and node-forwarded requests
 # (bench/RESULTS.md, "Cluster client").
 bench-client: build
-	$(PYTHON) -m bench.client_bench --write
+	$(PY) -m bench.client_bench --write
 
 bench-micro: test-deps
 	$(PIP) install -q --no-build-isolation -e ".[test,bench]"
-	$(PYTHON) -m pytest bench/micro --benchmark-only -p no:randomly $(PYTEST_ARGS)
+	$(PY) -m pytest bench/micro --benchmark-only -p no:randomly $(PYTEST_ARGS)
 
 # Miss ratio and bytes per item per workload, beside memcached and libCacheSim's policies
 # (bench/hitratio/RESULTS.md).
 bench-hitratio: sysdeps build
 	$(PIP) install -q --no-build-isolation -e ".[bench]"
-	$(PYTHON) -m bench.hitratio
+	$(PY) -m bench.hitratio
 
 # Why the table chains: our table against linear probing on the same million items.
 bench-table:
@@ -116,8 +153,8 @@ bench-table:
 	build/table_bench 1000000
 
 lint:
-	$(PYTHON) -m ruff check pycache_cluster tests bench
+	$(PY) -m ruff check pycache_cluster tests bench
 
 clean:
-	rm -rf build *.egg-info linux-x86_64* .pytest_cache
+	rm -rf build dist *.egg-info linux-x86_64* .pytest_cache
 	find pycache_cluster -name '*.so' -delete

@@ -47,6 +47,7 @@ struct pc_store {
     uint64_t last_version;
     uint64_t crawl_cursor;
     int replicated;            /* cluster mode: HLC versions, tombstones */
+    int no_evict;              /* memcached -M: a live victim fails the write instead */
     pc_hlc hlc;
     pc_reltime tombstone_ttl;
     size_t tombstones;         /* linked tombstones (in table.count, not curr_items) */
@@ -158,6 +159,8 @@ void pc_store_set_limit(pc_store *s, size_t limit_bytes)
     /* Without a larger reservation the log stays within the old one: stores evict sooner. */
     (void)pc_log_set_limit(&s->log, limit_bytes);
 }
+
+void pc_store_set_evictions(pc_store *s, int on) { s->no_evict = !on; }
 
 size_t pc_store_bytes(const pc_store *s) { return s->item_bytes; }
 
@@ -530,6 +533,10 @@ static int evict_one(pc_store *s, pc_item **keep)
             if (!is_flushed(s, it))
                 note_gone(s, it, PC_CHANGE_EXPIRE);
         } else {
+            if (s->no_evict) {
+                PC_ITEM_UNLOCK(&s->locks, hv);
+                return -1;  /* memcached's -M stops at the first live item, as here */
+            }
             STATS(s).evictions++;
             if (!(it->bits & PC_ITEM_FETCHED))
                 STATS(s).evicted_unfetched++;

@@ -98,6 +98,9 @@ int64_t pc_store_unix_time(const pc_store *s, pc_reltime t);
 pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime);
 /* Lowering the limit evicts lazily, on the following stores. */
 void pc_store_set_limit(pc_store *s, size_t limit_bytes);
+/* Off (memcached -M): a store that would have to evict a live item fails with
+ * PC_NO_MEMORY; expired, flushed and tombstone victims still go. On by default. */
+void pc_store_set_evictions(pc_store *s, int on);
 size_t pc_store_item_size_max(const pc_store *s);
 size_t pc_store_bytes(const pc_store *s);
 size_t pc_store_count(const pc_store *s);

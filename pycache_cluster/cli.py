@@ -1,323 +1,50 @@
-"""Command line: `pycache-cluster serve` with memcached's flags, and PYCACHE_* environment."""
+"""Command line: `pycache-cluster serve` with memcached's flags (serve_args.py), and the
+operator's tools: `status`, `check`, `leave`, `health`."""
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 from pycache_cluster import __version__
-from pycache_cluster.config import GOSSIP_PRESETS, Config
+from pycache_cluster.config import Config
+from pycache_cluster.memcached_options import ACCEPTED
+from pycache_cluster.memcached_options import parse as parse_suboptions
+from pycache_cluster.serve_args import ENV, _env_default, add_serve
 
-# Environment variables (for containers) give defaults; flags on the command line win.
-ENV = {
-    "port": "PYCACHE_PORT",
-    "listen": "PYCACHE_LISTEN",
-    "memory_limit_mb": "PYCACHE_MEMORY_LIMIT",
-    "conn_limit": "PYCACHE_CONN_LIMIT",
-    "max_item_size": "PYCACHE_MAX_ITEM_SIZE",
-    "udp_port": "PYCACHE_UDP_PORT",
-    "verbosity": "PYCACHE_VERBOSITY",
-    "enable_shutdown": "PYCACHE_ENABLE_SHUTDOWN",
-    "auth_file": "PYCACHE_AUTH_FILE",
-    "prefix_delimiter": "PYCACHE_PREFIX_DELIMITER",
-    "metrics_port": "PYCACHE_METRICS_PORT",
-    "tls": "PYCACHE_TLS",
-    "sasl": "PYCACHE_SASL",
-    "sasl_pwdb": "PYCACHE_SASL_PWDB",
-    "ssl_chain_cert": "PYCACHE_SSL_CHAIN_CERT",
-    "ssl_key": "PYCACHE_SSL_KEY",
-    "ssl_ca_cert": "PYCACHE_SSL_CA_CERT",
-    "ssl_verify_mode": "PYCACHE_SSL_VERIFY_MODE",
-    "ssl_min_version": "PYCACHE_SSL_MIN_VERSION",
-    "ssl_ciphers": "PYCACHE_SSL_CIPHERS",
-    "node_name": "PYCACHE_NODE_NAME",
-    "gossip_port": "PYCACHE_GOSSIP_PORT",
-    "join": "PYCACHE_JOIN",
-    "cluster_key_file": "PYCACHE_CLUSTER_KEY_FILE",
-    "gossip_preset": "PYCACHE_GOSSIP_PRESET",
-    "advertise_addr": "PYCACHE_ADVERTISE_ADDR",
-    "weight": "PYCACHE_WEIGHT",
-    "vnodes": "PYCACHE_VNODES",
-    "forward_timeout": "PYCACHE_FORWARD_TIMEOUT",
-    "peer_links": "PYCACHE_PEER_LINKS",
-    "replicas": "PYCACHE_REPLICAS",
-    "write_quorum": "PYCACHE_WRITE_QUORUM",
-    "read_quorum": "PYCACHE_READ_QUORUM",
-    "tombstone_ttl": "PYCACHE_TOMBSTONE_TTL",
-    "handover_rate": "PYCACHE_HANDOVER_RATE",
-    "leave_timeout": "PYCACHE_LEAVE_TIMEOUT",
-    "anti_entropy_interval": "PYCACHE_ANTI_ENTROPY_INTERVAL",
-    "lock_max_ttl": "PYCACHE_LOCK_MAX_TTL",
-    "lock_drift": "PYCACHE_LOCK_DRIFT",
-    "lock_limit": "PYCACHE_LOCK_LIMIT",
-    "lock_state_dir": "PYCACHE_LOCK_STATE_DIR",
-    "lock_wait_grace": "PYCACHE_LOCK_WAIT_GRACE",
-}
-
-
-def parse_size(text: str) -> int:
-    """memcached's -I: bytes, or with a k/m suffix (1m = 1048576)."""
-    t = str(text).strip().lower()
-    mult = 1
-    if t.endswith("k"):
-        mult, t = 1024, t[:-1]
-    elif t.endswith("m"):
-        mult, t = 1024 * 1024, t[:-1]
-    try:
-        n = int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}: use bytes, or k/m") from None
-    if n <= 0:
-        raise argparse.ArgumentTypeError(f"invalid size {text!r}")
-    return n * mult
-
-
-def parse_udp(text: str) -> int:
-    """memcached's -U: a port, 0 or "off" meaning no UDP."""
-    t = str(text).strip().lower()
-    if t in ("off", "no", "false"):
-        return 0
-    try:
-        return int(t)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid UDP port {text!r}") from None
-
-
-def _bool(text: str) -> bool:
-    return str(text).strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_default(field: str, conv, fallback):
-    raw = os.environ.get(ENV[field])
-    if raw is None or raw == "":
-        return fallback
-    try:
-        return conv(raw)
-    except (ValueError, argparse.ArgumentTypeError) as e:
-        raise SystemExit(f"pycache-cluster: bad {ENV[field]}={raw!r}: {e}") from None
-
-
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Shows defaults, except empty ones (an off switch or a derived value says so itself)."""
-
-    def _get_help_string(self, action):
-        if action.default is None or action.default == "":
-            return action.help
-        return super()._get_help_string(action)
+__all__ = ["ENV", "build_parser", "config_from_args", "main"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    d = Config()
     parser = argparse.ArgumentParser(
         prog="pycache-cluster",
         description="The memcached you can cluster: a memcached-compatible cache node.")
-    parser.add_argument("--version", action="version",
+    parser.add_argument("-V", "--version", action="version",
                         version=f"pycache-cluster {__version__} (memcached 1.6.18 protocol)")
     sub = parser.add_subparsers(dest="command", metavar="command")
-    serve = sub.add_parser(
-        "serve", help="run a cache node",
-        description="Run a cache node speaking memcached's text, meta and binary protocols. Flags "
-        "have memcached's names and meanings; each also reads an environment variable "
-        "(flag wins).",
-        epilog="SIGTERM or SIGINT (and `shutdown` with -A) stop the node cleanly: a cluster "
-        "member first announces its leave (peers list it as left), then the node stops "
-        "accepting, sends the replies already in flight, closes its connections and exits 0. "
-        "Cluster: --gossip-port turns gossip membership on (without it the node runs alone, "
-        "as memcached); `cluster members` then answers one line per member, `MEMBER <name> "
-        "<host>:<gossip-port> <state> <incarnation>` (state alive, suspect, dead or left), "
-        "then END, and `stats gossip` the protocol's counters. `cluster` with a missing or "
-        "unknown sub-command answers ERROR; `cluster members` with arguments answers "
-        "CLIENT_ERROR bad command line format.",
-        formatter_class=_HelpFormatter)
-    serve.add_argument("--version", action="version",
-                       version=f"pycache-cluster {__version__} (memcached 1.6.18 protocol)")
-    serve.add_argument("-p", "--port", type=int,
-                       default=_env_default("port", int, d.port),
-                       help=f"TCP port to listen on [env {ENV['port']}]")
-    serve.add_argument("-l", "--listen", default=_env_default("listen", str, d.listen),
-                       help="interface to listen on; loopback unless you ask for more "
-                       f"[env {ENV['listen']}]")
-    serve.add_argument("-m", "--memory-limit", type=int, dest="memory_limit_mb",
-                       default=_env_default("memory_limit_mb", int, d.memory_limit_mb),
-                       help=f"item memory in megabytes [env {ENV['memory_limit_mb']}]")
-    serve.add_argument("-c", "--conn-limit", type=int, dest="conn_limit",
-                       default=_env_default("conn_limit", int, d.conn_limit),
-                       help=f"max simultaneous connections [env {ENV['conn_limit']}]")
-    serve.add_argument("-I", "--max-item-size", type=parse_size, dest="max_item_size",
-                       default=_env_default("max_item_size", parse_size, d.max_item_size),
-                       help="largest item, bytes or with k/m suffix, e.g. 1m "
-                       f"[env {ENV['max_item_size']}]")
-    serve.add_argument("-U", "--udp-port", type=parse_udp, dest="udp_port",
-                       default=_env_default("udp_port", parse_udp, d.udp_port),
-                       help=f"UDP port; only 0 (off) is supported [env {ENV['udp_port']}]")
-    serve.add_argument("-v", "--verbose", action="count", dest="verbosity",
-                       default=_env_default("verbosity", int, d.verbosity),
-                       help="verbose (-v errors, -vv every request) "
-                       f"[env {ENV['verbosity']}]")
-    serve.add_argument("-A", "--enable-shutdown", action="store_true",
-                       default=_env_default("enable_shutdown", _bool, d.enable_shutdown),
-                       help=f"enable the shutdown command [env {ENV['enable_shutdown']}]")
-    serve.add_argument("-Y", "--auth-file", dest="auth_file", metavar="FILE",
-                       default=_env_default("auth_file", str, d.auth_file),
-                       help="memcached's ascii authentication: user:password lines; a client "
-                       "first sends `set <key> 0 0 <len>` with `<user> <password>` as the "
-                       f"value; default: off [env {ENV['auth_file']}]")
-    serve.add_argument("-D", "--prefix-delimiter", dest="prefix_delimiter", metavar="CHAR",
-                       default=_env_default("prefix_delimiter", str, None),
-                       help="prefix delimiter of `stats detail` (default ':'); giving it "
-                       f"turns detail on, as in memcached [env {ENV['prefix_delimiter']}]")
-    serve.add_argument("--metrics-port", type=int, dest="metrics_port", metavar="PORT",
-                       default=_env_default("metrics_port", int, d.metrics_port),
-                       help="serve Prometheus metrics at http://<-l address>:PORT/metrics; "
-                       f"default: off [env {ENV['metrics_port']}]")
-    serve.add_argument("-Z", "--enable-ssl", action="store_true", dest="tls",
-                       default=_env_default("tls", _bool, d.tls),
-                       help="TLS on the client port (and peer links); needs -o "
-                       f"ssl_chain_cert=...,ssl_key=... [env {ENV['tls']}]")
-    serve.add_argument("-S", "--enable-sasl", action="store_true", dest="sasl",
-                       default=_env_default("sasl", _bool, d.sasl),
-                       help="SASL PLAIN on the binary protocol; text connections are "
-                       f"refused [env {ENV['sasl']}]")
-    serve.add_argument("--sasl-pwdb", dest="sasl_pwdb", metavar="FILE",
-                       default=_env_default("sasl_pwdb", str, d.sasl_pwdb)
-                       or os.environ.get("MEMCACHED_SASL_PWDB", ""),
-                       help="SASL password file, user:password a line, read at every "
-                       f"authentication [env {ENV['sasl_pwdb']} or MEMCACHED_SASL_PWDB]")
-    serve.add_argument("-o", "--extended", action="append", default=[], metavar="OPTIONS",
-                       help="memcached's comma-separated options; supported: "
-                       "ssl_chain_cert=<pem>, ssl_key=<pem>, ssl_ca_cert=<pem>, "
-                       "ssl_verify_mode=<0 none, 1 check if given, 2/3 require>, "
-                       "ssl_min_version=<0..3: TLS 1.0..1.3, default 2>, ssl_ciphers=<list> "
-                       "[env PYCACHE_SSL_CHAIN_CERT, PYCACHE_SSL_KEY, ...]")
-    cluster = serve.add_argument_group(
-        "cluster membership (gossip)",
-        "Off unless --gossip-port is given; the other cluster flags need it.")
-    cluster.add_argument("--gossip-port", type=int, dest="gossip_port",
-                         default=_env_default("gossip_port", int, d.gossip_port),
-                         help="UDP and TCP port for gossip, on the -l address (with -l "
-                         "0.0.0.0 the address this host's name resolves to is advertised); "
-                         "default: no gossip "
-                         f"[env {ENV['gossip_port']}]")
-    cluster.add_argument("--node-name", dest="node_name",
-                         default=_env_default("node_name", str, d.node_name),
-                         help="this node's unique name in the cluster; keep it across "
-                         "restarts (default: <hostname>:<port>, the client port -p) "
-                         f"[env {ENV['node_name']}]")
-    cluster.add_argument("--join", dest="join", metavar="SEEDS",
-                         default=_env_default("join", str, d.join),
-                         help="members to join, host[:port],... (port defaults to "
-                         "--gossip-port; a DNS name joins every address it resolves to); "
-                         "retried with backoff until one answers; none: start a cluster "
-                         f"[env {ENV['join']}]")
-    cluster.add_argument("--cluster-key-file", dest="cluster_key_file", metavar="PATH",
-                         default=_env_default("cluster_key_file", str, d.cluster_key_file),
-                         help="AES-GCM keyring: one base64 key (16, 24 or 32 bytes) per line, "
-                         "the first encrypts, all decrypt; every member needs a common key. "
-                         "Without it gossip runs in clear text (a warning at start-up) "
-                         f"[env {ENV['cluster_key_file']}]")
-    cluster.add_argument("--gossip-preset", dest="gossip_preset", choices=GOSSIP_PRESETS,
-                         default=_env_default("gossip_preset", str, d.gossip_preset),
-                         help="protocol timers: lan (detection in a few seconds), local "
-                         "(one machine, tighter), memberlist (hashicorp/memberlist's LAN "
-                         f"defaults) [env {ENV['gossip_preset']}]")
-    cluster.add_argument("--advertise-addr", dest="advertise_addr", metavar="HOST",
-                         default=_env_default("advertise_addr", str, d.advertise_addr),
-                         help="address peers and clients should use to reach this node "
-                         "(containers, -l 0.0.0.0); default: the -l address "
-                         f"[env {ENV['advertise_addr']}]")
-    cluster.add_argument("--weight", type=int, dest="weight",
-                         default=_env_default("weight", int, d.weight),
-                         help="this node's share of the keys relative to the others, 1..100 "
-                         f"[env {ENV['weight']}]")
-    cluster.add_argument("--vnodes", type=int, dest="vnodes",
-                         default=_env_default("vnodes", int, d.vnodes),
-                         help="ring points per unit of weight; give every node the same "
-                         f"[env {ENV['vnodes']}]")
-    cluster.add_argument("--forward-timeout", type=float, dest="forward_timeout",
-                         metavar="SECONDS",
-                         default=_env_default("forward_timeout", float, d.forward_timeout),
-                         help="how long a request forwarded to its owner may wait before "
-                         f"its client gets SERVER_ERROR [env {ENV['forward_timeout']}]")
-    cluster.add_argument("--peer-links", type=int, dest="peer_links",
-                         default=_env_default("peer_links", int, d.peer_links),
-                         help="pipelined connections to each peer, 1..16 "
-                         f"[env {ENV['peer_links']}]")
-    repl = serve.add_argument_group(
-        "replication", "With gossip: every key on its first N owners; see the README for "
-        "what each N/W/R setting guarantees.")
-    repl.add_argument("--replicas", type=int, dest="replicas", metavar="N",
-                      default=_env_default("replicas", int, d.replicas),
-                      help=f"owners per key, 1..16 [env {ENV['replicas']}]")
-    repl.add_argument("--write-quorum", type=int, dest="write_quorum", metavar="W",
-                      default=_env_default("write_quorum", int, d.write_quorum),
-                      help="owners holding a write before it is acknowledged, 1..N "
-                      f"[env {ENV['write_quorum']}]")
-    repl.add_argument("--read-quorum", type=int, dest="read_quorum", metavar="R",
-                      default=_env_default("read_quorum", int, d.read_quorum),
-                      help="owners a read asks, the newest answer wins, 1..N "
-                      f"[env {ENV['read_quorum']}]")
-    repl.add_argument("--tombstone-ttl", type=int, dest="tombstone_ttl", metavar="SECONDS",
-                      default=_env_default("tombstone_ttl", int, d.tombstone_ttl),
-                      help="how long a deleted key's tombstone keeps older writes out "
-                      f"[env {ENV['tombstone_ttl']}]")
-    repl.add_argument("--handover-rate", type=int, dest="handover_rate", metavar="BYTES",
-                      default=_env_default("handover_rate", int, d.handover_rate),
-                      help="bytes/s a hand-over may send after a ring change, 0 unlimited "
-                      f"[env {ENV['handover_rate']}]")
-    repl.add_argument("--leave-timeout", type=float, dest="leave_timeout", metavar="SECONDS",
-                      default=_env_default("leave_timeout", float, d.leave_timeout),
-                      help="how long a graceful leave waits for its hand-over "
-                      f"[env {ENV['leave_timeout']}]")
-    repl.add_argument("--anti-entropy-interval", type=float, dest="anti_entropy_interval",
-                      metavar="SECONDS",
-                      default=_env_default("anti_entropy_interval", float,
-                                           d.anti_entropy_interval),
-                      help="seconds between comparisons of this node's replicas with a peer's, "
-                      f"0 none [env {ENV['anti_entropy_interval']}]")
-    locks = serve.add_argument_group("locks", "Leases with fencing tokens (README, Locks).")
-    locks.add_argument("--lock-max-ttl", type=float, dest="lock_max_ttl", metavar="SECONDS",
-                       default=_env_default("lock_max_ttl", float, d.lock_max_ttl),
-                       help="longest lease; a restarted node or a new owner waits this long "
-                       f"before it votes [env {ENV['lock_max_ttl']}]")
-    locks.add_argument("--lock-drift", type=float, dest="lock_drift", metavar="RHO",
-                       default=_env_default("lock_drift", float, d.lock_drift),
-                       help=f"clock-rate bound between machines [env {ENV['lock_drift']}]")
-    locks.add_argument("--lock-limit", type=int, dest="lock_limit",
-                       default=_env_default("lock_limit", int, d.lock_limit),
-                       help=f"lock names per node [env {ENV['lock_limit']}]")
-    locks.add_argument("--lock-state-dir", dest="lock_state_dir", metavar="DIR",
-                       default=_env_default("lock_state_dir", str, d.lock_state_dir),
-                       help="where the lock token mark persists (fsync'd), so tokens never "
-                       f"go back across restarts [env {ENV['lock_state_dir']}]")
-    locks.add_argument("--lock-wait-grace", type=float, dest="lock_wait_grace",
-                       metavar="SECONDS",
-                       default=_env_default("lock_wait_grace", float, d.lock_wait_grace),
-                       help="how long a waiter woken at a release has to take the lock "
-                       f"before the next is woken [env {ENV['lock_wait_grace']}]")
-    from pycache_cluster.ops.status_view import add_parser as add_status
-    add_status(sub)
+    add_serve(sub)
+    from pycache_cluster.ops import admin_cli, check, health, status_view
+    status_view.add_parser(sub)
+    check.add_parser(sub)
+    admin_cli.add_parsers(sub)
+    health.add_parser(sub)
     return parser
 
 
-def _tls_settings(args: argparse.Namespace) -> dict:
-    """TLS fields: PYCACHE_SSL_* give defaults, -o wins."""
-    from pycache_cluster.ops.tls import SUBOPTIONS, parse_suboptions
-
+def _suboptions(args: argparse.Namespace) -> dict:
+    """-o's fields (memcached_options.py); the TLS ones default to PYCACHE_SSL_*, -o wins."""
     d = Config()
     out = {field: _env_default(field, conv, getattr(d, field))
-           for field, conv in SUBOPTIONS.values()}
+           for field, conv in (ACCEPTED[n] for n in ACCEPTED if n.startswith("ssl_"))}
     try:
-        given = parse_suboptions(args.extended)
-        for name, value in given.items():
-            field, conv = SUBOPTIONS[name]
-            out[field] = conv(value)
+        out.update(parse_suboptions(args.extended))
     except ValueError as e:
-        raise SystemExit(f"pycache-cluster: -o: {e}") from None
+        print(e, file=sys.stderr)
+        raise SystemExit(2) from None
     return out
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    return Config(tls=args.tls, **_tls_settings(args),port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
+    return Config(tls=args.tls, **_suboptions(args), port=args.port, listen=args.listen, memory_limit_mb=args.memory_limit_mb,
                   conn_limit=args.conn_limit, max_item_size=args.max_item_size,
                   udp_port=args.udp_port, verbosity=args.verbosity or 0,
                   enable_shutdown=args.enable_shutdown, metrics_port=args.metrics_port,
@@ -336,15 +63,34 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   anti_entropy_interval=args.anti_entropy_interval,
                   lock_max_ttl=args.lock_max_ttl, lock_drift=args.lock_drift,
                   lock_limit=args.lock_limit, lock_state_dir=args.lock_state_dir,
-                  lock_wait_grace=args.lock_wait_grace)
+                  lock_wait_grace=args.lock_wait_grace,
+                  flush_enabled=args.flush_enabled, evictions=args.evictions,
+                  dump_enabled=args.dump_enabled, watch_enabled=args.watch_enabled,
+                  user=args.user, daemon=args.daemon, pidfile=args.pidfile,
+                  coredumps=args.coredumps, lock_memory=args.lock_memory,
+                  backlog=args.backlog, unix_socket=args.unix_socket,
+                  unix_mask=args.unix_mask)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "health":
+        args.serve_flags = rest         # the node's own serve flags, as it was started
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.command == "status":
         from pycache_cluster.ops.status_view import run as status
         return status(args)
+    if args.command == "check":
+        from pycache_cluster.ops.check import run as check
+        return check(args)
+    if args.command in ("leave", "forget", "repair"):
+        from pycache_cluster.ops.admin_cli import run as admin
+        return admin(args)
+    if args.command == "health":
+        from pycache_cluster.ops.health import run as health
+        return health(args)
     if args.command != "serve":
         parser.print_help()
         return 2

@@ -62,6 +62,40 @@ class Config:
     prefix_delimiter: str = ":"
     #: Per-prefix counters from the start (`stats detail on`); -D sets it.
     detail_enabled: bool = False
+    #: flush_all allowed (memcached -F turns it off: CLIENT_ERROR flush_all not allowed;
+    #: in a cluster one flush_all empties every member).
+    flush_enabled: bool = True
+    #: Evict live items to make room (memcached -M turns it off: such a write answers
+    #: SERVER_ERROR out of memory storing object; expired items are still reclaimed).
+    evictions: bool = True
+    #: `stats cachedump` and `lru_crawler metadump` allowed (memcached -X turns them off).
+    dump_enabled: bool = True
+    #: `watch` allowed (memcached -W turns it off).
+    watch_enabled: bool = True
+    #: User to become once started as root (memcached -u); ignored when not root.
+    user: str = ""
+    #: Detach into the background (memcached -d).
+    daemon: bool = False
+    #: File the process id is written to once serving (memcached -P).
+    pidfile: str = ""
+    #: Raise the core file limit to its maximum (memcached -r).
+    coredumps: bool = False
+    #: mlockall() all paged memory (memcached -k); a failure is a warning, as in memcached.
+    lock_memory: bool = False
+    #: The listen backlog (memcached -b).
+    backlog: int = 1024
+    #: Listen on this Unix socket instead of TCP (memcached -s); a node alone.
+    unix_socket: str = ""
+    #: The Unix socket's access mask (memcached -a), e.g. 0o700.
+    unix_mask: int = 0o700
+    #: Seconds a client connection may sit idle (no request, nothing owed) before it is
+    #: closed; 0 never (memcached -o idle_timeout).
+    idle_timeout: int = 0
+    #: `stats sizes` counts from the start (memcached -o track_sizes).
+    track_sizes: bool = False
+    #: The LRU crawler's commands enabled (memcached -o no_lru_crawler starts disabled, as
+    #: `lru_crawler disable`); expiry crawling itself always runs.
+    lru_crawler: bool = True
     #: Expiry-crawler step: hash buckets examined per tick (bounded work on the loop).
     crawl_buckets: int = 256
     #: Seconds between crawler ticks.
@@ -165,6 +199,18 @@ class Config:
         if self.sasl and self.gossip_port is not None and not self.cluster_key_file:
             raise ValueError("-S (SASL) in a cluster needs --cluster-key-file: peer links "
                              "prove the cluster key instead of a password")
+        if not 1 <= self.backlog <= 65535:
+            raise ValueError(f"listen backlog {self.backlog} is out of range 1..65535")
+        if self.idle_timeout < 0:
+            raise ValueError("idle_timeout must not be negative")
+        if self.unix_socket:
+            if self.gossip_port is not None:
+                raise ValueError("-s (a Unix socket) cannot be a cluster member: peers reach "
+                                 "each other over TCP (use -l and -p)")
+            if self.tls:
+                raise ValueError("ERROR: You cannot enable SSL without a TCP port.")
+        if not 0 <= self.unix_mask <= 0o777:
+            raise ValueError(f"unix mask {self.unix_mask:o} is not a file mode")
         if len(self.prefix_delimiter) != 1 or not self.prefix_delimiter.isascii():
             raise ValueError("-D takes one ASCII character (the prefix delimiter)")
         if self.auth_file:

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
+import stat
 import time
 
 from pycache_cluster import memstats
 from pycache_cluster.config import Config
 from pycache_cluster.protocol import ServerState
+from pycache_cluster.protocol.conn_events import ConnEvents
 from pycache_cluster.protocol.watch import Watches
 from pycache_cluster.store import Store, set_large_cache_max
 
@@ -83,11 +86,28 @@ class ProtocolServer:
         # Bound now (the port is known to the parts started after), listening only once
         # they are all in: a client or a peer that connects finds gossip, the ring and the
         # lock commands there, never a node half started.
+        if cfg.unix_socket:
+            self.server = await self._unix(loop, node, cfg)
+            return
         self.server = await loop.create_server(
-            node.state.protocol_factory, host=cfg.listen, port=cfg.port, backlog=1024,
+            node.state.protocol_factory, host=cfg.listen, port=cfg.port, backlog=cfg.backlog,
             reuse_address=True, start_serving=False, **tls)
         if cfg.port == 0:
             cfg.port = self.server.sockets[0].getsockname()[1]
+
+    @staticmethod
+    async def _unix(loop, node: Node, cfg: Config) -> asyncio.AbstractServer:
+        """memcached's -s: a stale socket file is replaced; the socket gets -a's mode."""
+        try:
+            if stat.S_ISSOCK(os.lstat(cfg.unix_socket).st_mode):
+                os.unlink(cfg.unix_socket)
+        except FileNotFoundError:
+            pass
+        server = await loop.create_unix_server(
+            node.state.protocol_factory, cfg.unix_socket, backlog=cfg.backlog,
+            start_serving=False)
+        os.chmod(cfg.unix_socket, cfg.unix_mask)
+        return server
 
     async def listen(self) -> None:
         await self.server.start_serving()
@@ -125,11 +145,21 @@ class Node:
         set_large_cache_max(large_cache_bytes(config.memory_limit_bytes))
         self.state = ServerState(self.store, config)
         self.state.on_shutdown = self._on_shutdown_command
+        self.conn_events = ConnEvents(self.state)
+        if not config.evictions:
+            self.store.set_evictions(False)         # -M
+        self.state.sizes_enabled = config.track_sizes
+        self.state.crawler_enabled = config.lru_crawler
         store = self.store
         self.state.extensions.add_stats(b"memory",
                                         lambda args=None: memstats.stats_lines(args, store))
         self.protocol_server = ProtocolServer()
-        self.components: list = [Housekeeping(), Watches(), self.protocol_server]
+        watches = Watches() if config.watch_enabled else None      # -W: `watch` refused
+        self.components: list = [Housekeeping(), *filter(None, [watches])]
+        if config.idle_timeout:
+            from pycache_cluster.protocol.idle import IdleTimeout
+            self.components.append(IdleTimeout(config.idle_timeout, watches))
+        self.components.append(self.protocol_server)
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started: list = []
@@ -143,7 +173,8 @@ class Node:
             from pycache_cluster.cluster.component import Cluster
             self.add(Cluster(config))
         from pycache_cluster.locks.service import Locks
-        self.add(Locks(config))
+        self.locks = Locks(config)
+        self.add(self.locks)
 
     def add(self, component) -> None:
         """Adds a component started after (and stopped before) the existing ones."""
@@ -193,6 +224,9 @@ class Node:
         if not self._stopping:
             from pycache_cluster.ops import startup
             startup.report(self)
+            if self.config.pidfile:
+                from pycache_cluster.ops.process import save_pid
+                save_pid(self.config.pidfile)
         await self._stopped.wait()
 
 
@@ -220,16 +254,27 @@ def run(config: Config) -> int:
         logging.INFO if config.verbosity else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     raise_fd_limit(config.conn_limit)
+    # Imported before -u may drop root (an interpreter under a root-only home is unreadable
+    # then): the start-up line, and the codec getaddrinfo looks host names up with.
+    import encodings.idna  # noqa: F401
+
+    from pycache_cluster.ops import startup  # noqa: F401
+    from pycache_cluster.ops.process import prepare, remove_pid
     try:
-        node = Node(config)
+        node = Node(config)     # reads the key and certificate files, as root if so started
     except (OSError, ValueError) as e:     # the cluster key file
         log.error("%s", e)
         return 1
+    prepare(config)             # then -r, -u, -d, -k, in memcached's order
     try:
         uvloop.run(node.serve_forever())
     except OSError as e:
         ports = str(config.port) if config.gossip_port is None else \
             f"{config.port} (gossip port {config.gossip_port})"
-        log.error("cannot listen on %s:%s: %s", config.listen, ports, e)
+        where = config.unix_socket or f"{config.listen}:{ports}"
+        log.error("cannot listen on %s: %s", where, e)
         return 1
+    finally:
+        if config.pidfile and config.daemon:
+            remove_pid(config.pidfile)      # memcached removes it only when it daemonized
     return 0

@@ -54,7 +54,17 @@ def conn(server):
     c.close()
 
 
+def pytest_collection_modifyitems(session, config, items):
+    # The packaging builds take minutes of compiling: begun now, in the background at the
+    # lowest priority, they are done by the time tests/ops/test_packaging.py runs.
+    if any(item.path.name == "test_packaging.py" for item in items):
+        from helpers import packaging
+        packaging.start()
+
+
 def pytest_sessionfinish(session, exitstatus):
+    from helpers import packaging
+    packaging.stop()
     left = kill_leftovers()
     if left:
         print(f"\n{left} server process(es) outlived their tests and were killed")

@@ -10,7 +10,8 @@
                           while this node has no ring)
     cluster owners <key>  OWNER <name> <host>:<client-port> ... END   (preference order)
     cluster peer|auth     the peer handshake (cluster/handshake.py)
-    cluster digest|versions|repair   anti-entropy between peers (cluster/antientropy.py)
+    cluster forget|leave|repair      the operator's commands (cluster/admin.py)
+    cluster digest|versions|repair <peer>   anti-entropy between peers (cluster/antientropy.py)
     stats cluster         STAT <counter> <value> ... END
 
 `cluster` with no or an unknown sub-command answers ERROR, as `stats <unknown>` does; a known
@@ -41,6 +42,8 @@ class Commands:
             if len(args) != 3 or len(args[2]) > KEY_MAX:
                 return BAD_FORMAT
             return self.owners(args[2])
+        if sub in (b"forget", b"forgotten", b"leave") or (sub == b"repair" and len(args) == 2):
+            return self.cluster.admin.command(conn, args)
         if sub in (b"digest", b"versions", b"repair"):
             if not conn.is_peer:
                 return b"CLIENT_ERROR cluster " + sub + b" is for cluster peers\r\n"
@@ -85,13 +88,15 @@ class Commands:
         return b"".join(out)
 
     def stats(self, args: list[bytes]) -> bytes:
-        if len(args) != 2:
-            return BAD_FORMAT
+        return lines(self.pairs()) if len(args) == 2 else BAD_FORMAT
+
+    def pairs(self) -> list[tuple[str, object]]:
+        """What `stats cluster` answers, as (name, value) pairs (the metrics read them too)."""
         c = self.cluster
         st = c.state
         peers = c.pool.counters() if c.pool is not None else {}
         ring = c.ring
-        return lines([
+        return [
             ("ring_epoch", ring.epoch),
             ("ring_checksum", ring.checksum),
             ("ring_nodes", len(ring.weights)),
@@ -120,4 +125,4 @@ class Commands:
             *c.hints.counters(c.router.addresses).items(),
             *c.handover.counters().items(),
             *c.anti_entropy.counters().items(),
-        ])
+        ]

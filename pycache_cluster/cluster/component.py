@@ -18,6 +18,7 @@ import time
 
 import mmh3
 
+from pycache_cluster.cluster.admin import Admin
 from pycache_cluster.cluster.antientropy import ROUND_TIMEOUT, AntiEntropy
 from pycache_cluster.cluster.commands import Commands
 from pycache_cluster.cluster.handover import HandOver
@@ -72,6 +73,11 @@ class Cluster(Listener):
         #: Called (no arguments) after the ring changed: the lock placement reads the members
         #: then, to follow joins and leaves.
         self.ring_listeners: list = []
+        #: Members `cluster forget` dropped for good (cluster/admin.py): the lock ring leaves
+        #: them out until gossip hears them alive again. The lock placement, once started.
+        self.forgotten: set[str] = set()
+        self.lock_placement = None
+        self.admin = Admin(self)
 
     async def start(self, node) -> None:
         self.state = node.state
@@ -168,7 +174,9 @@ class Cluster(Listener):
         """Rebuilds the ring from what gossip says now; reinstalls routing if it changed."""
         self._refresh = None
         weights, addresses = {}, {}
-        for m in self.members():
+        members = self.members()
+        self.forgotten -= {m.name for m in members if m.state in (State.ALIVE, State.SUSPECT)}
+        for m in members:
             if m.state not in (State.ALIVE, State.SUSPECT) or m.meta.status != Status.ACTIVE:
                 continue
             vnodes = m.meta.tags.get("vnodes")

@@ -50,6 +50,16 @@ class Hints:
         self.bytes -= len(request)
         self.dropped += 1
 
+    def drop(self, owner: str) -> int:
+        """The owner is gone for good (`cluster forget`): its hints go, counted dropped."""
+        queue = self.pending.pop(owner, None)
+        if not queue:
+            return 0
+        self.count -= len(queue)
+        self.bytes -= sum(map(len, queue))
+        self.dropped += len(queue)
+        return len(queue)
+
     def start(self, links) -> None:
         """links(owner) -> the owner's Link when it is a ring member now, else None."""
         self._task = asyncio.ensure_future(self._run(links))

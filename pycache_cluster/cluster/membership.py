@@ -73,6 +73,8 @@ class Reconnect(Listener):
     def on_leave(self, member: Member) -> None:
         if member.state == State.DEAD:
             self.failed[member.name] = (member.host, member.port, time.monotonic())
+        else:
+            self.failed.pop(member.name, None)      # left (or forgotten): never asked again
         self.then.on_leave(member)
 
     def on_update(self, member: Member) -> None:

@@ -270,6 +270,16 @@ class Memberlist:
         # Don't wait for the next gossip tick: the process may be about to exit.
         self._gossip()
 
+    def forget(self, name: str) -> bool:
+        """serf's force-leave: a member declared dead is marked left, here and, by a leave in
+        its name, everywhere (a push-pull carries it to those the broadcast missed). False
+        for this node, an unknown member, and one not dead: the living refute a leave."""
+        node = self._nodes.get(name)
+        if node is None or node is self._me or node.state < State.DEAD:
+            return False
+        self._dead(m.Dead(node.incarnation, name, name))
+        return True
+
     def stop(self) -> None:
         """Cancel every timer; the member falls silent (a crash, as far as peers can tell)."""
         self._running = False
@@ -782,8 +792,10 @@ class Memberlist:
 
     def _dead(self, d: m.Dead) -> None:
         node = self._nodes.get(d.name)
-        if node is None or d.incarnation < node.incarnation or node.state >= State.DEAD:
+        if node is None or d.incarnation < node.incarnation or node.state == State.LEFT:
             return
+        if node.state == State.DEAD and d.sender != d.name:
+            return      # dead already; only a leave (its own, or forget's) moves it on
         if node is self._me:
             if not self._leaving:
                 self._refute(d.incarnation, unhealthy=d.sender != d.name)

@@ -4,7 +4,7 @@
     with locks.lock("orders", ttl=10, timeout=30, auto_renew=True) as held:
         resource.write(data, fence=held.token)      # the resource rejects older tokens
 
-The node the client talks to runs the quorum (README, Locks); this side keeps the lease's
+The node the client talks to runs the quorum (docs/locks.md); this side keeps the lease's
 validity on its own monotonic clock, counted from before the request left, so it ends before
 any replica's: valid_until = t0 + ttl * (1 - rho) - margin. Past valid_until the caller no
 longer holds the lock whatever it believes; only the fencing token protects a resource from a

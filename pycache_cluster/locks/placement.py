@@ -16,8 +16,9 @@ owners contains a majority's worth of old ones. A node that was alone in its rin
 started) and meets others does not vote until it has copied a peer's lock ring and `window`
 has passed: their leases are unknown to it, and so are members that died before it met them
 (gossip does not pass on the dead, and forgets them), without which its owners would differ
-from everyone's. Without gossip a node owns every name alone. Not handled: two established
-multi-node clusters merged into one.
+from everyone's. Without gossip a node owns every name alone. A member that died for good leaves only by
+`cluster forget` (cluster/admin.py), a deliberate change like a leave. Not handled: two
+established multi-node clusters merged into one.
 """
 from __future__ import annotations
 
@@ -153,9 +154,11 @@ class Placement:
             await asyncio.sleep(0.5)
 
     def _gone(self) -> set[str]:
-        """Members that left or are leaving: the only ones the lock ring drops."""
+        """Members that left or are leaving, and those `cluster forget` dropped: the only
+        ones the lock ring drops."""
         return {m.name for m in self.cluster.members()
-                if m.state == State.LEFT or m.meta.status == Status.LEAVING}
+                if m.state == State.LEFT or m.meta.status == Status.LEAVING} | \
+            self.cluster.forgotten
 
     def _install(self, weights: dict[str, int]) -> None:
         old = dict(self.ring.weights)

@@ -1,4 +1,4 @@
-"""The lock commands of one node (README "Locks"): the Locks component and its wire protocol.
+"""The lock commands of one node (docs/locks.md): the Locks component and its wire protocol.
 
 Clients, on any node (the node coordinates a quorum of the name's owners):
     lock acquire <name> <owner> <ttl_ms>          LOCKED <token> <validity_ms>
@@ -93,6 +93,7 @@ class Locks:
                                    self.window, self.clock, self.table, self.unsafe)
         if cluster is not None:
             cluster.ring_listeners.append(self.placement.refresh)
+            cluster.lock_placement = self.placement
         self.quorum = Quorum(self.placement, self, self.config.lock_drift, self.clock)
         node.state.extensions.add_command(b"lock", self.command)
         node.state.extensions.add_stats(b"locks", self.stats)
@@ -104,6 +105,7 @@ class Locks:
         cluster = node.state.cluster
         if cluster is not None and self.placement.refresh in cluster.ring_listeners:
             cluster.ring_listeners.remove(self.placement.refresh)
+            cluster.lock_placement = None
 
     def command(self, conn, args: list[bytes]):
         sub = args[1] if len(args) > 1 else None
@@ -177,10 +179,12 @@ class Locks:
         return b"".join(out)
 
     def stats(self, args: list[bytes]) -> bytes:
-        if len(args) != 2:
-            return BAD_FORMAT
+        return lines(self.pairs()) if len(args) == 2 else BAD_FORMAT
+
+    def pairs(self) -> list[tuple[str, object]]:
+        """What `stats locks` answers, as (name, value) pairs (the metrics read them too)."""
         t, q = self.table, self.quorum
-        return lines([
+        return [
             ("lock_entries", len(t)),
             ("lock_limit", t.limit),
             ("lock_quarantined", int(self.clock() < t.quarantine_until)),
@@ -195,4 +199,5 @@ class Locks:
             ("lock_waiting", self.waiters.waiting()),
             ("lock_waits", self.waiters.waits),
             ("lock_wakeups", self.waiters.woken),
-        ])
+            ("lock_ring_checksum", self.placement.checksum().decode()),
+        ]

@@ -4,13 +4,19 @@ On the loop rather than prometheus_client's threaded server: a scrape then reads
 counters between two batches of requests, never while the loop is changing them, and the
 node has no second thread. The HTTP is the least a scraper needs (one request per
 connection, GET or HEAD, `Connection: close`); a bad request is answered 400 and closed.
+
+Each scrape first asks the node's own client port for `version`, as memcached_exporter asks
+memcached, over the same transport clients use (TLS, a Unix socket, binary with -S): that is
+memcached_up. prometheus_client's process and platform collectors add process_* (CPU, memory,
+descriptors, start time) and python_info.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import choose_encoder
 
 from pycache_cluster.ops.metrics import NodeCollector
@@ -19,6 +25,9 @@ log = logging.getLogger(__name__)
 
 #: A scraper that takes longer than this to send its request is dropped.
 REQUEST_TIMEOUT = 10.0
+#: Seconds the node's own port has to answer the probe behind memcached_up.
+PROBE_TIMEOUT = 2.0
+BINARY_VERSION = struct.pack(">BBHBBHIIQ", 0x80, 0x0b, 0, 0, 0, 0, 0, 0, 0)
 MAX_HEADER_BYTES = 16384
 
 
@@ -33,7 +42,11 @@ class MetricsServer:
         self.scrapes = 0
 
     async def start(self, node) -> None:
-        self.registry.register(NodeCollector(node))
+        self.node = node
+        self.collector = NodeCollector(node)
+        self.registry.register(self.collector)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
         self.server = await asyncio.start_server(self._serve, self.host, self.port,
                                                  reuse_address=True)
         if self.port == 0:
@@ -48,6 +61,7 @@ class MetricsServer:
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 head = await reader.readuntil(b"\r\n\r\n")
+            self.collector.up = int(await self.probe())
             writer.write(self._answer(head))
             await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError,
@@ -57,6 +71,31 @@ class MetricsServer:
             log.exception("metrics request failed")
         finally:
             writer.close()
+
+    async def probe(self) -> bool:
+        """Does the node's client port answer a `version` now?"""
+        cfg = self.node.config
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                if cfg.unix_socket:
+                    reader, writer = await asyncio.open_unix_connection(cfg.unix_socket)
+                else:
+                    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(cfg.listen, cfg.listen)
+                    tls = self.node.tls.client if self.node.tls is not None else None
+                    reader, writer = await asyncio.open_connection(host, cfg.port, ssl=tls)
+                try:
+                    if cfg.sasl:            # binary only: its version needs no login
+                        writer.write(BINARY_VERSION)
+                        head = await reader.readexactly(24)
+                        return head[0] == 0x81 and head[6:8] == b"\0\0"
+                    writer.write(b"version\r\n")
+                    line = await reader.readline()
+                    # With -Y the answer is CLIENT_ERROR unauthenticated: it answers.
+                    return line.startswith((b"VERSION ", b"CLIENT_ERROR"))
+                finally:
+                    writer.close()
+        except (OSError, TimeoutError, asyncio.IncompleteReadError):
+            return False
 
     def _answer(self, head: bytes) -> bytes:
         if len(head) > MAX_HEADER_BYTES:

@@ -29,7 +29,8 @@ def lines(node) -> list[str]:
     """The summary line, then (with -v) one line per detail."""
     cfg = node.config
     tls = getattr(node, "tls", None)
-    listen = f"{'tls' if tls else 'tcp'}://{_host(cfg.listen)}:{cfg.port}"
+    listen = f"unix://{cfg.unix_socket}" if cfg.unix_socket else \
+        f"{'tls' if tls else 'tcp'}://{_host(cfg.listen)}:{cfg.port}"
     parts = [f"pycache-cluster {__version__} (memcached 1.6.18 protocol) serving on {listen}",
              f"memory {_size(cfg.memory_limit_bytes)}",
              f"max item {_size(cfg.max_item_size)}",

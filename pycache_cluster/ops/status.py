@@ -1,10 +1,13 @@
-"""`pycache-cluster status`: what every member of a cluster is doing, asked over the protocol.
+"""`pycache-cluster status` and `check`: what every member of a cluster is doing, asked over
+the protocol.
 
 One node is named; its `cluster members` and `cluster ring` say who else there is and where
-their client ports are, and each ring member is asked `stats` and `stats cluster`, twice
-`interval` seconds apart for its rate of operations. A node without gossip (`cluster`
-answers ERROR) is shown alone. Members that cannot be reached are listed with the error,
-never left out. Plain sockets and blocking reads: a tool for people and scripts, not a node.
+their client ports are, and each ring member is asked, on one connection, `stats`, `stats
+cluster`, `stats locks` and `cluster ring` (its own ring checksum, its status and hand-over
+progress), twice `interval` seconds apart for its rate of operations. A node without gossip
+(`cluster` answers ERROR) is shown alone. Members that cannot be reached are listed with the
+error, never left out. Plain sockets and blocking reads: a tool for people and scripts, not a
+node. ops/check.py judges the view.
 """
 from __future__ import annotations
 
@@ -21,16 +24,30 @@ OPS = ("cmd_get", "cmd_set", "cmd_touch", "cmd_flush", "delete_hits", "delete_mi
 def ask(host: str, port: int, request: str, timeout: float = TIMEOUT,
         tls: ssl.SSLContext | None = None) -> list[str]:
     """The lines of one reply ending in END (or ERROR: the command is unknown there)."""
+    return ask_many(host, port, [request], timeout, tls)[0]
+
+
+def ask_many(host: str, port: int, requests: list[str], timeout: float = TIMEOUT,
+             tls: ssl.SSLContext | None = None) -> list[list[str]]:
+    """Several such replies, the requests pipelined on one connection."""
     with socket.create_connection((host, port), timeout=timeout) as raw, \
             (tls.wrap_socket(raw, server_hostname=host) if tls else raw) as s:
-        s.sendall(request.encode() + b"\r\n")
-        buf = b""
-        while not buf.endswith((b"END\r\n", b"ERROR\r\n")):
+        s.sendall(b"".join(r.encode() + b"\r\n" for r in requests))
+        buf, replies, lines = b"", [], []
+        while len(replies) < len(requests):
             chunk = s.recv(65536)
             if not chunk:
                 raise ConnectionError(f"{host}:{port} closed the connection")
             buf += chunk
-    return buf.decode(errors="replace").splitlines()
+            *done, buf = buf.split(b"\r\n")
+            for line in done:
+                text = line.decode(errors="replace")
+                lines.append(text)
+                if text in ("END", "ERROR") or text.startswith(("CLIENT_ERROR",
+                                                                "SERVER_ERROR")):
+                    replies.append(lines)
+                    lines = []
+    return replies
 
 
 def parse_stats(lines: list[str]) -> dict[str, int | float | str]:
@@ -88,28 +105,40 @@ def discover(host: str, port: int, tls: ssl.SSLContext | None = None) -> dict:
                                                              key=lambda m: m["name"])}
 
 
+MEMBER_REQUESTS = ["stats", "stats cluster", "stats locks", "cluster ring"]
+
+
 def _sample(member: dict, tls: ssl.SSLContext | None) -> tuple[float, dict, dict] | str:
-    """(when, stats, stats cluster) of one member, or why it could not be asked."""
+    """(when, stats, stats cluster + stats locks + this member's `cluster ring` head) of one
+    member, or why it could not be asked."""
     if member["address"] is None:
         return "not in the ring" if member["state"] in ("alive", "suspect") else "not serving"
     host, port = split_addr(member["address"])
     try:
         when = time.monotonic()
-        general = parse_stats(ask(host, port, "stats", tls=tls))
-        lines = ask(host, port, "stats cluster", tls=tls)
-        return when, general, parse_stats(lines) if lines != ["ERROR"] else {}
-    except (OSError, ConnectionError) as e:
+        general, cluster, locks, ring = ask_many(host, port, MEMBER_REQUESTS, tls=tls)
+        own = {}
+        if ring and ring[0].startswith("RING "):
+            own = {f"own_{k}": _number(v) for k, v in
+                   (p.split("=", 1) for p in ring[0].split()[1:])}
+        extra = {**parse_stats(cluster), **parse_stats(locks), **own} \
+            if cluster != ["ERROR"] else parse_stats(locks)
+        return when, parse_stats(general), extra
+    except (OSError, ConnectionError, ValueError) as e:
         return f"unreachable: {e}"
 
 
 def collect(node: str, interval: float = 1.0, previous: dict | None = None,
-            tls: ssl.SSLContext | None = None) -> dict:
+            tls: ssl.SSLContext | None = None, rates: bool = True) -> dict:
     """The whole status of the cluster `node` belongs to. Rates come from `previous` (the
-    last collect(), e.g. under --watch) or from a second sample `interval` seconds later."""
+    last collect(), e.g. under --watch) or from a second sample `interval` seconds later
+    (none without `rates`: `check` samples once)."""
     host, port = split_addr(node)
     view = discover(host, port, tls)
     first = {m["name"]: _sample(m, tls) for m in view["members"]}
-    if previous is None:
+    if not rates:
+        earlier, now = {}, first
+    elif previous is None:
         time.sleep(interval)
         earlier, now = first, {m["name"]: _sample(m, tls) for m in view["members"]}
     else:
@@ -146,12 +175,23 @@ def describe(sample, before) -> dict:
         "quorum_failures": cl.get("quorum_failures", 0),
         "read_repairs": cl.get("read_repairs", 0),
         "ring_epoch": cl.get("ring_epoch"),
+        "ring_checksum": cl.get("ring_checksum"),
+        "ring_nodes": cl.get("ring_nodes"),
+        "lock_ring_checksum": cl.get("lock_ring_checksum"),
+        "lock_ring_nodes": cl.get("lock_ring_nodes"),
+        "status": cl.get("own_status"),
+        "hints_pending_members": cl.get("hints_pending_members", 0),
+        "handover": {k: cl.get(f"handover_{k}", 0) for k in
+                     ("running", "walks", "keys_sent", "bytes_sent", "keys_dropped",
+                      "failures")},
+        "anti_entropy": {k: cl.get(f"anti_entropy_{k}", 0) for k in
+                         ("rounds", "failures", "keys_pushed", "last_round_ms")},
     }
 
 
 def _replication(samples: dict) -> dict | None:
     for sample in samples.values():
-        if isinstance(sample, tuple) and sample[2]:
+        if isinstance(sample, tuple) and "replicas" in sample[2]:
             cl = sample[2]
             return {k: cl[k] for k in ("replicas", "write_quorum", "read_quorum")}
     return None

@@ -1,8 +1,10 @@
 """The `status` sub-command: its flags, its screen (rich), its JSON, and --watch.
 
 The screen is one table, a row per member, with the ring and replication settings in the
-title and the cluster's totals in the last row; --json prints the same figures for scripts
-(pycache_cluster/ops/status.py builds them); --watch redraws every interval until Ctrl-C.
+title and the cluster's totals in the last row, then what `check` finds (ops/check.py);
+--json prints the same figures and findings for scripts (pycache_cluster/ops/status.py
+builds them); --watch redraws every interval until Ctrl-C. The exit status is check's: 0 all
+well, 1 warnings, 2 errors (a seed that cannot be asked included).
 """
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import argparse
 import json
 import sys
 
+from pycache_cluster.ops import check
 from pycache_cluster.ops.status import collect, public
 
 STATE_STYLE = {"alive": "green", "suspect": "yellow", "dead": "red", "left": "dim"}
@@ -55,17 +58,19 @@ def run(args: argparse.Namespace) -> int:
         args.tls_ctx = tls_context(args)
         if not args.watch:
             view = collect(args.node, args.interval, tls=args.tls_ctx)
+            found = check.findings(view)
             if args.json:
-                print(json.dumps(public(view), indent=2, sort_keys=True))
+                print(json.dumps(_document(view, found), indent=2, sort_keys=True))
             else:
                 console.print(render(view))
-            return 0
+                console.print("\n".join(check.lines(found)), markup=False, highlight=False)
+            return check.level(found)
         return _watch(args, console)
     except BrokenPipeError:     # `| head`
         return 0
     except (OSError, ConnectionError) as e:
         print(f"pycache-cluster status: cannot ask {args.node}: {e}", file=sys.stderr)
-        return 1
+        return check.ERROR
     except KeyboardInterrupt:
         return 0
 
@@ -78,7 +83,8 @@ def _watch(args, console) -> int:
     view = collect(args.node, args.interval, tls=args.tls_ctx)
     if args.json:
         while True:     # one JSON document per line, for `jq` and friends
-            print(json.dumps(public(view), sort_keys=True), flush=True)
+            print(json.dumps(_document(view, check.findings(view)), sort_keys=True),
+                  flush=True)
             time.sleep(args.interval)
             view = collect(args.node, args.interval, previous=view, tls=args.tls_ctx)
     with Live(render(view), console=console, auto_refresh=False) as live:
@@ -86,6 +92,12 @@ def _watch(args, console) -> int:
             time.sleep(args.interval)
             view = collect(args.node, args.interval, previous=view, tls=args.tls_ctx)
             live.update(render(view), refresh=True)
+
+
+def _document(view: dict, found) -> dict:
+    return {**public(view), "findings": [{"level": check.LABEL[lvl], "text": text}
+                                         for lvl, text in found],
+            "exit": check.level(found)}
 
 
 def render(view: dict):
@@ -103,23 +115,25 @@ def render(view: dict):
     for col, justify in (("member", "left"), ("state", "left"), ("address", "left"),
                          ("share", "right"), ("items", "right"), ("memory", "right"),
                          ("hit ratio", "right"), ("ops/s", "right"), ("evictions", "right"),
-                         ("hints", "right")):
+                         ("hints", "right"), ("hand-over", "left")):
         table.add_column(col, justify=justify, no_wrap=True)
     for m in view["members"]:
-        state = f"[{STATE_STYLE.get(m['state'], '')}]{m['state']}[/]"
+        shown = m["state"] if m.get("status") in (None, "active") else \
+            f"{m['state']}, {m['status']}"
+        state = f"[{STATE_STYLE.get(m['state'], '')}]{shown}[/]"
         address = m["address"] or m.get("gossip_address") or "-"
         if not m.get("reachable"):
             table.add_row(m["name"], state, address, _pct(m.get("share")), m["error"],
-                          "", "", "", "", "")
+                          "", "", "", "", "", "")
             continue
         table.add_row(m["name"], state, address, _pct(m["share"]), f"{m['items']:,}",
                       f"{_size(m['bytes'])} / {_size(m['limit_bytes'])}", _pct(m["hit_ratio"]),
-                      _num(m["ops_per_sec"]), f"{m['evictions']:,}", _hints(m))
+                      _num(m["ops_per_sec"]), f"{m['evictions']:,}", _hints(m), _handover(m))
     t = view["totals"]
     table.add_section()
     table.add_row(f"total ({t['reachable']}/{t['members']} up)", "", "", "",
                   f"{t['items']:,}", f"{_size(t['bytes'])} / {_size(t['limit_bytes'])}", "",
-                  _num(t["ops_per_sec"]), f"{t['evictions']:,}", str(t["hints_pending"]))
+                  _num(t["ops_per_sec"]), f"{t['evictions']:,}", str(t["hints_pending"]), "")
     return table
 
 
@@ -137,6 +151,17 @@ def _size(n: int) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return str(n)
+
+
+def _handover(m: dict) -> str:
+    """Hand-over progress: walking (keys and bytes sent so far) or idle after n walks."""
+    ho = m.get("handover")
+    if not ho:
+        return "-"
+    if ho["running"]:
+        return f"walking: {ho['keys_sent']:,} keys, {_size(ho['bytes_sent'])} sent"
+    failed = f", {ho['failures']} failed" if ho["failures"] else ""
+    return f"idle ({ho['walks']} walks{failed})"
 
 
 def _hints(m: dict) -> str:

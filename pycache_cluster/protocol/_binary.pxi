@@ -346,6 +346,9 @@ cdef void bin_arith(Connection c, const char *key, size_t nkey, bint incr, const
 
 cdef void bin_flush(Connection c, const char *ext):
     cdef int64_t delay = pc_bin_u32(ext) if c.breq.extlen == 4 else 0
+    if not c.srv.settings.flush_enabled:
+        bin_err(c, PC_BIN_AUTH_ERROR, NULL, 0)      # -F: memcached answers "Auth failure."
+        return
     if c.srv.ring != NULL and not c.peer:
         gate_flush(c, delay)      # a cluster's flush empties every member (flush_all)
         return

@@ -198,6 +198,9 @@ cdef void text_flush_all(Connection c, pc_token *tokens, size_t ntokens):
         ntokens -= 1        # a cluster's flush_all: the coordinator's version (see above)
     c._noreply_maybe(tokens, ntokens)
     c.srv.cmd_flush += 1
+    if not c.srv.settings.flush_enabled:
+        c._out(b"CLIENT_ERROR flush_all not allowed")     # -F; counted, as memcached does
+        return
     if ntokens != (3 if c.noreply else 2):
         if not pc_strtol(tokens[1].value, &delay):
             c._out(b"CLIENT_ERROR invalid exptime argument")

@@ -4,7 +4,7 @@ figures of `stats slabs` / `stats items`.
 
 There are no slab classes here (an item is one allocation of its own size), so an item's
 class is the one memcached 1.6.18 would give it with its defaults (-n 48, -f 1.25), from its
-memcached size; the README's compatibility section says what each figure means here. Dumps
+memcached size; docs/protocol.md (Slab-shaped numbers) says what each figure means here. Dumps
 walk the store with its resumable scan, a bounded number of items per event-loop turn, so
 other clients are served while a large dump runs.
 """
@@ -85,6 +85,8 @@ def lru_crawler(srv, args: list[bytes]) -> bytes | object:
     if sub in (b"metadump", b"crawl") and n == 4 and not srv.crawler_enabled:
         return b"CLIENT_ERROR lru crawler disabled\r\n"
     if sub == b"metadump" and n == 4:
+        if not srv.settings.dump_enabled:
+            return b"ERROR metadump not allowed\r\n"      # -X
         which = args[2]
         if which in (b"all", b"hash"):
             return _metadump(srv, None)
@@ -114,6 +116,8 @@ def cachedump(srv, args: list[bytes]) -> bytes | object:
     """`stats cachedump <class> <limit>`: the class's items (limit 0: all of them)."""
     from pycache_cluster.protocol.admin import _u32
 
+    if not srv.settings.dump_enabled:
+        return b"CLIENT_ERROR stats cachedump not allowed\r\n"     # -X
     if len(args) < 4:
         return b"CLIENT_ERROR bad command line\r\n"
     cls, limit = _u32(args[2]), _u32(args[3])

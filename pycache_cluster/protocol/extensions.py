@@ -6,6 +6,8 @@ are written in place; an awaitable leaves a hole in the connection's output, so 
 replies wait behind it and the client sees every reply in request order. An awaitable that
 fails or outlives `timeout` seconds answers `SERVER_ERROR <reason>`: a hole is always filled.
 A stats provider is `provider(args)` returning `STAT` lines and `END` (or an awaitable).
+A general counter is a callable of no arguments whose value the plain `stats` answers at its
+place in memcached's order (a node component's, e.g. idle_kicks under -o idle_timeout).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ class Extensions:
         self.timeout = timeout
         self._commands: dict[bytes, CommandHandler] = {}
         self._stats: dict[bytes, StatsProvider] = {}
+        #: name -> callable() of `stats` figures that node components keep.
+        self.general: dict[str, Callable[[], int]] = {}
 
     def add_command(self, name: bytes, handler: CommandHandler) -> None:
         if name in self._commands:

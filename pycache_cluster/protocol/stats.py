@@ -121,6 +121,8 @@ def general_pairs(srv) -> list[tuple[str, object]]:
         ("store_no_memory", srv.store_no_memory),
         ("auth_cmds", auth.cmds if auth is not None else 0),
         ("auth_errors", auth.errors if auth is not None else 0),
+        *((("idle_kicks", srv.extensions.general["idle_kicks"]()),)
+          if "idle_kicks" in srv.extensions.general else ()),
         ("bytes_read", srv.bytes_read),
         ("bytes_written", srv.bytes_written),
         ("limit_maxbytes", st["limit_maxbytes"]),
@@ -187,9 +189,9 @@ def settings(srv) -> bytes:
         ("inter", cfg.listen),
         ("verbosity", srv.verbosity),
         ("oldest", 0),
-        ("evictions", "on"),
-        ("domain_socket", "NULL"),
-        ("umask", 700),
+        ("evictions", "on" if cfg.evictions else "off"),
+        ("domain_socket", cfg.unix_socket or "NULL"),
+        ("umask", f"{cfg.unix_mask:o}"),
         ("shutdown_command", "yes" if cfg.enable_shutdown else "no"),
         ("growth_factor", "1.25"),
         ("chunk_size", 48),
@@ -199,7 +201,7 @@ def settings(srv) -> bytes:
         ("detail_enabled", "yes" if srv.detail_enabled else "no"),
         ("reqs_per_event", srv.reqs_per_event),
         ("cas_enabled", "yes"),
-        ("tcp_backlog", 1024),
+        ("tcp_backlog", cfg.backlog),
         ("binding_protocol", "binary" if cfg.sasl else "ascii" if cfg.auth_file
          else "auto-negotiate"),
         ("auth_enabled_sasl", "yes" if cfg.sasl else "no"),
@@ -215,12 +217,12 @@ def settings(srv) -> bytes:
         ("slab_automove_ratio", "0.80"),
         ("slab_automove_window", 30),
         ("slab_chunk_max", 524288),
-        ("lru_crawler", "yes"),
+        ("lru_crawler", "yes" if cfg.lru_crawler else "no"),
         ("lru_crawler_sleep", 100),
         ("lru_crawler_tocrawl", 0),
         ("tail_repair_time", 0),
-        ("flush_enabled", "yes"),
-        ("dump_enabled", "yes"),
+        ("flush_enabled", "yes" if cfg.flush_enabled else "no"),
+        ("dump_enabled", "yes" if cfg.dump_enabled else "no"),
         ("hash_algorithm", "murmur3"),
         ("lru_maintainer_thread", "no"),
         ("lru_segmented", "yes"),
@@ -230,7 +232,7 @@ def settings(srv) -> bytes:
         ("warm_max_factor", "2.00"),
         ("temp_lru", "no"),
         ("temporary_ttl", 61),
-        ("idle_timeout", 0),
+        ("idle_timeout", cfg.idle_timeout),
         ("watcher_logbuf_size", 262144),
         ("worker_logbuf_size", 65536),
         ("read_buf_mem_limit", 0),
@@ -256,12 +258,13 @@ def settings(srv) -> bytes:
 
 def conns(srv) -> bytes:
     cfg = srv.settings
-    out = [("0:addr", f"tcp:{cfg.listen}:{cfg.port}"), ("0:state", "conn_listening")]
+    listening = f"unix:{cfg.unix_socket}" if cfg.unix_socket else f"tcp:{cfg.listen}:{cfg.port}"
+    out = [("0:addr", listening), ("0:state", "conn_listening")]
     for i, conn in enumerate(list(srv.conns), 1):
         peer = conn.peername
-        addr = f"tcp:{peer[0]}:{peer[1]}" if peer else "tcp:?"
+        addr = listening if cfg.unix_socket else f"tcp:{peer[0]}:{peer[1]}" if peer else "tcp:?"
         out += [(f"{i}:addr", addr),
-                (f"{i}:listen_addr", f"tcp:{cfg.listen}:{cfg.port}"),
+                (f"{i}:listen_addr", listening),
                 (f"{i}:state", "conn_parse_cmd"),
                 (f"{i}:secs_since_last_cmd", 0)]
     return lines(out)
@@ -312,7 +315,7 @@ def slabs(srv) -> bytes:
     """`stats slabs`: per memcached class of the items held. No memory is in pages here:
     chunk_size and chunks_per_page are memcached's for the class, total_pages the pages
     memcached would need for these items, total_malloced the bytes the items really take
-    (README, "Compatibility with memcached 1.6.18"). Command counters are kept in total
+    (docs/protocol.md, "Slab-shaped numbers"). Command counters are kept in total
     only: they are on the first class."""
     classes = _classes(srv)
     st = srv.store.stats()

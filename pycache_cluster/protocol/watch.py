@@ -181,12 +181,14 @@ class Watches:
         self.feed: Feed | None = None
         self.store = None
         self.state = None
+        self.events = None          # the node's ConnEvents (conn_events.py)
         self._task: asyncio.Task | None = None
         self._idle_since = 0.0
 
     async def start(self, node) -> None:
         self.store = node.store
         self.state = node.state
+        self.events = node.conn_events
         node.state.extensions.add_command(b"watch", self.command)
         node.state.log_counters = self.counters
 
@@ -198,7 +200,7 @@ class Watches:
     async def stop(self, node) -> None:
         node.state.extensions.remove_command(b"watch")
         node.state.log_counters = None
-        node.state.conn_watch = None
+        self.events.want("watch", None)
         if self._task is not None:
             self._task.cancel()
         self._detach()
@@ -267,8 +269,8 @@ class Watches:
             streams |= w.streams
         if self.feed is not None:
             self.feed.fetches(bool(streams & FETCHERS))
-        if self.state is not None:
-            self.state.conn_watch = self._conn_event if streams & CONNEVENTS else None
+        if self.events is not None:
+            self.events.want("watch", self._conn_event if streams & CONNEVENTS else None)
 
     def _attach(self) -> None:
         self._idle_since = 0.0

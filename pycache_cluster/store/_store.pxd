@@ -100,6 +100,7 @@ cdef extern from "pc_store.h":
     int64_t pc_store_unix_time(const pc_store *s, pc_reltime t) nogil
     pc_reltime pc_store_exptime(const pc_store *s, int64_t exptime) nogil
     void pc_store_set_limit(pc_store *s, size_t limit_bytes) nogil
+    void pc_store_set_evictions(pc_store *s, int on) nogil
     size_t pc_store_item_size_max(const pc_store *s) nogil
     size_t pc_store_bytes(const pc_store *s) nogil
     size_t pc_store_count(const pc_store *s) nogil

@@ -135,6 +135,10 @@ cdef class Store:
     def set_limit(self, size_t limit_bytes):
         pc_store_set_limit(self._s, limit_bytes)
 
+    def set_evictions(self, bint on):
+        """Off (memcached -M): writes that need a live item's room fail (PC_NO_MEMORY)."""
+        pc_store_set_evictions(self._s, on)
+
     def __len__(self):
         return pc_store_count(self._s)
 

@@ -32,7 +32,7 @@ from integration.test_binary_protocol import CONVERSATIONS
 
 EXAMPLES = int(os.environ.get("PYCACHE_FUZZ_EXAMPLES", "150"))
 ETMPFAIL = 0x86
-# Single-node only (README, "Binary protocol in a cluster"): memcached copies a value a decr
+# Single-node only (docs/protocol.md, "Binary protocol and SASL", in a cluster): memcached copies a value a decr
 # shortens while an unwritten reply still holds it, which the owners of a key cannot know.
 SINGLE_NODE = {"incr_padding"}
 

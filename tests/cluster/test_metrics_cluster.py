@@ -97,3 +97,31 @@ def test_served_requests_count_on_the_owner(mfleet):
         for k in keys:
             c.call(b"get %s\r\n" % k)
     wait_for(lambda: served() >= start + 5, 10, "the owner counting the forwarded reads")
+
+
+def test_ring_checksums_hand_over_anti_entropy_and_locks(mfleet):
+    from pycache_cluster.ops.cluster_metrics import checksum_value
+
+    seen = [_scrape(n, mfleet.mport) for n in mfleet]
+    checksum = mfleet[0].stats("cluster")["ring_checksum"]
+    lock_checksum = mfleet[0].stats("locks")["lock_ring_checksum"]
+    for s in seen:
+        # Members that agree export the same number (a rule compares max and min).
+        assert value(s, "pycache_ring_checksum") == checksum_value(str(checksum))
+        assert value(s, "pycache_lock_ring_checksum") == checksum_value(str(lock_checksum))
+        assert value(s, "pycache_lock_ring_nodes") == 3
+        assert value(s, "pycache_handover_running") == 0
+        assert value(s, "pycache_handover_walks_total") >= 0
+        assert value(s, "pycache_anti_entropy_rounds_total") >= 0
+        assert value(s, "pycache_hints_pending_bytes") == 0
+    fams = families(mfleet[0].host, mfleet.mport)
+    for name, kind in (("pycache_handover_keys_sent", "counter"),
+                       ("pycache_anti_entropy_keys_pushed", "counter"),
+                       ("pycache_lock_grants", "counter"), ("pycache_lock_quarantined", "gauge"),
+                       ("pycache_hints_dropped", "counter"), ("pycache_ring_checksum", "gauge")):
+        assert fams[name].type == kind, name
+    # The numbers are those `stats cluster` and `stats locks` answer.
+    node = mfleet[1]
+    cl, locks, s = node.stats("cluster"), node.stats("locks"), _scrape(node, mfleet.mport)
+    assert value(s, "pycache_handover_keys_sent_total") == cl["handover_keys_sent"]
+    assert value(s, "pycache_lock_grants_total") == locks["lock_grants"]

@@ -139,7 +139,7 @@ def test_single_node_without_gossip():
 
 def test_unreachable_address_fails_cleanly():
     r = cli("--node", "127.0.0.199:1")
-    assert r.returncode == 1 and "cannot ask 127.0.0.199:1" in r.stderr
+    assert r.returncode == 2 and "cannot ask 127.0.0.199:1" in r.stderr
 
 
 def test_a_killed_member_is_listed_not_served(sfleet):

@@ -1,9 +1,10 @@
 """The fleet files (Dockerfile, docker-compose.yml, deploy/k8s) against the node they run:
 every PYCACHE_* variable they set is one the CLI reads and parses, their ports agree, and a
 node started with compose's settings (its own address for the seed) exports metrics on the
-port the files publish. Containers themselves are not started here (see the README)."""
+port the files publish. Containers themselves are not started here (docs/operations.md)."""
 from __future__ import annotations
 
+import base64
 import os
 import re
 
@@ -70,10 +71,14 @@ def test_ports_agree():
     assert notes["prometheus.io/port"] == METRICS_PORT
 
 
-def test_a_node_with_compose_settings_exports_metrics():
+def test_a_node_with_compose_settings_exports_metrics(tmp_path):
     port, mport, gport = free_ports(3, udp=True)
+    # The secret compose mounts at /run/secrets/cluster_key, here a file of the same kind.
+    key = tmp_path / "cluster_key"
+    key.write_text(base64.b64encode(os.urandom(32)).decode() + "\n")
     env = {**os.environ, **compose_env(), "PYCACHE_LISTEN": "127.0.0.1",
-           "PYCACHE_METRICS_PORT": str(mport), "PYCACHE_NODE_NAME": "node1"}
+           "PYCACHE_METRICS_PORT": str(mport), "PYCACHE_NODE_NAME": "node1",
+           "PYCACHE_CLUSTER_KEY_FILE": str(key)}
     # Gossip on a free port, no seed: the one-node cluster compose's node1 starts as.
     env.update(PYCACHE_GOSSIP_PORT=str(gport), PYCACHE_JOIN="")
     node = start_node(env=env, port=port)

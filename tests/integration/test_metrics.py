@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import http.client
 import os
+import re
+import time
 
 import psutil
 import pytest
@@ -58,8 +60,9 @@ def test_counters_move_with_traffic(exporter):
     before = scrape("127.0.0.1", exporter.mport)
     with Conn(exporter.port) as c:
         assert c.call(b"set mk 0 0 2\r\nhi\r\n") == b"STORED\r\n"
-        for _ in range(64):
-            c.call(b"get mk\r\n")
+        # One pipeline: a fence (mn) after each get would put every sampled request on the
+        # same one of the two (one request in 16 is timed).
+        assert c.call(b"get mk\r\n" * 64) == b"VALUE mk 0 2\r\nhi\r\nEND\r\n" * 64
         for _ in range(3):
             assert c.call(b"get nokey\r\n") == b"END\r\n"
         assert c.call(b"delete mk\r\n") == b"DELETED\r\n"
@@ -77,7 +80,7 @@ def test_counters_move_with_traffic(exporter):
     assert moved("memcached_read_bytes_total") > 64 * len(b"get mk\r\n")
     assert moved("memcached_written_bytes_total") > 0
     assert value(during, "memcached_current_connections") >= 1
-    # 67 gets at one sample in 16 make at least 4 samples of get.
+    # 64 gets in a row at one sample in 16 make at least 4 samples of get.
     hist = value(after, "pycache_command_duration_seconds_count", command="get")
     hist0 = before.get(("pycache_command_duration_seconds_count", (("command", "get"),)), 0)
     assert hist - hist0 >= 4
@@ -124,5 +127,91 @@ def test_env_variable_turns_it_on():
     node = start_node(env={**os.environ, "PYCACHE_METRICS_PORT": str(mport)}, port=port)
     try:
         assert value(scrape("127.0.0.1", mport), "memcached_up") == 1
+    finally:
+        node.stop()
+
+
+def _exporter_commands(stats: dict[str, int]) -> dict[tuple[str, str], float]:
+    """memcached_exporter's memcached_commands_total from memcached's own `stats`
+    (pkg/exporter/exporter.go): hits and misses per command, cas badval, flush, and set
+    without the cas memcached counts in cmd_set."""
+    out = {}
+    for op in ("get", "delete", "incr", "decr", "cas", "touch"):
+        out[(op, "hit")] = stats[f"{op}_hits"]
+        out[(op, "miss")] = stats[f"{op}_misses"]
+    out[("cas", "badval")] = stats["cas_badval"]
+    out[("flush", "hit")] = stats["cmd_flush"]
+    out[("set", "hit")] = stats["cmd_set"] - stats["cas_misses"] - stats["cas_hits"] \
+        - stats["cas_badval"]
+    return out
+
+
+TRAFFIC = (b"set a 0 0 1\r\n1\r\nset b 0 0 1\r\n2\r\nadd a 0 0 1\r\n3\r\ngets a\r\n"
+           b"cas a 0 0 1 999999\r\nx\r\ncas nokey 0 0 1 1\r\nx\r\nincr nokey 1\r\n"
+           b"set n 0 0 1\r\n5\r\nincr n 2\r\ndecr n 1\r\ntouch n 10\r\ntouch nokey 10\r\n"
+           b"get a b nokey\r\ndelete b\r\ndelete b\r\nflush_all 100\r\n")
+
+
+def test_command_counts_are_memcached_exporters_for_the_same_traffic(exporter, memcached):
+    def stats_of(port):
+        with Conn(port) as c:
+            return {k.decode(): int(v) for k, v in
+                    re.findall(rb"STAT (\w+) (\d+)\r\n", c.call(b"stats\r\n"))}
+
+    before_ours = scrape("127.0.0.1", exporter.mport)
+    before_theirs = _exporter_commands(stats_of(memcached.port))
+    for port in (exporter.port, memcached.port):
+        with Conn(port) as c:
+            c.call(TRAFFIC)
+            # A cas that wins needs the key's own CAS unique.
+            cas = int(c.call(b"gets n\r\n").split()[4])
+            assert c.call(b"cas n 0 0 1 %d\r\n7\r\n" % cas) == b"STORED\r\n"
+            c.call(b"flush_all\r\n")
+    theirs = _exporter_commands(stats_of(memcached.port))
+    after_ours = scrape("127.0.0.1", exporter.mport)
+    for (command, status), total in theirs.items():
+        ours = value(after_ours, "memcached_commands_total", command=command, status=status) \
+            - value(before_ours, "memcached_commands_total", command=command, status=status)
+        assert ours == total - before_theirs[(command, status)], (command, status)
+    assert value(after_ours, "memcached_commands_total", command="set", status="hit") - \
+        value(before_ours, "memcached_commands_total", command="set", status="hit") == 4
+
+
+def test_memcached_exporter_names_and_process_metrics(exporter):
+    with Conn(exporter.port) as c:
+        c.call(b"set big 0 0 2000000\r\n" + b"x" * 2000000 + b"\r\n")
+    fams = families("127.0.0.1", exporter.mport)
+    samples = scrape("127.0.0.1", exporter.mport)
+    for name in ("memcached_item_too_large", "memcached_item_no_memory",
+                 "memcached_lru_crawler_reclaimed", "memcached_lru_crawler_moves_to_cold",
+                 "memcached_connections_rejected", "memcached_items_reclaimed"):
+        assert fams[name].type == "counter", name
+    assert value(samples, "memcached_item_too_large_total") >= 1
+    assert not [n for n in fams if n.startswith(("pycache_store_", "pycache_lru_moves"))]
+    assert value(samples, "memcached_version", version="1.6.18") == 1
+    assert value(samples, "memcached_uptime_seconds") >= 0
+    assert abs(value(samples, "memcached_time_seconds") - time.time()) < 5
+    # prometheus_client's process collector, about the node's own process.
+    proc = psutil.Process(exporter.pid)
+    assert value(samples, "process_open_fds") >= 3
+    rss = value(samples, "process_resident_memory_bytes")
+    assert 0.5 < rss / proc.memory_info().rss < 2
+    assert abs(value(samples, "process_start_time_seconds") - proc.create_time()) < 2
+    assert value(samples, "process_cpu_seconds_total") > 0
+
+
+def test_up_is_a_real_probe_of_the_client_port():
+    """memcached_up is 0 while the node refuses its own probe (its one connection taken),
+    1 again once it answers."""
+    port, mport = free_ports(2)
+    node = start_node("-c", "1", "--metrics-port", str(mport), port=port)
+    try:
+        assert value(scrape("127.0.0.1", mport), "memcached_up") == 1
+        with Conn(node.port) as c:
+            c.expect(b"version\r\n", b"VERSION 1.6.18\r\n")
+            assert value(scrape("127.0.0.1", mport), "memcached_up") == 0
+        deadline = time.monotonic() + 10
+        while value(scrape("127.0.0.1", mport), "memcached_up") != 1:
+            assert time.monotonic() < deadline
     finally:
         node.stop()

@@ -12,7 +12,7 @@ from pycache_cluster.cluster.ring import DEFAULT_VNODES, Ring, checksum
 
 
 def definition_owners(weights, vnodes, key, n):
-    """The README's definition, written out independently of ring.py."""
+    """The definition in docs/architecture.md (The ring), written out independently of ring.py."""
     pts = sorted((mmh3.hash(f"{name}#{i}".encode(), 0, signed=False), name)
                  for name, w in weights.items() for i in range(w * vnodes))
     pos = mmh3.hash(key, 0, signed=False)
