@@ -23,7 +23,7 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 from pycache_cluster.protocol._cdefs cimport (
     pc_reply_frame, pc_wbuf, pc_wbuf_add, pc_wbuf_clear, pc_wbuf_free, pc_wbuf_init)
 from pycache_cluster.protocol._conn cimport (
-    ClockFence, Hole, Link, ReadAnswer, ReplicaWrite, replies_begin, replies_end)
+    Link, Waiter, replies_begin, replies_end)
 
 DEF ST_IDLE = 0          # never connected
 DEF ST_CONNECTING = 1
@@ -38,7 +38,7 @@ DEF BACKOFF_MAX = 2.0
 
 
 cdef struct Waiting:
-    PyObject *hole      # a Hole or an asyncio Future (a reference is held); NULL: dropped
+    PyObject *hole      # a Waiter (a reference is held); NULL: nobody hears the reply
     double queued
     bint quiet          # fenced by an mn: its reply, if any, comes before MN
 
@@ -107,20 +107,21 @@ cdef class PeerLink(Link):
 
     # -- the request side (called by connections on the request path) ------------------------
 
-    cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail, bint quiet) except -1:
+    cdef int send(self, Waiter h, uint32_t hv, const char *head, size_t nhead,
+                  const char *tail, size_t ntail, bint quiet) except -1:
         return self._send(h, head, nhead, tail, ntail, quiet)
 
-    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+    cdef int send_waiter(self, Waiter waiter, uint32_t hv, const char *req,
                          size_t n) except -1:
         return self._send(waiter, req, n, NULL, 0, False)
 
     def call(self, bytes request):
         """Python's way to send one request (a line, with its value if any): a future of
         the reply's bytes, or of PeerError. Queued at once, behind what was sent before."""
-        fut = self.loop.create_future()
-        self._send(fut, request, len(request), NULL, 0, False)
-        return fut
+        cdef FutureWaiter w = FutureWaiter.__new__(FutureWaiter)
+        w.future = self.loop.create_future()
+        self._send(w, request, len(request), NULL, 0, False)
+        return w.future
 
     def call_all(self, bytes request):
         return [self.call(request)]
@@ -129,7 +130,7 @@ cdef class PeerLink(Link):
         """call() on the link the key's requests take (the key's hash, as routing has it)."""
         return self.call(request)
 
-    cdef int _send(self, object waiter, const char *head, size_t nhead, const char *tail,
+    cdef int _send(self, Waiter waiter, const char *head, size_t nhead, const char *tail,
                    size_t ntail, bint quiet) except -1:
         cdef double now = _now()
         if self.state == ST_DOWN and now < self.retry_at:
@@ -159,7 +160,7 @@ cdef class PeerLink(Link):
             self.loop.call_later(self.timeout / 4, self._watch)
         return 0
 
-    cdef void _push(self, object waiter, double now, bint quiet):
+    cdef void _push(self, Waiter waiter, double now, bint quiet):
         cdef Waiting *grown
         cdef size_t i
         if self.qlen == self.qcap:
@@ -181,14 +182,14 @@ cdef class PeerLink(Link):
             w.hole = <PyObject *>waiter
         self.qlen += 1
 
-    cdef object _pop(self):
-        """The oldest waiting request's hole or future (a new reference), or None."""
+    cdef Waiter _pop(self):
+        """The oldest waiting request's waiter (a new reference), or None."""
         cdef Waiting w = self.q[self.qhead]
         self.qhead = (self.qhead + 1) % self.qcap
         self.qlen -= 1
         if w.hole == NULL:
             return None
-        h = <object>w.hole
+        h = <Waiter>w.hole
         Py_DECREF(h)
         return h
 
@@ -316,6 +317,7 @@ cdef class PeerLink(Link):
         cdef size_t pos = 0, n
         cdef int r
         cdef bint is_mn
+        cdef Waiter w
         replies_begin()
         try:
             while pos < self.rend:
@@ -345,16 +347,8 @@ cdef class PeerLink(Link):
                         self.fence_due = True
                 w = self._pop()
                 self.replies += 1
-                if type(w) is Hole:
-                    (<Hole>w).reply(self.rbuf + pos, n)
-                elif type(w) is ReplicaWrite:
-                    (<ReplicaWrite>w).ack(self.rbuf + pos, n)
-                elif type(w) is ClockFence:
-                    (<ClockFence>w).observe(self.rbuf + pos, n)
-                elif type(w) is ReadAnswer:
-                    (<ReadAnswer>w).ack(self.rbuf + pos, n)
-                elif w is not None and not w.done():
-                    w.set_result(PyBytes_FromStringAndSize(self.rbuf + pos, n))
+                if w is not None:
+                    w.reply(self.rbuf + pos, n)
                 pos += 4 if n == 0 else n
         finally:
             replies_end()
@@ -371,19 +365,23 @@ class PeerError(Exception):
     """A request to a peer that got no reply: why, in memcached's words."""
 
 
-cdef void _fail(object waiter, bytes why):
-    if waiter is None:
-        return
-    if type(waiter) is Hole:
-        (<Hole>waiter).fail(why)
-    elif type(waiter) is ReplicaWrite:
-        (<ReplicaWrite>waiter).fail(why)
-    elif type(waiter) is ClockFence:
-        pass
-    elif type(waiter) is ReadAnswer:
-        (<ReadAnswer>waiter).fail(why)
-    elif not waiter.done():
-        waiter.set_exception(PeerError(why.decode(errors="replace")))
+cdef inline void _fail(Waiter waiter, bytes why):
+    if waiter is not None:
+        waiter.fail(why)
+
+
+@cython.final
+cdef class FutureWaiter(Waiter):
+    """Python's way in (call()): the reply's bytes, or PeerError, as an asyncio future."""
+    cdef object future
+
+    cdef void reply(self, const char *frame, size_t n):
+        if not self.future.done():
+            self.future.set_result(PyBytes_FromStringAndSize(frame, n))
+
+    cdef void fail(self, bytes why):
+        if not self.future.done():
+            self.future.set_exception(PeerError(why.decode(errors="replace")))
 
 
 @cython.final
@@ -397,12 +395,12 @@ cdef class LinkGroup(Link):
         if not self.links:
             raise ValueError("a link group needs a link")
 
-    cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail, bint quiet) except -1:
+    cdef int send(self, Waiter h, uint32_t hv, const char *head, size_t nhead,
+                  const char *tail, size_t ntail, bint quiet) except -1:
         return (<Link>self.links[hv % len(self.links)]).send(h, hv, head, nhead, tail, ntail,
                                                              quiet)
 
-    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+    cdef int send_waiter(self, Waiter waiter, uint32_t hv, const char *req,
                          size_t n) except -1:
         return (<Link>self.links[hv % len(self.links)]).send_waiter(waiter, hv, req, n)
 

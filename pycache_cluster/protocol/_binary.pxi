@@ -43,7 +43,7 @@ cdef size_t binary_batch(Connection c):
     cdef size_t pos = 0, avail, n, need
     while not c.closing:
         if c.wbuf.len >= WBUF_FLUSH and c.state == ST_CMD:
-            c._emit(c.wbuf.len, c.hole_seq)
+            out_emit(c, c.wbuf.len, c.hole_seq)
         if c.paused:
             break
         if c.nholes and (c.nholes >= HOLES_HIGH or c.wbuf.len >= WBUF_FLUSH):

@@ -138,7 +138,7 @@ cdef class BinaryGate:
             c = last.conn
             if c.nholes and (<Hole>c.holes[0]).filled:
                 last = <Hole>c.holes[0]
-            c._hole_filled(last)
+            out_hole_filled(c, last)
 
     cdef void broken(self):
         # The inner connection closed itself, which requests built here never make it do.
@@ -215,7 +215,7 @@ cdef void gate_send(Connection c, uint8_t kind, bytes request, const char *value
     if kind == GATE_GET:
         r.key = PyBytes_FromStringAndSize(key, nkey)
     if kind != GATE_DROP:
-        r.hole = c._hole(HK_PY)
+        r.hole = out_hole(c, HK_PY)
     g.waiting.append(r)
     if inner.rbuf == NULL:
         inner.rbuf = inner.srv.take_rbuf()

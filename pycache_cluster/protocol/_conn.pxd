@@ -116,18 +116,26 @@ cdef class ServerState:
     cdef void give_rbuf(self, char *buf, size_t cap) noexcept
 
 
+# What waits on a peer link for one reply: a client's hole, a replica's vote, a read's
+# answer, a clock fence, a Python future. The link hands each reply frame to reply() and a
+# failure (timeout, lost connection, no route) to fail(), whatever the waiter is.
+cdef class Waiter:
+    cdef void reply(self, const char *frame, size_t n)
+    cdef void fail(self, bytes why)
+
+
 cdef class Link:
     # One request (head, then tail: a line and a value) for the owner of the key hashed hv;
     # h receives its reply (None: the reply is dropped). A quiet request (noreply, q) may
     # have no reply: the link fences it with mn, and h receives what came before MN.
-    cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail, bint quiet) except -1
-    # One request whose reply goes to `waiter` (a ReplicaWrite), not to a client's hole.
-    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+    cdef int send(self, Waiter h, uint32_t hv, const char *head, size_t nhead,
+                  const char *tail, size_t ntail, bint quiet) except -1
+    # One request (never quiet) whose reply goes to `waiter`.
+    cdef int send_waiter(self, Waiter waiter, uint32_t hv, const char *req,
                          size_t n) except -1
 
 
-cdef class Hole:
+cdef class Hole(Waiter):
     cdef Connection conn        # None once the client is gone
     cdef uint64_t at            # output offset (bytes ever queued) its reply goes before
     cdef uint64_t seq           # holes its connection made before it
@@ -139,8 +147,6 @@ cdef class Hole:
     cdef char key[250]          # HK_GET/HK_GETS: the key its VALUE line names
     cdef public object task     # an asyncio task to cancel when the client goes away
 
-    cdef void reply(self, const char *frame, size_t n)
-    cdef void fail(self, const char *why)
     cdef void put(self, object data)
 
 
@@ -176,10 +182,8 @@ cdef class Quorum:
 # Follows a write sent to a key's first owner on the same link: its answer (`MN c<version>`)
 # moves this node's clock past the version that write got there, so that what this node
 # versions next for the key is newer (read-your-writes across the two ways writes go).
-cdef class ClockFence:
+cdef class ClockFence(Waiter):
     cdef ServerState srv
-
-    cdef void observe(self, const char *frame, size_t n)
 
 
 # A replicated key's read (text get/gets) that this node could not answer alone (it is no
@@ -210,24 +214,18 @@ cdef class ReadMerge:
     cdef void settle(self)
 
 
-cdef class ReadAnswer:
+cdef class ReadAnswer(Waiter):
     cdef ReadMerge merge
     cdef int slot
-
-    cdef void ack(self, const char *frame, size_t n)
-    cdef void fail(self, bytes why)
 
 
 # One owner's copy of a write, waiting on a peer link: its answer is a vote of its Quorum;
 # its failure also keeps the request as a hint for that owner.
-cdef class ReplicaWrite:
+cdef class ReplicaWrite(Waiter):
     cdef Quorum quorum
     cdef int slot
     cdef uint8_t round
     cdef bytes request
-
-    cdef void ack(self, const char *frame, size_t n)
-    cdef void fail(self, bytes why)
 
 
 cdef class Connection:
@@ -317,16 +315,7 @@ cdef class Connection:
     cdef bint _pinned(self, const char *key, size_t nkey, uint32_t hv) noexcept
     cdef bint _noreply_maybe(self, pc_token *tokens, size_t ntokens) noexcept
     cdef void _swallow(self, size_t n) noexcept
-    cdef Hole _hole(self, uint8_t kind)
-    cdef void _hole_filled(self, Hole h)
-    cdef void _drain(self)
     cdef void _update_reading(self)
-    cdef void _consume(self, size_t n) noexcept
-    cdef void _emit(self, size_t upto, uint64_t seq_limit)
-    cdef void _write(self, bytes out)
-    cdef void _emit_ready(self)
-    cdef void _drop_to_mark(self)
-    cdef bint _holes_filled(self)
     cdef void _run(self)
     cdef void _process(self)
     cdef void _finish(self, size_t pos)

@@ -63,6 +63,7 @@ DEF HOLES_HIGH = 4096
 # Most owners a key can have (--replicas).
 DEF MAX_REPLICAS = 16
 
+include "_output.pxi"
 include "_text.pxi"
 include "_meta.pxi"
 include "_route.pxi"
@@ -91,153 +92,7 @@ _LAT_NAMES = {
 }
 
 
-@cython.final
-cdef class ServerState:
-    """What every connection of one listener shares: the store, settings and counters."""
-
-    def __init__(self, Store store, settings):
-        self.store = store
-        self.s = store._s
-        self.settings = settings
-        self.on_shutdown = None
-        self.extensions = Extensions()
-        self.conns = set()
-        self.verbosity = settings.verbosity
-        self.started = __import__("time").time()
-        self.detail_enabled = False
-        self.prefix = NULL
-        self.crawler_enabled = True
-        self.sizes_enabled = False
-        if getattr(settings, "detail_enabled", False):
-            self.set_detail(True)
-        self.ring = NULL
-        self.self_slot = -1
-        self.links = []
-        self.side_links = []
-        self.cluster = None
-        self.fence = ClockFence.__new__(ClockFence)
-        self.fence.srv = self
-        auth_file = getattr(settings, "auth_file", "")
-        self.auth_users = AuthFile(auth_file) if auth_file else None
-        self.replicas = getattr(settings, "replicas", 1)
-        self.write_quorum = getattr(settings, "write_quorum", 1)
-        self.read_quorum = getattr(settings, "read_quorum", 1)
-        self.sasl = getattr(settings, "sasl", False)
-        self.conn_watch = None
-
-    def set_detail(self, bint on):
-        """`stats detail on|off` (and -D): counting starts or stops; the counts stay."""
-        if on and self.prefix == NULL:
-            self.prefix = pc_prefix_new(ord(getattr(self.settings, "prefix_delimiter", ":")[0]))
-            if self.prefix == NULL:
-                raise MemoryError()
-        self.detail_enabled = on
-
-    def prefix_dump(self):
-        """`stats detail dump`: memcached's PREFIX lines, then END."""
-        cdef pc_wbuf out
-        if self.prefix == NULL:
-            return b"END\r\n"
-        pc_wbuf_init(&out)
-        try:
-            if pc_prefix_dump(self.prefix, &out) != 0:
-                raise MemoryError()
-            return PyBytes_FromStringAndSize(out.data, out.len)
-        finally:
-            pc_wbuf_free(&out)
-
-    @property
-    def prefixes(self):
-        return 0 if self.prefix == NULL else pc_prefix_count(self.prefix)
-
-    def protocol_factory(self):
-        return Connection(self)
-
-    def reset_stats(self):
-        self.total_conns = self.rejected_conns = 0
-        self.cmd_get = self.cmd_set = self.cmd_touch = self.cmd_flush = self.cmd_meta = 0
-        self.store_too_large = self.store_no_memory = 0
-        self.bytes_read = self.bytes_written = 0
-        self.forwarded = self.fanout_batches = self.peer_requests = 0
-        if self.auth_users is not None:
-            self.auth_users.cmds = self.auth_users.errors = 0
-        if self.prefix != NULL:
-            pc_prefix_clear(self.prefix)
-        self.store.reset_stats()
-
-    @property
-    def reqs_per_event(self):
-        return REQS_PER_EVENT
-
-    def latency(self):
-        """Sampled service times (csrc/pc_lat.h), read at scrape time: (one sample per so
-        many requests, bucket upper bounds in seconds, {command: (bucket counts, not
-        cumulative, the last one above every bound; sum of the samples in seconds)})."""
-        cdef int c, b
-        out = {}
-        for c, name in _LAT_NAMES.items():
-            counts = [self.lat.count[c][b] for b in range(PC_LAT_BUCKETS + 1)]
-            if any(counts):
-                out[name] = (counts, self.lat.sum_ns[c] / 1e9)
-        return PC_LAT_EVERY, [(1000 << b) / 1e9 for b in range(PC_LAT_BUCKETS)], out
-
-    def __dealloc__(self):
-        pc_prefix_free(self.prefix)
-        while self.nspare:
-            self.nspare -= 1
-            free(self.spare_rbufs[self.nspare])
-
-    cdef char *take_rbuf(self) noexcept:
-        cdef char *buf
-        if self.nspare:
-            self.nspare -= 1
-            self.read_buf_bytes_free -= RBUF_INITIAL
-            return self.spare_rbufs[self.nspare]
-        buf = <char *>malloc(RBUF_INITIAL)
-        if buf == NULL:
-            self.read_buf_oom += 1
-            return NULL
-        self.read_buf_count += 1
-        self.read_buf_bytes += RBUF_INITIAL
-        return buf
-
-    cdef void give_rbuf(self, char *buf, size_t cap) noexcept:
-        if cap == RBUF_INITIAL and self.nspare < 64:
-            self.spare_rbufs[self.nspare] = buf
-            self.nspare += 1
-            self.read_buf_bytes_free += RBUF_INITIAL
-            return
-        free(buf)
-        self.read_buf_count -= 1
-        self.read_buf_bytes -= cap
-
-    @property
-    def routing(self):
-        """True while a ring is installed (keys may belong to other nodes)."""
-        return self.ring != NULL
-
-    cdef Link link(self, unsigned slot):
-        return <Link>self.links[slot]
-
-    cdef Link link_in(self, object ring, unsigned slot):
-        """The link to owner `slot` of `ring`, the ring a request was routed by. A request
-        that waited (behind a read, for its value, for another round) across a ring change
-        still goes to the node it was routed to; a link the new ring dropped fails it."""
-        if ring is self.ring_ref:
-            return <Link>self.links[slot]
-        link = ring.links[slot] if ring is not None else None
-        return NO_ROUTE if link is None else <Link>link
-
-    cdef Link side_link_in(self, object ring, unsigned slot):
-        links = self.side_links if ring is self.ring_ref else \
-            ring.side_links if ring is not None else None
-        link = links[slot] if links else None
-        return NO_ROUTE if link is None else <Link>link
-
-    cdef int self_slot_in(self, object ring):
-        if ring is self.ring_ref:
-            return self.self_slot
-        return ring.self_slot if ring is not None else -1
+include "_state.pxi"
 
 
 cdef class Link:
@@ -245,97 +100,21 @@ cdef class Link:
     one; this base answers every request with an error, so a slot without a peer fails
     cleanly instead of hanging."""
 
-    cdef int send(self, Hole h, uint32_t hv, const char *head, size_t nhead, const char *tail,
-                  size_t ntail, bint quiet) except -1:
+    cdef int send(self, Waiter h, uint32_t hv, const char *head, size_t nhead,
+                  const char *tail, size_t ntail, bint quiet) except -1:
         if h is not None:
             h.fail(b"no route to owner")
         return 0
 
-    cdef int send_waiter(self, object waiter, uint32_t hv, const char *req,
+    cdef int send_waiter(self, Waiter waiter, uint32_t hv, const char *req,
                          size_t n) except -1:
-        if type(waiter) is ReplicaWrite:
-            (<ReplicaWrite>waiter).fail(b"no route to owner")
-        elif type(waiter) is ReadAnswer:
-            (<ReadAnswer>waiter).fail(b"no route to owner")
-        return 0            # a clock fence or a hop mark: nothing waits on its answer
+        if waiter is not None:
+            waiter.fail(b"no route to owner")
+        return 0
 
 
 # Where a request goes whose owner is gone from every ring: it fails at once.
 cdef Link NO_ROUTE = Link.__new__(Link)
-
-
-# Holes filled while a peer link works through one read batch are written once at its end.
-cdef bint _batching = False
-cdef list _dirty = []
-
-
-cdef void replies_begin() noexcept:
-    global _batching
-    _batching = True
-
-
-cdef void replies_end():
-    global _batching, _dirty
-    cdef Connection c
-    _batching = False
-    if not _dirty:
-        return
-    dirty, _dirty = _dirty, []
-    for c in dirty:
-        c.draining = False
-    for c in dirty:
-        try:
-            c._drain()
-        except Exception:   # one client's broken socket must not stall the others
-            if c.transport is not None:
-                c.transport.abort()
-
-
-@cython.final
-@cython.freelist(256)
-cdef class Hole:
-    """A reply still to come, at its place in one connection's output."""
-
-    def fill(self, bytes data):
-        """The reply, exactly as the client must see it (Python's way in)."""
-        if self.filled:
-            return
-        self.data = data
-        self.filled = True
-        if self.conn is not None:
-            self.conn._hole_filled(self)
-
-    @property
-    def pending(self):
-        return not self.filled
-
-    cdef void reply(self, const char *frame, size_t n):
-        """The owner's reply (one frame read off a peer link), re-spoken for the client."""
-        if self.filled:
-            return
-        hole_reply(self, frame, n)
-        self.filled = True
-        if self.conn is not None:
-            self.conn._hole_filled(self)
-
-    cdef void fail(self, const char *why):
-        """The owner could not answer: an error line in memcached's style (a get's key:
-        a miss)."""
-        if self.filled:
-            return
-        hole_fail(self, why)
-        self.filled = True
-        if self.conn is not None:
-            self.conn._hole_filled(self)
-
-    cdef void put(self, object data):
-        """A reply made here (a quorum's): as fill()."""
-        if self.filled:
-            return
-        self.data = data
-        self.filled = True
-        if self.conn is not None:
-            self.conn._hole_filled(self)
 
 
 @cython.final
@@ -486,8 +265,8 @@ cdef class Connection:
             self.eof = True
             return True
         if self.state != ST_CMD:
-            self._drop_to_mark()
-        self._emit(self.wbuf.len, self.hole_seq)
+            out_drop_to_mark(self)
+        out_emit(self, self.wbuf.len, self.hole_seq)
         if self.nholes or self.stalled:
             # Keep the socket open for the replies peers still owe (and the requests a
             # flush_all holds back); _drain closes it.
@@ -611,207 +390,6 @@ cdef class Connection:
         self.noreply = False
         self._out(line)
 
-    cdef void _consume(self, size_t n) noexcept:
-        # Drops n written bytes from the front of wbuf.
-        debug_assert(n <= self.wbuf.len)
-        if n == self.wbuf.len:
-            pc_wbuf_clear(&self.wbuf)
-            self.npin = 0
-        else:
-            memmove(self.wbuf.data, self.wbuf.data + n, self.wbuf.len - n)
-            self.wbuf.len -= n
-        self.wbase += n
-        self.mark = self.mark - n if self.mark > n else 0
-
-    cdef bint _holes_filled(self):
-        cdef Hole h
-        for h in self.holes:
-            if not h.filled:
-                return False
-        return True
-
-    cdef void _drop_to_mark(self):
-        """memcached drops the replies made since its last write point: those in wbuf, and
-        those still to come (their holes). A dropped hole stays in line, unsent: the request
-        behind it is still on its way, and what follows on its key must wait for it."""
-        cdef Hole h
-        cdef Py_ssize_t i = self.nholes - 1
-        if self.gate is not None:
-            # A binary reply through the gate that is an error was one of memcached's write
-            # points: which replies are dropped is known once every one of them is in.
-            if not self._holes_filled():
-                self.drop_deferred = True
-                return
-            self.drop_deferred = False
-            while i >= 0:
-                h = <Hole>self.holes[i]
-                if h.seq < self.mark_seq:
-                    break
-                if h.kind == HK_WRITE_POINT:
-                    self.mark = <size_t>(h.at - self.wbase)
-                    self.mark_seq = h.seq + 1
-                    break
-                i -= 1
-            i = self.nholes - 1
-        debug_assert(self.mark <= self.wbuf.len)
-        self.wbuf.len = self.mark
-        while i >= 0:
-            h = <Hole>self.holes[i]
-            if h.seq < self.mark_seq:
-                break
-            h.dropped = True
-            # Its place in the output is gone with the bytes around it: it waits at the mark.
-            if h.at > self.wbase + self.mark:
-                h.at = self.wbase + self.mark
-            i -= 1
-
-    cdef void _emit_ready(self):
-        # Waiting for a command, memcached writes everything; reading a value, only what
-        # came before its last write point.
-        cdef size_t n
-        cdef bytes out
-        if self.nholes == 0 and self.state == ST_CMD:
-            # The plain path, written out: one bytes object, one write, an emptied buffer.
-            n = self.wbuf.len
-            if n == 0:
-                return
-            if self.transport is not None:
-                out = PyBytes_FromStringAndSize(self.wbuf.data, n)
-                self.srv.bytes_written += n
-                self.transport.write(out)
-            pc_wbuf_clear(&self.wbuf)
-            self.npin = 0
-            self.wbase += n
-            self.mark = 0
-        elif self.state == ST_CMD:
-            self._emit(self.wbuf.len, self.hole_seq)
-        else:
-            self._emit(self.mark, self.mark_seq)
-
-    cdef void _emit(self, size_t upto, uint64_t seq_limit):
-        """Writes wbuf[0:upto] with the filled holes in their places, stopping at the first
-        unfilled hole (or the first made at seq_limit or later): one transport.write."""
-        cdef Hole h
-        cdef size_t rel
-        cdef list parts
-        cdef bytes out
-        if self.drop_deferred:
-            # Nothing past the last write point leaves before _drop_to_mark decided.
-            upto = upto if upto < self.mark else self.mark
-            seq_limit = seq_limit if seq_limit < self.mark_seq else self.mark_seq
-        if self.nholes == 0:
-            if upto == 0:
-                return
-            if self.transport is not None:
-                out = PyBytes_FromStringAndSize(self.wbuf.data, upto)
-                self.srv.bytes_written += upto
-                self._write(out)
-            self._consume(upto)
-            return
-        parts = []
-        while self.nholes:
-            h = <Hole>self.holes[0]
-            rel = <size_t>(h.at - self.wbase)
-            if rel > upto or h.seq >= seq_limit:
-                break
-            if rel:
-                parts.append(PyBytes_FromStringAndSize(self.wbuf.data, rel))
-                self._consume(rel)
-                upto -= rel
-            if not h.filled:
-                upto = 0
-                break
-            if h.data and not h.dropped:
-                parts.append(h.data)
-            self.holes.popleft()
-            self.nholes -= 1
-            if self.nholes == 0:
-                self.npend = 0
-        if upto:
-            parts.append(PyBytes_FromStringAndSize(self.wbuf.data, upto))
-            self._consume(upto)
-        # Nothing past the first unfilled hole was written: it still sits at or after the
-        # first byte not yet written.
-        debug_assert(self.nholes == 0 or (<Hole>self.holes[0]).at >= self.wbase)
-        if parts and self.transport is not None:
-            out = b"".join(parts)
-            self.srv.bytes_written += PyBytes_GET_SIZE(out)
-            self._write(out)
-
-    cdef void _write(self, bytes out):
-        self.transport.write(out)
-
-    cdef Hole _hole(self, uint8_t kind):
-        cdef Hole h = Hole.__new__(Hole)
-        debug_assert(self.nholes == 0 or
-                     (<Hole>self.holes[-1]).at <= self.wbase + self.wbuf.len)
-        h.conn = self
-        h.kind = kind
-        h.at = self.wbase + self.wbuf.len
-        h.seq = self.hole_seq
-        self.hole_seq += 1
-        self.holes.append(h)
-        self.nholes += 1
-        return h
-
-    cdef void _hole_filled(self, Hole h):
-        global _dirty
-        if self.busy or self.draining or (self.holes[0] is not h and not self.stalled
-                                          and not self.drop_deferred):
-            # Written when the holes before it are, at the end of the request loop running
-            # now, or at the end of the peer link's batch. A stalled connection looks at
-            # every fill: the last one it waits for may be any of them.
-            return
-        if _batching:
-            self.draining = True
-            _dirty.append(self)
-        else:
-            self._drain()
-
-    cdef void _drain(self):
-        """Writes what holes no longer hold back; resumes reading, or closes, once they are
-        gone."""
-        if self.transport is None:
-            return
-        if self.drop_deferred and self._holes_filled():
-            self._drop_to_mark()
-        try:
-            if self.closing:
-                self._emit(self.wbuf.len, self.hole_seq)
-                if self.nholes == 0:
-                    self.transport.close()
-                return
-            if self.stalled or self.filling:
-                self._emit(self.mark, self.mark_seq)    # as at the end of _process
-            elif self.eof:
-                # After a half-close nothing more comes: what is left goes out as it is,
-                # but for the replies an unfinished value holds back (as eof_received).
-                if self.state != ST_CMD:
-                    self._drop_to_mark()
-                self._emit(self.wbuf.len, self.hole_seq)
-            else:
-                self._emit_ready()
-        except RuntimeError:
-            # A transport that failed (the client reset us) refuses writes until
-            # connection_lost arrives on the next loop turn: the replies have nowhere to go.
-            self.transport.abort()
-            return
-        if self.holes_paused and self.nholes < HOLES_HIGH // 4 and self.wbuf.len < WBUF_FLUSH:
-            self.holes_paused = False
-            self._update_reading()
-            if self.rend:
-                self._run()
-        elif self.stalled and self._holes_filled():
-            self.stalled = False
-            self._run()
-        if self.eof and not self.stalled and not self.filling and not self.closing and \
-                self.transport is not None:
-            if self.state != ST_CMD:
-                self._drop_to_mark()    # a value cut short by the half-close, as eof_received
-            self._emit(self.wbuf.len, self.hole_seq)
-            if self.nholes == 0:
-                self.transport.close()
-
     # -- the request loop --------------------------------------------------------------------
 
     cdef void _run(self):
@@ -847,7 +425,7 @@ cdef class Connection:
             if self.wbuf.len >= WBUF_FLUSH and self.state == ST_CMD:
                 # Big replies leave as they are made, so a client that does not read holds
                 # at most the transport's high-water mark plus one command's reply here.
-                self._emit(self.wbuf.len, self.hole_seq)
+                out_emit(self, self.wbuf.len, self.hole_seq)
             if self.paused:
                 break           # resume_writing() carries on from here
             if self.nholes and (self.nholes >= HOLES_HIGH or self.wbuf.len >= WBUF_FLUSH):
@@ -855,7 +433,7 @@ cdef class Connection:
                 self._update_reading()
                 break
             if self.barrier:
-                if not self._holes_filled():
+                if not out_holes_filled(self):
                     self.stalled = True         # _drain carries on once they are in
                     break
                 self.barrier = False
@@ -930,7 +508,7 @@ cdef class Connection:
                 self.closing = True
                 break
             nline = line_end + 1
-            if self.nholes and self.srv.ring != NULL and not self._holes_filled() and \
+            if self.nholes and self.srv.ring != NULL and not out_holes_filled(self) and \
                     line_end >= 9 and memcmp(self.rbuf + pos, b"flush_all", 9) == 0:
                 # A cluster's flush_all is versioned by this node's clock, which must first
                 # have seen what the writes before it got at their owners (their clock
@@ -968,8 +546,8 @@ cdef class Connection:
         self._settle_rbuf()
         if self.closing:
             if not self.close_after_write:
-                self._drop_to_mark()
-            self._emit(self.wbuf.len, self.hole_seq)
+                out_drop_to_mark(self)
+            out_emit(self, self.wbuf.len, self.hole_seq)
             if self.transport is not None:
                 if self.nholes == 0:
                     self.transport.close()
@@ -981,9 +559,9 @@ cdef class Connection:
         # the value is complete. Stalled (flush_all) or filling with requests still unread is
         # the same: memcached would have gone on without writing.
         if self.stalled or self.filling:
-            self._emit(self.mark, self.mark_seq)
+            out_emit(self, self.mark, self.mark_seq)
         else:
-            self._emit_ready()
+            out_emit_ready(self)
 
     cdef void _request_done(self) noexcept:
         self.noreply = False
@@ -1320,7 +898,7 @@ cdef class Connection:
         if result is None or type(result) is bytes:
             self._write_py(result)
         else:
-            settle(self._hole(HK_PY), result, self.srv.extensions.timeout)
+            settle(out_hole(self, HK_PY), result, self.srv.extensions.timeout)
 
 
 def _log(str msg):

@@ -57,7 +57,7 @@ cdef tuple key_field(const char *key, size_t nkey, bint binary=False):
 cdef class ClockFence:
     """See _conn.pxd."""
 
-    cdef void observe(self, const char *frame, size_t n):
+    cdef void reply(self, const char *frame, size_t n):
         cdef uint64_t version = 0
         if n > 4 and frame[0] == b'M' and frame[3] == b'c' and \
                 pc_parse_u64(frame + 4, n - 4, &version):
@@ -76,7 +76,7 @@ cdef inline void fence(ServerState srv, object ring, unsigned slot, uint32_t hv)
 cdef class ReplicaWrite:
     """One owner's copy of a write, waiting on a peer link."""
 
-    cdef void ack(self, const char *frame, size_t n):
+    cdef void reply(self, const char *frame, size_t n):
         cdef uint64_t held = 0
         cdef const char *p
         if n >= 2 and frame[0] == b'E' and frame[1] == b'X':
@@ -289,7 +289,7 @@ cdef void replicate_local(Connection c, const char *key, size_t nkey, uint32_t h
     if q.need:
         reply = PyBytes_FromStringAndSize(c.wbuf.data + start, c.wbuf.len - start)
         c.wbuf.len = start
-        q.hole = c._hole(HK_QUORUM)
+        q.hole = out_hole(c, HK_QUORUM)
         q.yes = q.no = reply
     send_replicas(q)
 
@@ -322,7 +322,7 @@ cdef void touch_others(Connection c, const char *key, size_t nkey, uint32_t hv,
     if q.need:
         reply = PyBytes_FromStringAndSize(c.wbuf.data + start, c.wbuf.len - start)
         c.wbuf.len = start
-        q.hole = c._hole(HK_QUORUM)
+        q.hole = out_hole(c, HK_QUORUM)
         q.yes = q.no = reply
     send_replicas(q)
 
@@ -337,7 +337,7 @@ cdef void fanout(Connection c, Quorum q, bint quiet, bytes yes, bytes no):
     cdef pc_status st
     q.retryable = True
     q.yes, q.no = (b"", b"") if quiet else (yes, no)
-    q.hole = c._hole(HK_QUORUM)
+    q.hole = out_hole(c, HK_QUORUM)
     q.conn = c
     note_inflight(c, q.hv, q)
     q.request = write_request(q)
@@ -418,7 +418,7 @@ cdef bint fanout_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntok
         # A replica's touch (E: answered there, never routed on): HD, or EN on a miss.
         q.request = b"mg %s T%d E1%s\r\n" % (q.key, exptime, q.flag)
         q.yes, q.no = (b"", b"") if quiet else (b"TOUCHED\r\n", b"NOT_FOUND\r\n")
-        q.hole = c._hole(HK_QUORUM)
+        q.hole = out_hole(c, HK_QUORUM)
         q.conn = c
         note_inflight(c, hv, q)
         send_replicas(q)
@@ -490,7 +490,7 @@ cdef void meta_reply_stored(Connection c, uint64_t version):
 cdef class ReadAnswer:
     """One owner's answer to a ReadMerge's `mg <key> v f c t`."""
 
-    cdef void ack(self, const char *frame, size_t n):
+    cdef void reply(self, const char *frame, size_t n):
         cdef const char *nl = <const char *>memchr(frame, b'\n', n)
         cdef const char *p
         cdef const char *end
@@ -704,7 +704,7 @@ cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t h
     m.need = <uint8_t>min(<unsigned>srv.read_quorum, n)
     m.answers = []
     m.conn = c
-    m.hole = c._hole(HK_QUORUM)
+    m.hole = out_hole(c, HK_QUORUM)
     note_inflight(c, hv, m)
     m.asking = True         # no verdict on this owner's answer alone: ask_all settles
     if local:
@@ -797,7 +797,7 @@ cdef void fill_done(ReadMerge m):
     if c.transport is not None and not c.busy:
         c._run()
         if c.eof:
-            c._drain()      # a half-closed client: closed once everything is answered
+            out_drain(c)      # a half-closed client: closed once everything is answered
 
 
 cdef class Deferred:
@@ -817,7 +817,7 @@ cdef class Deferred:
             tail = self.data
             ntail = len(self.data)
         if self.hop:
-            self.srv.link_in(self.ring, self.slot).send_waiter(self.srv.fence, self.hv,
+            self.srv.link_in(self.ring, self.slot).send_waiter(None, self.hv,
                                                                b"mn P\r\n", 6)
         self.srv.link_in(self.ring, self.slot).send(
             self.hole, self.hv, PyBytes_AS_STRING(self.line), PyBytes_GET_SIZE(self.line),

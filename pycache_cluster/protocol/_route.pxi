@@ -25,8 +25,6 @@
 # bounce it. A leaving node refuses the writes it cannot route on (E, or after `mn P`) with
 # LEAVING, never acknowledging what it would take away.
 
-cdef pc_wbuf _scratch
-pc_wbuf_init(&_scratch)
 
 
 cdef bint key_hash(pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t *hv) noexcept:
@@ -151,7 +149,7 @@ cdef bint holds(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint
 cdef inline void mark_hop(Connection c, Link link, uint32_t hv):
     """Before a peer's request routed on: the next node answers it, whatever its ring."""
     if c.peer:
-        link.send_waiter(c.srv.fence, hv, b"mn P\r\n", 6)
+        link.send_waiter(None, hv, b"mn P\r\n", 6)     # its MN: nobody waits for it
 
 
 cdef inline bint pending(Connection c, uint32_t hv) noexcept:
@@ -224,7 +222,7 @@ cdef bint route_command(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntoke
         c.p_ring = srv.ring_ref     # the value may come after the next ring
         return False
     srv.forwarded += 1
-    h = c._hole(HK_RAW)
+    h = out_hole(c, HK_RAW)
     if srv.replicas > 1 and defer_behind_read(c, srv.ring_ref, slot, h, hv, line, None, quiet,
                                               kind == KIND_READ):
         return True
@@ -249,7 +247,7 @@ cdef void route_store(Connection c, const char *data, size_t n):
     """A storage command whose value is complete goes to its owner: line and value in one
     copy into the link's buffer."""
     cdef bytes line = c.p_line
-    cdef Hole h = c._hole(HK_RAW)
+    cdef Hole h = out_hole(c, HK_RAW)
     c.p_line = None
     c.srv.forwarded += 1
     if c.srv.replicas > 1 and defer_behind_read(c, c.p_ring, <unsigned>c.p.owner, h, c.p.hv,
@@ -318,7 +316,7 @@ cdef bint route_get_key(Connection c, const char *key, size_t nkey, uint32_t hv,
         n += pc_u64toa(<uint64_t>(-<int64_t>exptime if exptime < 0 else exptime), line + n)
     memcpy(line + n, b"\r\n", 2)
     n += 2
-    h = c._hole(HK_GETS if return_cas else HK_GET)
+    h = out_hole(c, HK_GETS if return_cas else HK_GET)
     memcpy(h.key, key, nkey)
     h.nkey = <uint8_t>nkey
     srv.forwarded += 1
@@ -351,7 +349,7 @@ cdef void touch_replicas(Connection c, const char *key, size_t nkey, uint32_t hv
 cdef void route_flush_all(Connection c, int32_t delay):
     """flush_all applies to the whole cluster: every other member flushes too; the reply is
     OK once they all did (or names those that could not)."""
-    cdef Hole h = c._hole(HK_PY)
+    cdef Hole h = out_hole(c, HK_PY)
     aw = c.srv.cluster.flush_all(delay, pc_store_flush_version(c.s))
     if c.noreply:
         c.noreply = False
@@ -360,21 +358,3 @@ cdef void route_flush_all(Connection c, int32_t delay):
     # The writes that follow must be newer than every member's cut-off: they wait until
     # the members answered theirs (the router moves this node's clock past them).
     c.barrier = True
-
-
-cdef void hole_reply(Hole h, const char *frame, size_t n):
-    cdef int r
-    if h.kind == HK_GET or h.kind == HK_GETS:
-        _scratch.len = 0
-        r = pc_reply_value(frame, n, h.key, h.nkey, h.kind == HK_GETS, &_scratch)
-        h.data = PyBytes_FromStringAndSize(_scratch.data, _scratch.len) if r > 0 else b""
-        pc_wbuf_clear(&_scratch)
-        return
-    h.data = PyBytes_FromStringAndSize(frame, n)
-
-
-cdef void hole_fail(Hole h, const char *why):
-    if h.kind == HK_GET or h.kind == HK_GETS:
-        h.data = b""        # a cache: the key is a miss (stats cluster counts the failure)
-    else:
-        h.data = b"SERVER_ERROR " + <bytes>why + b"\r\n"

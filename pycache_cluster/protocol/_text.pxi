@@ -34,7 +34,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
         while key_token.length != 0:
             if key_token.length > KEY_MAX:
                 # memcached drops the replies it has not written yet, then errors.
-                c._drop_to_mark()
+                out_drop_to_mark(c)
                 c._out(b"CLIENT_ERROR bad command line format")
                 return
             hv = pc_hash(key_token.value, key_token.length, 0)
