@@ -40,8 +40,10 @@ def extension(name, pyx):
 extensions = [
     extension("pycache_cluster.store._store", "pycache_cluster/store/_store.pyx"),
     extension("pycache_cluster.store._feed", "pycache_cluster/store/_feed.pyx"),
+    extension("pycache_cluster.protocol._native", "pycache_cluster/protocol/_native.pyx"),
     extension("pycache_cluster.protocol._conn", "pycache_cluster/protocol/_conn.pyx"),
     extension("pycache_cluster.cluster._ring", "pycache_cluster/cluster/_ring.pyx"),
+    extension("pycache_cluster.cluster._coord", "pycache_cluster/cluster/_coord.pyx"),
     extension("pycache_cluster.cluster._link", "pycache_cluster/cluster/_link.pyx"),
 ]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pycache_cluster import __version__
+from pycache_cluster import MEMCACHED_VERSION, __version__
 from pycache_cluster.config import Config
 from pycache_cluster.memcached_options import ACCEPTED
 from pycache_cluster.memcached_options import parse as parse_suboptions
@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="pycache-cluster",
         description="The memcached you can cluster: a memcached-compatible cache node.")
     parser.add_argument("-V", "--version", action="version",
-                        version=f"pycache-cluster {__version__} (memcached 1.6.18 protocol)")
+                        version=f"pycache-cluster {__version__} "
+                        f"(memcached {MEMCACHED_VERSION} protocol)")
     sub = parser.add_subparsers(dest="command", metavar="command")
     add_serve(sub)
     from pycache_cluster.ops import admin_cli, check, health, status_view

@@ -154,6 +154,7 @@ class Node:
         self.state.extensions.add_stats(b"memory",
                                         lambda args=None: memstats.stats_lines(args, store))
         self.protocol_server = ProtocolServer()
+        self.cluster = None     # the cluster component while it runs (cluster/component.py)
         watches = Watches() if config.watch_enabled else None      # -W: `watch` refused
         self.components: list = [Housekeeping(), *filter(None, [watches])]
         if config.idle_timeout:
@@ -163,6 +164,7 @@ class Node:
         self._stopped = asyncio.Event()
         self._stopping = False
         self._started: list = []
+        self.metrics = None
         if config.metrics_port is not None:
             # Imported only here: prometheus_client is loaded by nodes that export.
             from pycache_cluster.ops.exposition import MetricsServer

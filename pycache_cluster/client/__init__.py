@@ -13,12 +13,12 @@ aio_dispatch, aconn (pipelined connections); watches: watch_feed (events, mergin
 (the threaded client's streams), awatch (the asyncio client's).
 """
 from pycache_cluster.client.aio import AsyncClient
-from pycache_cluster.client.base import Member
+from pycache_cluster.client.base import MemberInfo
 from pycache_cluster.client.errors import ClusterUnavailable, NodeUnreachable, PartialFailure
 from pycache_cluster.client.sync import Client
 from pycache_cluster.client.topology import Owner
 from pycache_cluster.client.txn import Txn, TxnConflict, TxnResult
 from pycache_cluster.client.watch_feed import Change, Gap
 
-__all__ = ["AsyncClient", "Change", "Client", "ClusterUnavailable", "Gap", "Member",
+__all__ = ["AsyncClient", "Change", "Client", "ClusterUnavailable", "Gap", "MemberInfo",
            "NodeUnreachable", "Owner", "PartialFailure", "Txn", "TxnConflict", "TxnResult"]

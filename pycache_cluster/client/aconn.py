@@ -21,7 +21,7 @@ from collections import deque
 from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
 
 from pycache_cluster.client.errors import NodeUnreachable
-from pycache_cluster.client.router import Node
+from pycache_cluster.client.router import Endpoint
 
 
 class Pipe(asyncio.Protocol):
@@ -106,7 +106,7 @@ def _consume(future: asyncio.Future) -> None:
         future.exception()
 
 
-class AsyncNode(Node):
+class AsyncNode(Endpoint):
     """A node's pipes, opened on first use."""
 
     def __init__(self, name: str, host: str, port: int, connect_timeout: float,

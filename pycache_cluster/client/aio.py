@@ -211,7 +211,7 @@ class AsyncClient(TaskDispatch):
             raise
 
     async def cluster_members(self) -> dict:
-        """{name: Member} as gossip on some node sees the cluster."""
+        """{name: MemberInfo} as gossip on some node sees the cluster."""
         reply = await self._any(b"cluster members\r\n", LinesReply, True)
         if reply.error:
             self._check(reply.error, b"cluster members")

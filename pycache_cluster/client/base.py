@@ -17,12 +17,12 @@ from pycache_cluster.client.codec import (
     reply_error,
 )
 from pycache_cluster.client.errors import PartialFailure
-from pycache_cluster.client.router import Node, Router
+from pycache_cluster.client.router import Endpoint, Router
 from pycache_cluster.client.topology import Owner, Topology
 from pycache_cluster.client.txn import Txn, update_plan
 
 
-class Member(NamedTuple):
+class MemberInfo(NamedTuple):
     """One line of `cluster members`: gossip's view of a node."""
     name: str
     host: str
@@ -39,7 +39,7 @@ class ClientBase:
         self.ring_watch = None      # the subclass's ring_watch.RingWatch
         self._bare_keys = not codec.key_prefix
 
-    def _make_node(self, name: str, host: str, port: int) -> Node:
+    def _make_node(self, name: str, host: str, port: int) -> Endpoint:
         raise NotImplementedError
 
     def _full(self, key) -> bytes:
@@ -71,7 +71,7 @@ class ClientBase:
         if isinstance(message, bytes) and (b"peer" in message or b"quorum" in message):
             self._hurry()
 
-    def _node_failed(self, node: Node) -> None:
+    def _node_failed(self, node: Endpoint) -> None:
         self.router.failed(node)
         self._hurry()
 
@@ -169,11 +169,11 @@ class ClientBase:
                                       for a in args)]) + CRLF
 
     @staticmethod
-    def _members(reply: bytes) -> dict[str, Member]:
+    def _members(reply: bytes) -> dict[str, MemberInfo]:
         from pycache_cluster.gossip.reply import parse_members
 
         members = parse_members(reply.decode("ascii", "replace").splitlines())
-        return {name: Member(name, host, port, state.name.lower(), inc)
+        return {name: MemberInfo(name, host, port, state.name.lower(), inc)
                 for name, (host, port, state, inc) in members.items()}
 
     # -- the API without I/O ----------------------------------------------------------------

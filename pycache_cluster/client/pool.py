@@ -21,7 +21,7 @@ from pymemcache.client.base import Client as PymemcacheClient
 from pymemcache.exceptions import MemcacheUnexpectedCloseError, MemcacheUnknownError
 
 from pycache_cluster.client.errors import NodeUnreachable
-from pycache_cluster.client.router import Node
+from pycache_cluster.client.router import Endpoint
 
 RECV_SIZE = 65536
 # A connection idle this long is checked before use: a node that restarted meanwhile closed
@@ -41,7 +41,7 @@ class NodeConnection(PymemcacheClient):
             raise NodeUnreachable("{}:{}".format(*self.server), exc) from exc
 
 
-class NodePool(Node):
+class NodePool(Endpoint):
     """Connections to one node, shared by threads."""
 
     def __init__(self, name: str, host: str, port: int, client_kwargs: dict,

@@ -23,7 +23,7 @@ from pycache_cluster.client.topology import Topology
 monotonic = time.monotonic
 
 
-class Node:
+class Endpoint:
     """A member as a client sees it: its address and whether it answers. The clients subclass
     it with their connections."""
 
@@ -46,12 +46,12 @@ class Router:
     """The view (topology, nodes by name) is replaced as one tuple, so a request never sees a
     ring from one refresh and the nodes of another."""
 
-    def __init__(self, make_node: Callable[[str, str, int], Node], retry_after: float = 1.0,
+    def __init__(self, make_node: Callable[[str, str, int], Endpoint], retry_after: float = 1.0,
                  max_retry_after: float = 30.0):
         self._make = make_node
         self.retry_after = retry_after
         self.max_retry_after = max_retry_after
-        self.view: tuple[Topology | None, dict[str, Node]] = (None, {})
+        self.view: tuple[Topology | None, dict[str, Endpoint]] = (None, {})
         self._turn = itertools.count()
         self.closed = False
 
@@ -60,10 +60,10 @@ class Router:
         return self.view[0]
 
     @property
-    def nodes(self) -> dict[str, Node]:
+    def nodes(self) -> dict[str, Endpoint]:
         return self.view[1]
 
-    def install(self, topology: Topology) -> list[Node]:
+    def install(self, topology: Topology) -> list[Endpoint]:
         """Routes by `topology` from now on. Nodes that kept their name and address keep their
         connections and health; returns the nodes that left, for the caller to close. After
         close() it installs nothing: a refresh under way must not reopen a closed client."""
@@ -79,7 +79,7 @@ class Router:
         self.view = (topology, nodes)
         return [node for name, node in old.items() if nodes.get(name) is not node]
 
-    def writer(self, key: bytes) -> Node:
+    def writer(self, key: bytes) -> Endpoint:
         topology, nodes = self.view
         try:
             node = nodes[topology.owners(key, 1)[0]]
@@ -89,7 +89,7 @@ class Router:
             return self.fallback(key, ()) or node
         return node
 
-    def reader(self, key: bytes) -> Node:
+    def reader(self, key: bytes) -> Endpoint:
         topology, nodes = self.view
         if topology.replicas == 1:
             owners = topology.owners(key, 1)
@@ -111,7 +111,7 @@ class Router:
             return self.fallback(key, ()) or node
         return node
 
-    def fallback(self, key: bytes, tried: Iterable[Node]) -> Node | None:
+    def fallback(self, key: bytes, tried: Iterable[Endpoint]) -> Endpoint | None:
         """The first node on the key's ring walk not yet tried, preferring nodes not marked
         failed; None once every node was tried."""
         topology, nodes = self.view
@@ -126,7 +126,7 @@ class Router:
                 return node
         return untried[0] if untried else None
 
-    def any_node(self, tried: Iterable[Node] = ()) -> Node | None:
+    def any_node(self, tried: Iterable[Endpoint] = ()) -> Endpoint | None:
         """A node for a request that is not about one key (flush_all, cluster members), taken
         in turn among the nodes not marked failed."""
         tried = set(tried)
@@ -135,7 +135,7 @@ class Router:
                 return node
         return None
 
-    def ask_order(self) -> list[Node]:
+    def ask_order(self) -> list[Endpoint]:
         """Every node, those not marked failed first, starting at a different one each time
         (spreads the periodic ring checks)."""
         _, nodes = self.view
@@ -151,12 +151,12 @@ class Router:
     def group(self, keys: Iterable, full_keys: Iterable[bytes], write: bool) -> dict:
         """{node: [key, ...]} in the callers' key order, for a multi-key call."""
         pick = self.writer if write else self.reader
-        groups: dict[Node, list] = {}
+        groups: dict[Endpoint, list] = {}
         for key, full in zip(keys, full_keys, strict=True):
             groups.setdefault(pick(full), []).append(key)
         return groups
 
-    def failed(self, node: Node) -> None:
+    def failed(self, node: Endpoint) -> None:
         """The node did not answer: avoid it for a while (doubling up to max_retry_after while
         it keeps failing), then try it again."""
         node.failures += 1
@@ -164,7 +164,7 @@ class Router:
         node.down_until = monotonic() + backoff
 
     @staticmethod
-    def answered(node: Node) -> None:
+    def answered(node: Endpoint) -> None:
         node.failures = 0
         node.down_until = 0.0
 

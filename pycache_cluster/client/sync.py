@@ -162,6 +162,6 @@ class Client(ThreadDispatch):
         return Watch(self, key, prefix)
 
     def cluster_members(self) -> dict:
-        """{name: Member} as gossip on some node sees the cluster."""
+        """{name: MemberInfo} as gossip on some node sees the cluster."""
         return self._members(self._any("raw_command", True, b"cluster members\r\nmn",
                                        b"MN\r\n"))

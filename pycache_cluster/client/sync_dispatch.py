@@ -16,7 +16,7 @@ from pycache_cluster.client.errors import (
     NodeUnreachable,
 )
 from pycache_cluster.client.pool import NodeConnection, NodePool
-from pycache_cluster.client.router import Node
+from pycache_cluster.client.router import Endpoint
 
 
 class ThreadDispatch(ClientBase):
@@ -25,7 +25,7 @@ class ThreadDispatch(ClientBase):
     _conn_kwargs: dict
     max_idle: int
 
-    def _make_node(self, name: str, host: str, port: int) -> Node:
+    def _make_node(self, name: str, host: str, port: int) -> Endpoint:
         return NodePool(name, host, port, self._conn_kwargs, self.max_idle)
 
     # -- one key --------------------------------------------------------------------------

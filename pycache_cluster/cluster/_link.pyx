@@ -22,8 +22,8 @@ from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
 from pycache_cluster.protocol._cdefs cimport (
     pc_reply_frame, pc_wbuf, pc_wbuf_add, pc_wbuf_clear, pc_wbuf_free, pc_wbuf_init)
-from pycache_cluster.protocol._conn cimport (
-    Link, Waiter, replies_begin, replies_end)
+from pycache_cluster.cluster._coord cimport Link
+from pycache_cluster.protocol._conn cimport Waiter, replies_begin, replies_end
 
 DEF ST_IDLE = 0          # never connected
 DEF ST_CONNECTING = 1

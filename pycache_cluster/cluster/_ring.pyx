@@ -1,23 +1,18 @@
 # The native ring snapshot (csrc/pc_ring.h) a node routes with: built from ring.Ring's
-# arrays, read-only, swapped whole into the protocol's ServerState on every ring change.
+# arrays, read-only, installed whole into the coordinator (_coord.pyx) on every ring change.
+# The client looks keys up with it too: it loads nothing of the server.
 cimport cython
 from libc.stdint cimport uint16_t, uint32_t
 
 from pycache_cluster.protocol._cdefs cimport (
     PC_RING_MAX_SLOTS, pc_ring, pc_ring_free, pc_ring_new, pc_ring_npoints, pc_ring_nslots,
     pc_ring_owners, pc_ring_primary)
-from pycache_cluster.protocol._conn cimport Link, ServerState
 from pycache_cluster.store._store cimport pc_hash
 
 
 @cython.final
 cdef class RingSnapshot:
-    """Positions -> node slots; slot i is the i-th name of `names`."""
-    cdef pc_ring *r
-    cdef readonly tuple names
-    # As installed: requests routed by this ring keep using them after the next ring.
-    cdef readonly tuple links, side_links
-    cdef readonly int self_slot
+    """Positions -> node slots; slot i is the i-th name of `names` (see _ring.pxd)."""
 
     def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names):
         self.names = tuple(names)
@@ -63,33 +58,3 @@ cdef class RingSnapshot:
                 else:
                     acc += pc_ring_owners(self.r, positions[i], n_owners, out)
         return acc
-
-    def install(self, ServerState srv, int self_slot, list links, list side_links=None):
-        """Routes the server's requests by this ring from now on: links[slot] carries the
-        requests of each other slot's keys (None at self_slot); side_links[slot], if given,
-        a fill's fetches."""
-        side_links = side_links or [None] * len(links)
-        if len(links) != len(self.names) or len(side_links) != len(links):
-            raise ValueError("one link per slot")
-        for i, link in enumerate(links + side_links):
-            if i % len(links) != self_slot and link is not None and not isinstance(link, Link):
-                raise TypeError(f"slot {i}: {link!r} is not a Link")
-            if i < len(links) and i != self_slot and link is None:
-                raise TypeError(f"slot {i}: no link")
-        self.links = tuple(links)
-        self.side_links = tuple(side_links)
-        self.self_slot = self_slot
-        srv.links = list(links)
-        srv.side_links = list(side_links)
-        srv.self_slot = self_slot
-        srv.ring_ref = self
-        srv.ring = self.r
-
-
-def uninstall(ServerState srv):
-    """Back to the single-node path: every key is local."""
-    srv.ring = NULL
-    srv.ring_ref = None
-    srv.self_slot = -1
-    srv.links = []
-    srv.side_links = []

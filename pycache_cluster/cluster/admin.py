@@ -100,7 +100,7 @@ class Admin:
 
     async def _tell_members(self, name: str) -> bytes:
         c = self.cluster
-        others = [n for n in c.router.others() if n != name]
+        others = [n for n in c.routes.others() if n != name]
         replies = await asyncio.gather(*(self._ask(n, b"cluster forgotten %s\r\n"
                                                    % name.encode()) for n in others))
         missed = [n for n, r in zip(others, replies, strict=True) if r != b"OK\r\n"]

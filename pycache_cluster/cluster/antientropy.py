@@ -35,8 +35,8 @@ from array import array
 
 import mmh3
 
+from pycache_cluster.cluster import wire
 from pycache_cluster.cluster._link import PeerError
-from pycache_cluster.cluster.handover import key_token, push_request
 
 log = logging.getLogger(__name__)
 
@@ -58,19 +58,6 @@ def bucket_bits(buckets) -> bytes:
 def bits_buckets(text: bytes) -> set[int]:
     bits = int(text, 16)
     return {b for b in range(BUCKETS) if bits >> b & 1}
-
-
-def frame(payload: bytes) -> bytes:
-    """A peer reply carrying bytes (pc_reply_frame reads `VA <n>` and n bytes)."""
-    return b"VA %d\r\n%s\r\n" % (len(payload), payload)
-
-
-def unframe(reply: bytes) -> bytes | None:
-    head, sep, rest = reply.partition(b"\r\n")
-    parts = head.split()
-    if not sep or parts[:1] != [b"VA"] or len(parts) < 2 or not parts[1].isdigit():
-        return None
-    return rest[:int(parts[1])]
 
 
 class AntiEntropy:
@@ -112,7 +99,7 @@ class AntiEntropy:
         n = self.cluster.config.replicas
         cursor = 0
         while True:
-            snapshot = self.cluster.router.snapshot
+            snapshot = self.cluster.routes.snapshot
             cursor, rows = store.versions(cursor, STEP)
             for key, version, tomb in rows:
                 b = mmh3.hash(key, 0, signed=False) >> SHIFT
@@ -173,7 +160,7 @@ class AntiEntropy:
         async with asyncio.timeout(ROUND_TIMEOUT):
             reply = await link.call(request)
         self.bytes += len(request) + len(reply)
-        payload = unframe(reply)
+        payload = wire.unframe(reply)
         if payload is None:
             log.info("anti-entropy: %s answered %r", request.split()[1].decode(), reply[:80])
         return payload
@@ -194,13 +181,12 @@ class AntiEntropy:
                 peer_newer |= version < held
                 continue
             if tomb:
-                token, flag = key_token(key)
-                request = b"md %s E%d%s\r\n" % (token, version, flag)
+                request = wire.replica_delete(key, version)
             else:
                 item = store.peek(key)
                 if item is None:
                     continue
-                request = push_request(item)
+                request = wire.push_request(item)
             pending.append(link.call_key(request, mmh3.hash(key, 0, signed=False)))
             self.bytes += len(request)
         self.keys_pushed += len(pending)
@@ -236,7 +222,7 @@ class AntiEntropy:
     async def _framed(self, work) -> bytes:
         payload = await work
         self.bytes += len(payload)
-        return frame(payload)
+        return wire.frame(payload)
 
     async def _repair(self, peer: str) -> None:
         try:

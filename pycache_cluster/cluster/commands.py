@@ -56,7 +56,7 @@ class Commands:
 
     def ring(self) -> bytes:
         ring = self.cluster.ring
-        addrs = self.cluster.router.addresses
+        addrs = self.cluster.routes.addresses
         shares = ring.shares() if ring.weights else {}
         config = self.cluster.config
         # N, W and R ride along so that a client reads from the owners this node writes to;
@@ -79,7 +79,7 @@ class Commands:
 
     def owners(self, key: bytes) -> bytes:
         cluster = self.cluster
-        addrs = cluster.router.addresses
+        addrs = cluster.routes.addresses
         out = []
         for name in cluster.ring.owners(key, cluster.config.replicas):
             host, port = addrs[name]
@@ -93,7 +93,7 @@ class Commands:
     def pairs(self) -> list[tuple[str, object]]:
         """What `stats cluster` answers, as (name, value) pairs (the metrics read them too)."""
         c = self.cluster
-        st = c.state
+        st = c.coord
         peers = c.pool.counters() if c.pool is not None else {}
         ring = c.ring
         return [
@@ -122,7 +122,7 @@ class Commands:
             ("replica_writes_failed", st.replica_writes_failed),
             ("quorum_failures", st.quorum_failures),
             ("read_repairs", st.read_repairs),
-            *c.hints.counters(c.router.addresses).items(),
+            *c.hints.counters(c.routes.addresses).items(),
             *c.handover.counters().items(),
             *c.anti_entropy.counters().items(),
         ]

@@ -1,7 +1,7 @@
 """The Cluster node component: gossip membership feeds the ring, the ring feeds routing.
 
     Membership (gossip) --events--> Cluster.refresh --> Ring (epoch, checksum)
-                                                    --> Router.install --> ServerState
+                                                    --> Routes.install --> ClusterCoordinator
                                                         (native snapshot + peer links)
 
 Started after the protocol server (a member that gossips already serves), stopped before it:
@@ -18,6 +18,7 @@ import time
 
 import mmh3
 
+from pycache_cluster.cluster._coord import ClusterCoordinator
 from pycache_cluster.cluster.admin import Admin
 from pycache_cluster.cluster.antientropy import ROUND_TIMEOUT, AntiEntropy
 from pycache_cluster.cluster.commands import Commands
@@ -27,7 +28,7 @@ from pycache_cluster.cluster.hints import Hints
 from pycache_cluster.cluster.membership import Membership
 from pycache_cluster.cluster.peers import PeerPool
 from pycache_cluster.cluster.ring import Ring
-from pycache_cluster.cluster.router import Router
+from pycache_cluster.cluster.routes import Routes
 from pycache_cluster.config import Config
 from pycache_cluster.gossip import Listener, Member, State, Status
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 REFRESH_DELAY = 0.02
 #: Seconds after a ring change during which a conditional write this node runs as a key's
 #: first owner, on a key it holds nothing of, first fetches the other owners' copies: the
-#: hand-overs that bring it keys take about this long (protocol/_replica.pxi, "fills").
+#: hand-overs that bring it keys take about this long (cluster/_fill.pxi).
 FILL_WINDOW = 10.0
 #: After its hand-over a leaving node goes on routing the peers' requests that still come
 #: (their rings name it until gossip tells them), until none came for this long...
@@ -62,7 +63,8 @@ class Cluster(Listener):
         #: on the forwarding links they held requests up and tripped the forward timeout.
         self.bulk_pool: PeerPool | None = None
         self.side_pool: PeerPool | None = None
-        self.router: Router | None = None
+        self.routes: Routes | None = None
+        self.coord: ClusterCoordinator | None = None
         self._refresh: asyncio.TimerHandle | None = None
         self._warned: set[str] = set()
         self._installed = False     # a ring with this node in it was installed once
@@ -92,14 +94,17 @@ class Cluster(Listener):
                              ssl=node.tls.client if node.tls is not None else None)
         self.bulk_pool = PeerPool(self.handshake, ROUND_TIMEOUT, 1,
                                   ssl=node.tls.client if node.tls is not None else None)
-        #: Links for fills' fetches (protocol/_replica.pxi): never behind a stalled request.
+        #: Links for fills' fetches (cluster/_fill.pxi): never behind a stalled request.
         self.side_pool = PeerPool(self.handshake, self.config.forward_timeout, 1,
                                   ssl=node.tls.client if node.tls is not None else None)
-        self.router = Router(node.state, self.pool, self.name, self.side_pool)
+        self.coord = ClusterCoordinator(
+            node.state, self.config.replicas, self.config.write_quorum,
+            self.config.read_quorum, on_hint=self.hint, broadcast_flush=self.flush_all)
+        self.routes = Routes(self.coord, node.store, self.pool, self.name, self.side_pool)
         ext = node.state.extensions
         ext.add_command(b"cluster", self.commands.cluster_command)
         ext.add_stats(b"cluster", self.commands.stats)
-        node.state.cluster = self
+        node.cluster = self
         await self.membership.start(node, tags={"vnodes": str(self.config.vnodes)})
         self.refresh()
         self.hints.start(self.member_link)
@@ -113,11 +118,11 @@ class Cluster(Listener):
         await self.anti_entropy.stop()
         if self._refresh is not None:
             self._refresh.cancel()
-        self.router.uninstall()
+        self.routes.uninstall()
         self.pool.close()
         self.side_pool.close()
         self.bulk_pool.close()
-        node.state.cluster = None
+        node.cluster = None
         node.state.extensions.remove_command(b"cluster")
         node.state.extensions.remove_stats(b"cluster")
 
@@ -128,12 +133,12 @@ class Cluster(Listener):
         Bounded by --leave-timeout. Taking no write from the start is what makes the walk
         complete: a write taken after the walk passed its key would leave with this node."""
         ml = self.membership.memberlist
-        if self.state.leaving or ml is None or self.router is None or \
+        if self.coord.leaving or ml is None or self.routes is None or \
                 len(self.ring.weights) < 2:
             return
         loop = asyncio.get_running_loop()
         start = loop.time()
-        self.state.leaving = True
+        self.coord.leaving = True
         ml.update_meta(status=Status.LEAVING)
         self.refresh()
         if await self.handover.wait(self.config.leave_timeout):
@@ -145,11 +150,11 @@ class Cluster(Listener):
 
     async def _linger(self, deadline: float) -> None:
         loop = asyncio.get_running_loop()
-        seen, quiet_since = self.state.rerouted, loop.time()
+        seen, quiet_since = self.coord.rerouted, loop.time()
         while loop.time() < deadline and loop.time() - quiet_since < LINGER_QUIET:
             await asyncio.sleep(0.05)
-            if self.state.rerouted != seen:
-                seen, quiet_since = self.state.rerouted, loop.time()
+            if self.coord.rerouted != seen:
+                seen, quiet_since = self.coord.rerouted, loop.time()
 
     # -- membership events (on the loop) -----------------------------------------------------
 
@@ -163,7 +168,7 @@ class Cluster(Listener):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._refresh is None and self.router is not None:
+        if self._refresh is None and self.routes is not None:
             self._refresh = asyncio.get_running_loop().call_later(REFRESH_DELAY, self.refresh)
 
     def members(self) -> list[Member]:
@@ -196,23 +201,23 @@ class Cluster(Listener):
                 window = FILL_WINDOW if self._installed else \
                     max(FILL_WINDOW, 3 * self.config.anti_entropy_interval)
                 self._installed = True
-                self.state.fill_until = time.monotonic_ns() + int(window * 1e9)
+                self.coord.fill_until = time.monotonic_ns() + int(window * 1e9)
             for listener in self.ring_listeners:
                 listener()
-        if changed or addresses != self.router.addresses:
-            self.router.install(self.ring, addresses)
-            self.bulk_pool.keep_only(set(self.router.others()))
+        if changed or addresses != self.routes.addresses:
+            self.routes.install(self.ring, addresses)
+            self.bulk_pool.keep_only(set(self.routes.others()))
         if changed:
             self.handover.ring_changed()
 
     def member_link(self, name: str):
-        addr = self.router.addresses.get(name)
+        addr = self.routes.addresses.get(name)
         if addr is None or name == self.name:
             return None
         return self.pool.link(name, *addr)
 
     def bulk_link(self, name: str):
-        addr = self.router.addresses.get(name)
+        addr = self.routes.addresses.get(name)
         if addr is None or name == self.name:
             return None
         return self.bulk_pool.link(name, *addr)
@@ -225,4 +230,4 @@ class Cluster(Listener):
 
     def flush_all(self, delay: int, version: int = 0):
         """Queued to every other member now; an awaitable of the client's reply."""
-        return self.router.flush_all(delay, version)
+        return self.routes.flush_all(delay, version)

@@ -16,35 +16,20 @@ whose ring was a moment behind), so every key ends up on exactly its owners.
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 
 import mmh3
 
-from pycache_cluster.cluster import _ring
+from pycache_cluster.cluster import _ring, wire
 from pycache_cluster.cluster.ring import Ring
 
 log = logging.getLogger(__name__)
 
 #: Items per scan step: one step's pushes go out pipelined and are awaited together.
 STEP = 256
-ACKS = (b"HD", b"EX")
 #: Seconds after a walk before the walk that sends away late arrivals (or retries).
 SETTLE_DELAY = 2.0
-
-
-def key_token(key: bytes) -> tuple[bytes, bytes]:
-    """The key as a meta token: as it is, or base64 with the b flag."""
-    if any(b <= 32 or b == 127 for b in key):
-        return base64.b64encode(key), b" b"
-    return key, b""
-
-
-def push_request(item) -> bytes:
-    token, flag = key_token(item.key)
-    return b"ms %s %d F%d T%d E%d%s\r\n%s\r\n" % (token, len(item.value), item.flags,
-                                                 item.exptime, item.version, flag, item.value)
 
 
 class Lookup:
@@ -143,7 +128,7 @@ class HandOver:
             targets = [o for o in now if o != me and (leaving or o not in was)]
             if not targets:
                 continue
-            request = push_request(item)
+            request = wire.push_request(item)
             hv = mmh3.hash(item.key, 0, signed=False)
             futures = []
             for owner in targets:
@@ -156,8 +141,7 @@ class HandOver:
         ok = True
         for item, futures, leaving, all_sent in pending:
             replies = await asyncio.gather(*futures, return_exceptions=True)
-            acked = all_sent and all(isinstance(r, bytes) and r.startswith(ACKS)
-                                     for r in replies)
+            acked = all_sent and all(wire.status(r) in wire.HELD for r in replies)
             self.keys_sent += 1
             if not acked:
                 self.failures += 1

@@ -13,12 +13,13 @@ import asyncio
 import collections
 import logging
 
+from pycache_cluster.cluster import wire
+
 log = logging.getLogger(__name__)
 
 #: Requests replayed to one owner per round, pipelined on its link.
 REPLAY_BATCH = 256
 REPLAY_INTERVAL = 1.0
-OK_REPLIES = (b"HD", b"EX", b"NF", b"EN", b"TOUCHED", b"NOT_FOUND")
 
 
 class Hints:
@@ -87,7 +88,7 @@ class Hints:
                                        return_exceptions=True)
         done = 0
         for reply in replies:
-            if isinstance(reply, bytes) and reply.startswith(OK_REPLIES):
+            if wire.status(reply) in wire.SETTLED:
                 done += 1
             else:
                 break       # keep order: what follows waits for the next round

@@ -73,14 +73,14 @@ class Placement:
         dead yet keep its names); None for this node without a ring, or none alive."""
         if self._ring() is None:
             return None
-        return next((n for n in owners if self.cluster.router.addresses.get(n)), None)
+        return next((n for n in owners if self.cluster.routes.addresses.get(n)), None)
 
     def queue(self, owners: list[str]) -> bytes:
         """host:port of queue_owner(); "-" when there is none."""
         node = self.queue_owner(owners)
         if node is None:
             return b"-"
-        addr = self.cluster.router.addresses[node]
+        addr = self.cluster.routes.addresses[node]
         return b"%s:%d" % (addr[0].encode(), addr[1])
 
     def majority(self, owners: list[str]) -> int:
@@ -125,7 +125,7 @@ class Placement:
         """Adds the members of the first peer's lock ring that answers (retrying every half
         second), then lets this node vote from `until` on."""
         while True:
-            for node, addr in list(self.cluster.router.addresses.items()):
+            for node, addr in list(self.cluster.routes.addresses.items()):
                 if node == self.name:
                     continue
                 try:

@@ -30,7 +30,7 @@ def wall_token() -> int:
     return time.time_ns() // 1000
 
 
-class Quorum:
+class LockQuorum:
     """Runs acquire, renew and release for clients of this node."""
 
     def __init__(self, placement: Placement, replica, rho: float, clock=time.monotonic):
@@ -123,7 +123,7 @@ class Quorum:
         if node == self.placement.name:
             return self.replica.answer(line.split())
         cluster = self.placement.cluster
-        addr = cluster.router.addresses.get(node)
+        addr = cluster.routes.addresses.get(node)
         if addr is None:
             return b"ERROR no address\r\n"
         try:

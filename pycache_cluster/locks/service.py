@@ -28,7 +28,7 @@ import time
 
 from pycache_cluster.locks.mark import TokenMark, open_mark
 from pycache_cluster.locks.placement import Placement
-from pycache_cluster.locks.quorum import Quorum, wall_token
+from pycache_cluster.locks.quorum import LockQuorum, wall_token
 from pycache_cluster.locks.table import LockTable
 from pycache_cluster.locks.waiters import Waiters
 from pycache_cluster.protocol.stats import lines
@@ -70,11 +70,11 @@ class Locks:
         self.table = LockTable(config.lock_limit, config.lock_drift)
         self.waiters = Waiters(self.table, clock, config.lock_wait_grace)
         self.placement: Placement | None = None
-        self.quorum: Quorum | None = None
+        self.quorum: LockQuorum | None = None
         self.mark: TokenMark | None = None
 
     async def start(self, node) -> None:
-        cluster = node.state.cluster
+        cluster = node.cluster
         # An empty table after a restart must not vote while leases it granted before may be
         # valid; the tokens it knows start above every token it granted before: the mark on
         # disk when there is one, else the wall clock (assumed never to step back).
@@ -94,7 +94,7 @@ class Locks:
         if cluster is not None:
             cluster.ring_listeners.append(self.placement.refresh)
             cluster.lock_placement = self.placement
-        self.quorum = Quorum(self.placement, self, self.config.lock_drift, self.clock)
+        self.quorum = LockQuorum(self.placement, self, self.config.lock_drift, self.clock)
         node.state.extensions.add_command(b"lock", self.command)
         node.state.extensions.add_stats(b"locks", self.stats)
 
@@ -102,7 +102,7 @@ class Locks:
         node.state.extensions.remove_command(b"lock")
         node.state.extensions.remove_stats(b"locks")
         self.placement.close()
-        cluster = node.state.cluster
+        cluster = node.cluster
         if cluster is not None and self.placement.refresh in cluster.ring_listeners:
             cluster.ring_listeners.remove(self.placement.refresh)
             cluster.lock_placement = None

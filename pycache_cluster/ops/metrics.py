@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from pycache_cluster import __version__, memstats
-from pycache_cluster.protocol.stats import MEMCACHED_VERSION, general_pairs
+from pycache_cluster import MEMCACHED_VERSION, __version__, memstats
+from pycache_cluster.protocol.stats import general_pairs
 
 # `stats` name -> (metric, kind, help): memcached_exporter's name wherever it exports the
 # figure (pkg/exporter/exporter.go), else pycache_. kind "c" counter, "g" gauge. Counters
@@ -125,11 +125,11 @@ class NodeCollector:
         yield from _settings(srv.settings)
         yield from _memory()
         yield _latency(srv)
-        cluster = srv.cluster
+        cluster = self.node.cluster
         if cluster is not None:
             from pycache_cluster.ops.cluster_metrics import cluster_families
             yield from cluster_families(cluster)
-        locks = getattr(self.node, "locks", None)
+        locks = self.node.locks
         if locks is not None and locks.placement is not None:
             from pycache_cluster.ops.cluster_metrics import lock_families
             yield from lock_families(locks)

@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 
-from pycache_cluster import __version__
+from pycache_cluster import MEMCACHED_VERSION, __version__
 
 log = logging.getLogger("pycache_cluster.startup")
 log.setLevel(logging.INFO)
@@ -28,14 +28,15 @@ def report(node) -> None:
 def lines(node) -> list[str]:
     """The summary line, then (with -v) one line per detail."""
     cfg = node.config
-    tls = getattr(node, "tls", None)
+    tls = node.tls
     listen = f"unix://{cfg.unix_socket}" if cfg.unix_socket else \
         f"{'tls' if tls else 'tcp'}://{_host(cfg.listen)}:{cfg.port}"
-    parts = [f"pycache-cluster {__version__} (memcached 1.6.18 protocol) serving on {listen}",
+    head = f"pycache-cluster {__version__} (memcached {MEMCACHED_VERSION} protocol)"
+    parts = [f"{head} serving on {listen}",
              f"memory {_size(cfg.memory_limit_bytes)}",
              f"max item {_size(cfg.max_item_size)}",
              f"{cfg.conn_limit} connections"]
-    cluster = getattr(node.state, "cluster", None)
+    cluster = node.cluster
     if cluster is None:
         parts.append("alone (gossip off)")
     else:
@@ -45,7 +46,7 @@ def lines(node) -> list[str]:
                      f"({cfg.gossip_preset}, {secret})")
         parts.append(f"N={cfg.replicas} W={cfg.write_quorum} R={cfg.read_quorum}"
                      if cfg.replicas > 1 else "N=1 (no replicas)")
-    metrics = getattr(node, "metrics", None)
+    metrics = node.metrics
     if metrics is not None:
         parts.append(f"metrics http://{_host(cfg.listen)}:{metrics.port}/metrics")
     out = [", ".join(parts)]
@@ -62,7 +63,7 @@ def details(node) -> list[str]:
     shutdown = "on" if cfg.enable_shutdown else "off"
     out = [f"process {os.getpid()}, Python {python}, uvloop {uvloop.__version__}",
            f"shutdown command {shutdown}, verbosity {cfg.verbosity}"]
-    tls = getattr(node, "tls", None)
+    tls = node.tls
     if tls is not None:
         out.append(f"tls: {tls.describe()}")
     if cfg.gossip_port is not None:

@@ -22,7 +22,7 @@ cdef uint8_t detect_protocol(Connection c) noexcept:
     cdef size_t n
     if c.rend == 0:
         return PROTO_NONE
-    if c.srv.sasl and <uint8_t>c.rbuf[0] != PC_BIN_REQ and c.srv.cluster is not None:
+    if c.srv.sasl and <uint8_t>c.rbuf[0] != PC_BIN_REQ and c.srv.coord is not None:
         # -S in a cluster: the peers' links speak text, and prove the cluster key instead
         # of SASL; until then the connection answers nothing else (_auth_step).
         n = c.rend if c.rend < 13 else 13
@@ -153,8 +153,8 @@ cdef void bin_command(Connection c, const char *frame):
         bin_ok(c, 0)
         c._write_point()        # "NOOP forces pipeline flush"
     elif op == PC_BIN_VERSION:
-        pc_bin_header(&c.wbuf, r.opcode, PC_BIN_OK, 0, 0, 6, r.opaque, 0)
-        pc_wbuf_add(&c.wbuf, b"1.6.18", 6)
+        pc_bin_header(&c.wbuf, r.opcode, PC_BIN_OK, 0, 0, len(VERSION), r.opaque, 0)
+        pc_wbuf_add(&c.wbuf, PyBytes_AS_STRING(VERSION), len(VERSION))
     elif op == PC_BIN_QUIT:
         bin_ok(c, 0)
         c._write_point()
@@ -349,7 +349,7 @@ cdef void bin_flush(Connection c, const char *ext):
     if not c.srv.settings.flush_enabled:
         bin_err(c, PC_BIN_AUTH_ERROR, NULL, 0)      # -F: memcached answers "Auth failure."
         return
-    if c.srv.ring != NULL and not c.peer:
+    if c.srv.coord is not None and not c.peer:
         gate_flush(c, delay)      # a cluster's flush empties every member (flush_all)
         return
     c.srv.cmd_flush += 1

@@ -34,29 +34,23 @@ cdef pc_wbuf _gate_frame
 pc_wbuf_init(&_gate_frame)
 
 
-cdef inline bint bin_gated(Connection c, uint32_t hv) noexcept:
+cdef inline bint bin_gated(Connection c, uint32_t hv):
     """In a cluster, True unless this node alone serves the key (one copy, this node its
     owner): the request then goes through the gate."""
-    if c.srv.ring == NULL or c.peer:
+    if c.srv.coord is None or c.peer:
         return False
-    return c.srv.replicas > 1 or <int>pc_ring_primary(c.srv.ring, hv) != c.srv.self_slot
+    return c.srv.coord.gated(c, hv)
 
 
-cdef inline bint bin_local_read(Connection c, uint32_t hv, const char *key,
-                                size_t nkey) noexcept:
+cdef inline bint bin_local_read(Connection c, uint32_t hv, const char *key, size_t nkey):
     """A gated get this node answers natively, as the text path would here: R = 1, this
     node an owner holding the key, and nothing of this connection's still on its way
     through the gate (a write at the key's first owner, a flush). A miss goes through the
     gate, which asks the other owners."""
-    cdef uint16_t owners[MAX_REPLICAS]
-    cdef unsigned n
-    if c.srv.read_quorum != 1 or c.srv.replicas < 2:
-        return False
     if c.gate is not None and ((<BinaryGate>c.gate).inner.nholes or
                                (<BinaryGate>c.gate).inner.rend):
         return False
-    n = owners_of(c.srv, hv, owners)
-    return is_owner(c.srv, owners, n) and pc_store_find_hv(c.s, key, nkey, hv) != NULL
+    return c.srv.coord.local_read(c, hv, key, nkey)
 
 
 @cython.final
@@ -109,30 +103,25 @@ cdef class BinaryGate:
         cdef Hole last = None
         cdef Connection c
         cdef bytearray buf = self.replies
-        cdef Py_ssize_t pos = 0, eol, end, n
+        cdef const char *data = PyByteArray_AS_STRING(buf)
+        cdef size_t pos = 0, total = PyByteArray_GET_SIZE(buf), n
+        cdef int found
         while self.waiting:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
+            found = pc_reply_frame(data + pos, total - pos, &n)
+            if found == 0:
                 break
-            line = bytes(buf[pos:eol])
-            value = None
-            end = eol + 2
-            if line.startswith(b"VA "):
-                n = int(line.split(b" ", 2)[1])
-                if len(buf) < end + n + 2:
-                    break
-                value = bytes(buf[end:end + n])
-                end += n + 2
-            pos = end
+            if found < 0:
+                raise ValueError("not a meta reply")
             r = <GateRequest>self.waiting.popleft()
             if r.hole is not None and not r.hole.filled:
-                frame = gate_frame(r, line, value)
+                frame = gate_frame(r, data + pos, n)
                 if frame and r.write_point:
                     r.hole.kind = HK_WRITE_POINT
                 # Filled here, told once below: the client writes all of them at once.
                 r.hole.data = frame
                 r.hole.filled = True
                 last = r.hole
+            pos += n
         del buf[:pos]
         if last is not None and last.conn is not None:
             c = last.conn
@@ -326,39 +315,27 @@ cdef bytes _frame(GateRequest r, uint16_t status, bytes body):
     return PyBytes_FromStringAndSize(_gate_frame.data, _gate_frame.len)
 
 
-cdef uint64_t _field(list words, char flag):
-    """A meta reply's numeric return flag (0 when absent)."""
-    for w in words:
-        if len(w) > 1 and w[0] == flag:
-            return int(w[1:])
-    return 0
-
-
-cdef bytes gate_frame(GateRequest r, bytes line, bytes value):
-    cdef list words = line.split(b" ")
-    cdef bytes head = words[0]
-    cdef uint64_t cas
-    cdef uint32_t flags
+cdef bytes gate_frame(GateRequest r, const char *reply, size_t n):
+    cdef pc_meta_reply m
+    cdef int status = pc_reply_meta(reply, n, &m)
     cdef uint32_t body
     cdef bint with_key
-    if len(head) != 2:
-        return _error(r, line)      # not a meta status: an error line
-    cas = _field(words, b'c')
+    if status == PC_MR_OTHER:
+        return _error(r, PyBytes_FromStringAndSize(reply, m.line_len))
     pc_wbuf_clear(&_gate_frame)
     if r.kind == GATE_GET:
         with_key = r.base == PC_BIN_GETK or r.base == PC_BIN_GATK
-        if head == b"VA" or (head == b"HD" and r.base == PC_BIN_TOUCH):
-            flags = <uint32_t>_field(words, b'f')
-            body = 4 + (len(r.key) if with_key else 0) + (len(value) if value else 0)
+        if status == PC_MR_VA or (status == PC_MR_HD and r.base == PC_BIN_TOUCH):
+            body = 4 + (len(r.key) if with_key else 0) + <uint32_t>m.nbytes
             pc_bin_header(&_gate_frame, r.opcode, PC_BIN_OK, 4,
-                          len(r.key) if with_key else 0, body, r.opaque, cas)
-            pc_bin_add_u32(&_gate_frame, flags)
+                          len(r.key) if with_key else 0, body, r.opaque, m.cas)
+            pc_bin_add_u32(&_gate_frame, <uint32_t>m.flags)
             if with_key:
                 pc_wbuf_add(&_gate_frame, PyBytes_AS_STRING(r.key), len(r.key))
-            if value:
-                pc_wbuf_add(&_gate_frame, PyBytes_AS_STRING(value), len(value))
+            if m.nbytes:
+                pc_wbuf_add(&_gate_frame, m.value, m.nbytes)
             return PyBytes_FromStringAndSize(_gate_frame.data, _gate_frame.len)
-        if head == b"EN":
+        if status == PC_MR_EN:
             if r.quiet:
                 return b""
             if with_key:
@@ -367,31 +344,31 @@ cdef bytes gate_frame(GateRequest r, bytes line, bytes value):
                 pc_wbuf_add(&_gate_frame, PyBytes_AS_STRING(r.key), len(r.key))
                 return PyBytes_FromStringAndSize(_gate_frame.data, _gate_frame.len)
             return _frame(r, PC_BIN_ENOENT, None)
-        return _error(r, line)
-    if r.kind == GATE_ARITH and head == b"VA":
+        return _error(r, PyBytes_FromStringAndSize(reply, m.line_len))
+    if r.kind == GATE_ARITH and status == PC_MR_VA:
         if r.quiet:
             return b""
-        pc_bin_header(&_gate_frame, r.opcode, PC_BIN_OK, 0, 0, 8, r.opaque, cas)
-        pc_bin_add_u64(&_gate_frame, int(value))
+        pc_bin_header(&_gate_frame, r.opcode, PC_BIN_OK, 0, 0, 8, r.opaque, m.cas)
+        pc_bin_add_u64(&_gate_frame, int(PyBytes_FromStringAndSize(m.value, m.nbytes)))
         return PyBytes_FromStringAndSize(_gate_frame.data, _gate_frame.len)
-    if head == b"HD" or head == b"OK":
+    if status == PC_MR_HD or status == PC_MR_OK:
         if r.quiet:
             return b""
         pc_bin_header(&_gate_frame, r.opcode, PC_BIN_OK, 0, 0, 0, r.opaque,
-                      cas if r.kind == GATE_STORE else 0)
+                      m.cas if r.kind == GATE_STORE else 0)
         return PyBytes_FromStringAndSize(_gate_frame.data, _gate_frame.len)
-    if head == b"NF":
+    if status == PC_MR_NF:
         return _frame(r, PC_BIN_ENOENT, None)
-    if head == b"EX":
+    if status == PC_MR_EX:
         return _frame(r, PC_BIN_EEXISTS, None)
-    if head == b"NS":
+    if status == PC_MR_NS:
         # As complete_update_bin maps NOT_STORED: add's key exists, replace's is missing.
         if r.base == PC_BIN_ADD:
             return _frame(r, PC_BIN_EEXISTS, None)
         if r.base == PC_BIN_REPLACE:
             return _frame(r, PC_BIN_ENOENT, None)
         return _frame(r, PC_BIN_NOT_STORED, None)
-    return _error(r, line)
+    return _error(r, PyBytes_FromStringAndSize(reply, m.line_len))
 
 
 cdef bytes _error(GateRequest r, bytes line):

@@ -79,7 +79,18 @@ cdef extern from "pc_ring.h":
 
 
 cdef extern from "pc_reply.h":
+    enum pc_meta_status:
+        PC_MR_OTHER, PC_MR_VA, PC_MR_HD, PC_MR_EN, PC_MR_NF, PC_MR_NS, PC_MR_EX, PC_MR_MN,
+        PC_MR_OK, PC_MR_TOUCHED, PC_MR_NOT_FOUND
+    ctypedef struct pc_meta_reply:
+        int status
+        uint64_t flags, cas, ttl
+        int ttl_never
+        const char *value
+        uint64_t nbytes
+        size_t line_len
     int pc_reply_frame(const char *buf, size_t len, size_t *frame_len)
+    int pc_reply_meta(const char *frame, size_t len, pc_meta_reply *out) nogil
     int pc_reply_value(const char *frame, size_t len, const char *key, size_t nkey,
                        int with_cas, pc_wbuf *out)
 

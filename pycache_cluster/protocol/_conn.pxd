@@ -1,14 +1,15 @@
-# The protocol's classes, declared so that other Cython modules (the cluster's peer links and
-# ring) can cimport them: the shared server state, a client connection, a reply hole, a link.
-from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
+# The protocol's classes, declared so that other Cython modules can cimport them: the shared
+# server state, a client connection, a reply hole and the waiter interface of peer links, and
+# the seam the cluster plugs in at, Coordinator (cluster/_coord.pyx implements it).
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_bin_req, pc_cmd, pc_lat, pc_prefix,
-                                              pc_ring,
                                               pc_token, pc_wbuf)
-from pycache_cluster.store._store cimport Store, pc_item, pc_store, pc_store_mode
+from pycache_cluster.store._store cimport (PC_ITEM_KEY_BINARY, Store, pc_item, pc_store,
+                                           pc_store_mode, pc_store_slot_hv)
 
 
-# What a hole's reply becomes in the client's protocol (see _route.pxi).
+# What a hole's reply becomes in the client's protocol (see _output.pxi, hole_reply).
 cdef enum HoleKind:
     HK_RAW = 0          # the owner's reply, as it is (possibly nothing, for noreply or q)
     HK_GET = 1          # an `mg <key> v f` answer, re-spoken as get's VALUE line (or nothing)
@@ -37,11 +38,53 @@ cdef struct Pending:
     int nret
     char opaque[40]
     size_t nopaque
+    uint64_t version         # E: a replica's write at exactly this version (peer links)
+    # The coordinator's marks (Coordinator.command said CO_VALUE): `routed`, its value goes
+    # to Coordinator.stored(); what it does there, the coordinator's own fields.
+    bint routed
     int owner                # ring slot of the owner it is forwarded to, -1 when local
     bint quiet               # forwarded with noreply or q: fenced by mn
     bint fanout              # a plain write this node replicates to every owner itself
     bint refuse              # a peer's write this node must not take (it is leaving)
-    uint64_t version         # E: a replica's write at exactly this version (peer links)
+
+
+# What Coordinator.command() makes of a keyed command.
+cdef enum CoordAnswer:
+    CO_HERE = 0         # run here, as on a single node
+    CO_DONE = 1         # answered, or on its way to the owners: nothing more here
+    CO_REPLICATED = 2   # run here (the key's first owner), then after_write()
+    CO_REREAD = 3       # not run: its line goes back, read again once the coordinator resumes
+    CO_VALUE = 4        # a storage command: its arm reads the value, then stored() has it
+
+
+# The cluster's side of the request path: one entry point per place the protocol meets the
+# cluster. A connection asks srv.coord only when it is not None (a cluster with a ring).
+cdef class Coordinator:
+    cdef public uint64_t peer_requests      # requests served on proven peer links
+    cdef public uint64_t fanout_batches     # multi-gets whose keys went to other owners
+    cdef bint replicated                    # N > 1: what runs here goes on to the owners
+
+    # A single-key command, after its key was hashed (hop: the peer that sent it routed it
+    # here, `mn P`).
+    cdef int command(self, Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                     uint32_t hv, bint hop)
+    # One key of get/gets/gat/gats: True when it went to its owners (a hole holds its place).
+    cdef bint get_key(self, Connection c, const char *key, size_t nkey, uint32_t hv,
+                      bint return_cas, bint touch, int32_t exptime)
+    # The value of a storage command command() marked (CO_VALUE), complete and well formed.
+    cdef void stored(self, Connection c, const char *data, size_t n)
+    # A write ran here: what it changed goes to the other owners; the reply made since
+    # `start` may wait for them. `before`: the key's version before it ran.
+    cdef void after_write(self, Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                          const char *key, size_t nkey, uint32_t hv, size_t start,
+                          uint64_t before)
+    cdef void flush_all(self, Connection c, int32_t delay)
+    # memcached deletes the key of a set too large to store: here, or at its owner.
+    cdef void drop_key(self, Connection c)
+    # The binary gate (_bingate.pxi): whether a keyed binary request goes through it, and
+    # whether a gated get may be answered here natively.
+    cdef bint gated(self, Connection c, uint32_t hv)
+    cdef bint local_read(self, Connection c, uint32_t hv, const char *key, size_t nkey)
 
 
 cdef class ServerState:
@@ -64,39 +107,15 @@ cdef class ServerState:
     cdef public bint crawler_enabled, sizes_enabled
     # memcached's ascii auth (-Y): the users (protocol/auth.py AuthFile), None when off.
     cdef public object auth_users
-    # Routing: installed by the cluster (pycache_cluster.cluster._ring). NULL ring: every key
-    # is local, the single-node path exactly.
-    cdef const pc_ring *ring
-    cdef object ring_ref                 # keeps the snapshot behind `ring` alive
-    cdef int self_slot                   # this node's slot, -1 when it owns nothing
-    cdef list links                      # Link per slot (None at self_slot)
-    # Links of their own for fills' fetches (_replica.pxi): they carry nothing a receiving
-    # connection could stall on, so two nodes filling at once never wait for each other.
-    cdef list side_links
-    cdef public object cluster           # the cluster component (broadcasts), None alone
-    cdef public uint64_t forwarded, fanout_batches, peer_requests
-    # A graceful leave has begun (cluster/component.py): peers' writes are no longer taken
-    # here, and their other keyed requests go on to the key's owners (see _conn.pyx,
-    # "peer requests"); `rerouted` counts those requests.
-    cdef public bint leaving
-    cdef public uint64_t rerouted
-    # Until this CLOCK_MONOTONIC time (ns; 0 never) after a ring change, hand-overs may still
-    # be bringing this node keys: a conditional write it runs as a key's first owner on a key
-    # it does not hold fetches the other owners' copies first (see _replica.pxi, "fills").
-    cdef public uint64_t fill_until
-    cdef public uint64_t fills
-    # Replication: every key on its first `replicas` owners, writes acknowledged after
-    # `write_quorum` of them, reads from `read_quorum` (1 = this node when it is an owner).
-    cdef public int replicas, write_quorum, read_quorum
-    cdef public uint64_t replica_writes_sent, replica_writes_acked, replica_writes_failed
-    cdef public uint64_t quorum_failures, read_repairs
+    # The cluster's side of the request path (cluster/_coord.pyx), None on a single node
+    # or while no ring is installed: every key is local, the single-node path exactly.
+    cdef public Coordinator coord
     # Read buffers: connections take a 16 KiB buffer for a read and give it back when the
     # batch left nothing behind, so idle connections hold none (memcached's rbuf cache).
     cdef char *spare_rbufs[64]
     cdef int nspare
     cdef public uint64_t read_buf_count, read_buf_bytes, read_buf_bytes_free, read_buf_oom
 
-    cdef ClockFence fence               # the waiter of the clock fences (see _replica.pxi)
     # Sampled service times per command (csrc/pc_lat.h), exported by latency().
     cdef pc_lat lat
     # memcached -S: binary connections authenticate with SASL PLAIN first, text is refused.
@@ -108,10 +127,6 @@ cdef class ServerState:
     # returning log_worker_* and log_watcher_* by name; None otherwise.
     cdef public object log_counters
 
-    cdef Link link(self, unsigned slot)
-    cdef Link link_in(self, object ring, unsigned slot)
-    cdef Link side_link_in(self, object ring, unsigned slot)
-    cdef int self_slot_in(self, object ring)
     cdef char *take_rbuf(self) noexcept
     cdef void give_rbuf(self, char *buf, size_t cap) noexcept
 
@@ -122,17 +137,6 @@ cdef class ServerState:
 cdef class Waiter:
     cdef void reply(self, const char *frame, size_t n)
     cdef void fail(self, bytes why)
-
-
-cdef class Link:
-    # One request (head, then tail: a line and a value) for the owner of the key hashed hv;
-    # h receives its reply (None: the reply is dropped). A quiet request (noreply, q) may
-    # have no reply: the link fences it with mn, and h receives what came before MN.
-    cdef int send(self, Waiter h, uint32_t hv, const char *head, size_t nhead,
-                  const char *tail, size_t ntail, bint quiet) except -1
-    # One request (never quiet) whose reply goes to `waiter`.
-    cdef int send_waiter(self, Waiter waiter, uint32_t hv, const char *req,
-                         size_t n) except -1
 
 
 cdef class Hole(Waiter):
@@ -148,84 +152,6 @@ cdef class Hole(Waiter):
     cdef public object task     # an asyncio task to cancel when the client goes away
 
     cdef void put(self, object data)
-
-
-# A write on its way to a key's owners (see _replica.pxi): their votes, the client's reply
-# once W applied it, and what it takes to send it again above a newer version.
-cdef class Quorum:
-    cdef ServerState srv
-    cdef Hole hole              # the client's reply (None: nobody waits, e.g. noreply)
-    cdef object yes, no         # that reply when an owner had the key, and when none did
-    cdef uint8_t need, acks, fails, superseded, answered, sent, retries, round
-    cdef bint found, replied, local, retryable
-    cdef bint primary           # replicates an item that ran here (it is re-versioned)
-    cdef bint sending           # requests still going out: no verdict before they all left
-    cdef uint32_t hv
-    cdef uint16_t owners[16]
-    cdef uint8_t nowners
-    cdef object ring            # the snapshot the owners' slots belong to
-    # The write itself: key, flags, exptime (unix), value (None: a tombstone; b"touch":
-    # a touch), version, and the request the owners apply.
-    cdef bytes key, flag, value
-    cdef uint32_t flags
-    cdef int64_t exptime
-    cdef uint64_t version, seen
-    cdef bytes request
-    cdef list after             # sends held back until every owner answered (inflight)
-    cdef Connection conn
-
-    cdef void vote(self, int round, int result, uint64_t held)
-    cdef void settle(self)
-    cdef void again(self)
-
-
-# Follows a write sent to a key's first owner on the same link: its answer (`MN c<version>`)
-# moves this node's clock past the version that write got there, so that what this node
-# versions next for the key is newer (read-your-writes across the two ways writes go).
-cdef class ClockFence(Waiter):
-    cdef ServerState srv
-
-
-# A replicated key's read (text get/gets) that this node could not answer alone (it is no
-# owner, it misses the key, or R > 1): every owner is asked, the newest answer is the reply,
-# and the owners that answered older or nothing are repaired.
-cdef class ReadMerge:
-    cdef ServerState srv
-    cdef Hole hole
-    cdef bint with_cas, replied, asking
-    cdef uint32_t hv
-    cdef bytes key, keytok, flag    # the key; as a meta token, with its b flag if any
-    cdef uint16_t owners[16]
-    cdef uint8_t nowners, next, need, answered, outstanding, hits
-    cdef object ring
-    cdef uint64_t best_version
-    cdef uint32_t best_flags
-    cdef int64_t best_exptime       # unix seconds, 0: never
-    cdef bytes best_value           # None: nobody had it
-    cdef list answers               # (slot, version) of the owners that answered
-    cdef list after                 # sends held back until this read is answered
-    cdef Connection conn
-    cdef bint fill                  # a fill's fetch: no hole; the newest copy is stored here
-
-    cdef void answer(self, int slot, uint64_t version, uint32_t flags, int64_t exptime,
-                     object value)
-    cdef void ask_next(self)
-    cdef void ask_all(self)
-    cdef void settle(self)
-
-
-cdef class ReadAnswer(Waiter):
-    cdef ReadMerge merge
-    cdef int slot
-
-
-# One owner's copy of a write, waiting on a peer link: its answer is a vote of its Quorum;
-# its failure also keeps the request as a hint for that owner.
-cdef class ReplicaWrite(Waiter):
-    cdef Quorum quorum
-    cdef int slot
-    cdef uint8_t round
-    cdef bytes request
 
 
 cdef class Connection:
@@ -246,9 +172,9 @@ cdef class Connection:
     cdef pc_cmd cmd             # the command of the request line parsed last
     cdef int state
     cdef bint noreply, closing, close_after_write, paused, rejected
-    cdef bint peer              # a proven peer link (see _conn.pyx, "peer requests")
+    cdef bint peer              # a proven peer link (cluster/wire.py: what only peers send)
     cdef bint hop               # `mn P` came: the next request was routed here by a peer
-    # A fill (_replica.pxi) is fetching the key of the request at the front of rbuf, which
+    # A fill (cluster/_fill.pxi) is fetching the key of the request at the front of rbuf, which
     # runs once it is in; `filled_hv`: that key, whose fill is done (none held it, maybe).
     cdef bint filling, filled
     cdef bint reread            # the line just parsed goes back, to be parsed again
@@ -273,7 +199,7 @@ cdef class Connection:
     cdef bint tls               # over TLS: values are read through the read buffer
     cdef object p_line          # a forwarded storage command's request line (bytes)
     cdef object p_ring          # the ring its owner (p.owner) is a slot of
-    # Replies waiting on peers or Python, in request order (see _conn.pyx, "holes").
+    # Replies waiting on peers or Python, in request order (see _output.pxi).
     cdef object holes           # collections.deque of Hole
     cdef Py_ssize_t nholes
     cdef uint64_t hole_seq      # holes ever made
@@ -324,8 +250,8 @@ cdef class Connection:
     cdef int _grow(self, size_t need) except -1
     cdef void _settle_rbuf(self) noexcept
     cdef void _command(self, char *line, size_t line_end)
-    cdef void _command_replicated(self, pc_cmd cmd, pc_token *tokens, size_t ntokens,
-                                  uint32_t hv)
+    cdef void _command_replicated(self, Coordinator coord, pc_cmd cmd, pc_token *tokens,
+                                  size_t ntokens, uint32_t hv)
     cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv)
     cdef void _complete_nread(self, const char *data)
     cdef void _nread_begin(self) noexcept
@@ -341,3 +267,32 @@ cdef class Connection:
 # connection is written once, at the end.
 cdef void replies_begin() noexcept
 cdef void replies_end()
+
+
+# Shared with the coordinator.
+cdef Hole out_hole(Connection c, uint8_t kind)
+cdef void out_drain(Connection c)
+cdef void meta_key(Connection c, const char *key, size_t nkey, bint binary) noexcept
+cdef bint has_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens, char flag) noexcept
+
+
+cdef extern from "string.h":
+    int strcmp(const char *a, const char *b) nogil
+
+
+cdef inline bint _is(const char *tok, const char *lit) noexcept:
+    return strcmp(tok, lit) == 0
+
+
+cdef inline uint64_t slot_version(Connection c, const char *key, size_t nkey,
+                                  uint32_t hv) noexcept:
+    """The key's version in the store (0: nothing, not even a tombstone)."""
+    cdef pc_item *it = pc_store_slot_hv(c.s, key, nkey, hv)
+    return it.version if it != NULL else 0
+
+
+cdef inline void mark_binary(pc_store *s, const char *key, size_t nkey, uint32_t hv) noexcept:
+    """The key came base64 (meta b): its replies give it back that way."""
+    cdef pc_item *it = pc_store_slot_hv(s, key, nkey, hv)
+    if it != NULL:
+        it.bits |= PC_ITEM_KEY_BINARY

@@ -1,6 +1,6 @@
 # The client connection: buffers, flow control, the request loop, the command switch, and
-# replies in request order. The commands are in _text.pxi and _meta.pxi; sending a request to
-# the key's owner is _route.pxi; `stats` and the admin commands are plain Python (stats.py,
+# replies in request order. The commands are in _text.pxi and _meta.pxi; a keyed request in
+# a cluster asks the coordinator (srv.coord, cluster/_coord.pyx) where it runs; `stats` and the admin commands are plain Python (stats.py,
 # admin.py); commands that are not memcached's come through extensions.py.
 #
 # socket -> Connection.buffer_updated -> pc_proto tokenizer -> _command -> text_*/meta_* ->
@@ -24,6 +24,7 @@
 cimport cython
 from cpython.buffer cimport PyBuffer_FillInfo
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
 from libc.string cimport memchr, memcmp, memcpy, memmove, memset, strcmp, strlen
@@ -38,8 +39,11 @@ from pycache_cluster.protocol import admin, stats
 from pycache_cluster.protocol.auth import AuthFile
 from pycache_cluster.protocol.extensions import Extensions, call, settle
 
-# The version memcached clients (and memccapable) are shown; ours is in `stats`.
-MEMCACHED_VERSION = "1.6.18"
+from pycache_cluster import MEMCACHED_VERSION
+
+# What memcached clients (and memccapable) are shown; ours is in `stats`.
+cdef bytes VERSION = MEMCACHED_VERSION.encode()
+cdef bytes VERSION_LINE = b"VERSION " + VERSION
 
 # Connection states: reading command lines, reading a value, discarding a value.
 DEF ST_CMD = 0
@@ -60,26 +64,17 @@ DEF WBUF_FLUSH = 1024 * 1024
 # Reading pauses at this many outstanding holes (or WBUF_FLUSH bytes queued behind them) and
 # resumes below a quarter of it.
 DEF HOLES_HIGH = 4096
-# Most owners a key can have (--replicas).
-DEF MAX_REPLICAS = 16
 
 include "_output.pxi"
 include "_text.pxi"
 include "_meta.pxi"
-include "_route.pxi"
-include "_replica.pxi"
 include "_binary.pxi"
 include "_bingate.pxi"
-include "_dump.pxi"
 
 
 # C's assert: on in the sanitizer build (-UNDEBUG), compiled out in release builds.
 cdef extern from "assert.h":
     void debug_assert "assert"(bint condition) noexcept
-
-
-cdef inline bint _is(const char *tok, const char *lit) noexcept:
-    return strcmp(tok, lit) == 0
 
 
 # The commands whose service times are sampled, by name (the names of `stats`).
@@ -93,28 +88,6 @@ _LAT_NAMES = {
 
 
 include "_state.pxi"
-
-
-cdef class Link:
-    """Where a forwarded request goes. The cluster's peer link (cluster/_link.pyx) is the real
-    one; this base answers every request with an error, so a slot without a peer fails
-    cleanly instead of hanging."""
-
-    cdef int send(self, Waiter h, uint32_t hv, const char *head, size_t nhead,
-                  const char *tail, size_t ntail, bint quiet) except -1:
-        if h is not None:
-            h.fail(b"no route to owner")
-        return 0
-
-    cdef int send_waiter(self, Waiter waiter, uint32_t hv, const char *req,
-                         size_t n) except -1:
-        if waiter is not None:
-            waiter.fail(b"no route to owner")
-        return 0
-
-
-# Where a request goes whose owner is gone from every ring: it fails at once.
-cdef Link NO_ROUTE = Link.__new__(Link)
 
 
 @cython.final
@@ -508,7 +481,7 @@ cdef class Connection:
                 self.closing = True
                 break
             nline = line_end + 1
-            if self.nholes and self.srv.ring != NULL and not out_holes_filled(self) and \
+            if self.nholes and self.srv.coord is not None and not out_holes_filled(self) and \
                     line_end >= 9 and memcmp(self.rbuf + pos, b"flush_all", 9) == 0:
                 # A cluster's flush_all is versioned by this node's clock, which must first
                 # have seen what the writes before it got at their owners (their clock
@@ -577,7 +550,7 @@ cdef class Connection:
         cdef size_t avail = self.rend - pos
         cdef size_t line_end
         cdef int found
-        if self.srv.cluster is not None and avail > 13 and \
+        if self.srv.coord is not None and avail > 13 and \
                 (memcmp(self.rbuf + pos, b"cluster peer ", 13) == 0 or
                  memcmp(self.rbuf + pos, b"cluster auth ", 13) == 0):
             found = pc_proto_find_line(self.rbuf + pos, avail, &line_end)
@@ -659,6 +632,7 @@ cdef class Connection:
         cdef uint32_t hv = 0
         cdef int where
         cdef bint hop = self.hop
+        cdef Coordinator coord = self.srv.coord
         self.hop = False        # `mn P` marks the one request right after it
         pc_proto_terminate(line, line_end)
         if self.srv.verbosity > 1:
@@ -667,59 +641,46 @@ cdef class Connection:
         ntokens = pc_tokenize(line, tokens, PC_MAX_TOKENS)
         cdef pc_cmd cmd = pc_proto_command(tokens, ntokens)
         self.cmd = cmd
-        if self.peer:
-            self.srv.peer_requests += 1
+        if coord is not None and self.peer:
+            coord.peer_requests += 1
         if _keyed(cmd) and ntokens >= 3:
             # The one owner test of a single-key command: before the switch, whose arms
             # stay free of routing (a routed storage command still reads its value there).
-            self.p.owner = -1
-            self.p.fanout = False
-            self.p.refuse = False
             self.p.version = 0
-            if key_hash(cmd, tokens, ntokens, &hv) and self.srv.ring != NULL:
-                where = peer_request(self, cmd, tokens, ntokens, hv, hop) if self.peer \
-                    else PEER_ROUTE
-                if where == PEER_NO_COPY:
-                    pc_wbuf_add(&self.wbuf, NO_COPY, strlen(NO_COPY))
+            self.p.routed = False
+            if key_hash(cmd, tokens, ntokens, &hv) and coord is not None:
+                self.p.owner = -1
+                self.p.fanout = False
+                self.p.refuse = False
+                where = coord.command(self, cmd, tokens, ntokens, hv, hop)
+                if where == CO_DONE:
                     return
-                if where == PEER_REFUSE:
-                    if cmd == PC_CMD_MS or PC_CMD_SET <= cmd <= PC_CMD_CAS:
-                        self.p.refuse = True    # answered once its value is read
-                    else:
-                        pc_wbuf_add(&self.wbuf, LEAVING, strlen(LEAVING))
-                        return
-                elif where == PEER_ROUTE and route_command(self, cmd, tokens, ntokens, hv):
-                    return
-                if self.srv.fill_until and where != PEER_REFUSE and \
-                        fill_first(self, cmd, tokens, ntokens, hv, hop):
-                    # Not run now: the line goes back as it came, to be read again once the
-                    # key's copies are here (_process stops in front of it meanwhile).
+                if where == CO_REREAD:
+                    # Not run now: the line goes back as it came, to be read again once
+                    # the coordinator is ready for it (_process stops in front of it).
                     _restore_line(line, line_end, tokens, ntokens)
                     self.reread = True
                     return
-                if self.srv.replicas > 1 and not self.p.refuse and \
-                        _replicated_here(cmd, tokens, ntokens):
-                    # The arm runs here on the key's first owner: what it changes goes to
-                    # the other owners (see _replica.pxi).
-                    self._command_replicated(cmd, tokens, ntokens, hv)
+                if where == CO_REPLICATED:
+                    self._command_replicated(coord, cmd, tokens, ntokens, hv)
                     return
         self._dispatch(cmd, tokens, ntokens, hv)
 
-    cdef void _command_replicated(self, pc_cmd cmd, pc_token *tokens, size_t ntokens,
-                                  uint32_t hv):
+    cdef void _command_replicated(self, Coordinator coord, pc_cmd cmd, pc_token *tokens,
+                                  size_t ntokens, uint32_t hv):
+        # The arm runs here, on the key's first owner; what it changed goes on to the
+        # other owners.
         cdef unsigned char decoded[256]
         cdef const char *key = tokens[1].value
         cdef size_t nkey = tokens[1].length
         cdef size_t start = self.wbuf.len
         cdef uint64_t before
-        if _has_flag(cmd, tokens, ntokens, b'b'):
+        if has_flag(cmd, tokens, ntokens, b'b'):
             nkey = pc_base64_decode(<const unsigned char *>key, nkey, decoded, sizeof(decoded))
             key = <const char *>decoded
         before = slot_version(self, key, nkey, hv)
         self._dispatch(cmd, tokens, ntokens, hv)
-        replicate_local(self, key, nkey, hv, start, before)
-        if cmd == PC_CMD_MG and _has_flag(cmd, tokens, ntokens, b'T'):
-            touch_others(self, key, nkey, hv, start, before)
+        coord.after_write(self, cmd, tokens, ntokens, key, nkey, hv, start, before)
 
     cdef void _dispatch(self, pc_cmd cmd, pc_token *tokens, size_t ntokens, uint32_t hv):
         if cmd == PC_CMD_GET:
@@ -774,7 +735,7 @@ cdef class Connection:
         elif cmd == PC_CMD_ME:
             meta_debug(self, tokens, ntokens, hv)
         elif cmd == PC_CMD_VERSION:
-            self._out(b"VERSION 1.6.18")
+            self._out(VERSION_LINE)
         elif cmd == PC_CMD_QUIT:
             self.closing = True
             self.close_after_write = True
@@ -803,19 +764,14 @@ cdef class Connection:
                 self.noreply = False      # meta set errors are always answered
             self._out(b"CLIENT_ERROR bad data chunk")
             return
-        if self.p.refuse:
-            pc_wbuf_add(&self.wbuf, LEAVING, strlen(LEAVING))
-            return
-        if self.p.fanout:
-            fanout_store(self, data, self.p.vlen)
-            return
-        if self.p.owner >= 0:
-            route_store(self, data, self.p.vlen)
+        if self.p.routed:
+            self.srv.coord.stored(self, data, self.p.vlen)
             return
         if self.p.version:
             meta_apply_done(self, data, nbytes)
             return
-        cdef bint replicating = self.srv.ring != NULL and self.srv.replicas > 1
+        cdef Coordinator coord = self.srv.coord
+        cdef bint replicating = coord is not None and coord.replicated
         cdef uint64_t before = 0
         cdef size_t start = self.wbuf.len
         if replicating:
@@ -828,16 +784,17 @@ cdef class Connection:
         else:
             text_update_done(self, st)
         if replicating:
-            replicate_local(self, self.p.key, self.p.nkey, self.p.hv, start, before)
+            coord.after_write(self, self.p.cmd, NULL, 0, self.p.key, self.p.nkey, self.p.hv,
+                              start, before)
 
     cdef void _nread_begin(self) noexcept:
         # A big value that did not come with its line, for this node's store alone: read it
         # into an unlinked item (charged to -m now, linked by _nread_done). A value for
         # another owner, a replicated write, a replica's versioned write, TLS: through rbuf,
         # as is a value the store has no room for now (the store answers it as before).
-        if self.p.owner >= 0 or self.p.fanout or self.p.version or self.p.refuse or self.tls:
+        if self.p.routed or self.p.version or self.tls:
             return
-        if self.srv.ring != NULL and self.srv.replicas > 1:
+        if self.srv.coord is not None and self.srv.coord.replicated:
             return
         self.nread_got = 0
         self.nread_it = pc_store_alloc_unlinked(self.s, self.p.key, self.p.nkey, self.p.hv,
@@ -905,55 +862,4 @@ def _log(str msg):
     sys.stderr.write(msg + "\n")
 
 
-cdef bint _has_flag(pc_cmd cmd, pc_token *tokens, size_t ntokens, char flag) noexcept:
-    cdef size_t i
-    if cmd < PC_CMD_MG:
-        return False
-    for i in range(3 if cmd == PC_CMD_MS else 2, ntokens - 1):
-        if tokens[i].value[0] == flag:
-            return True
-    return False
-
-
-cdef inline bint _replicated_here(pc_cmd cmd, pc_token *tokens, size_t ntokens) noexcept:
-    # Writes other than storage (whose value is stored in _complete_nread), not replicas'
-    # own writes (E).
-    return (cmd == PC_CMD_DELETE or cmd == PC_CMD_INCR or cmd == PC_CMD_DECR
-            or cmd == PC_CMD_TOUCH or cmd == PC_CMD_MD or cmd == PC_CMD_MA
-            or cmd == PC_CMD_MG) and not _has_flag(cmd, tokens, ntokens, b'E') \
-        and tokens[1].length <= KEY_MAX
-
-
-cdef void _restore_line(char *line, size_t line_end, pc_token *tokens,
-                        size_t ntokens) noexcept:
-    """Undoes pc_proto_terminate and pc_tokenize on a line: the NUL each put at a token's
-    end becomes the space (or line end) it replaced."""
-    cdef size_t i, at
-    cdef size_t el = line_end - 1 if line_end > 1 and line[line_end - 1] == b'\r' else line_end
-    for i in range(ntokens - 1):
-        at = <size_t>(tokens[i].value + tokens[i].length - line)
-        if at < el:
-            line[at] = b' '
-    line[el] = b'\r' if el < line_end else b'\n'
-
-
-cdef inline bint _keyed(pc_cmd cmd) noexcept:
-    return (PC_CMD_SET <= cmd <= PC_CMD_TOUCH) or (PC_CMD_MG <= cmd <= PC_CMD_MA) \
-        or cmd == PC_CMD_ME
-
-
-cdef extern from *:
-    """
-    static size_t pc_base64_decode_key(char *key, size_t nkey) {
-        return pc_base64_decode((const unsigned char *)key, nkey, (unsigned char *)key, nkey);
-    }
-    """
-    size_t pc_base64_decode_key(char *key, size_t nkey)
-
-
-def parse_u32(bytes tok):
-    """memcached's safe_strtoul (None where it refuses), for the Python commands."""
-    cdef uint32_t v
-    if not pc_strtoul(tok, &v):
-        return None
-    return v
+include "_tokens.pxi"

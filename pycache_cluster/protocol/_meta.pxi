@@ -241,7 +241,7 @@ cdef void meta_set(Connection c, pc_token *tokens, size_t ntokens, uint32_t hv):
     c.p.key_binary = of.key_binary
     if pc_item_memcached_size(c.p.nkey, of.client_flags, vlen) > pc_store_item_size_max(c.s):
         c.srv.store_too_large += 1
-        drop_pending_key(c)
+        drop_key(c)
         c._out_err(b"SERVER_ERROR object too large for cache")
         c._swallow(c.p.vlen)
         return

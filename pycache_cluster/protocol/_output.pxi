@@ -242,7 +242,7 @@ cdef void out_emit(Connection c, size_t upto, uint64_t seq_limit):
         c.holes.popleft()
         c.nholes -= 1
         if c.nholes == 0:
-            c.npend = 0
+            c.npend = 0         # the coordinator's pending writes were all answered
     if upto:
         parts.append(PyBytes_FromStringAndSize(c.wbuf.data, upto))
         out_consume(c, upto)

@@ -19,27 +19,18 @@ cdef class ServerState:
         self.prefix = NULL
         self.crawler_enabled = True
         self.sizes_enabled = False
-        if getattr(settings, "detail_enabled", False):
+        if settings.detail_enabled:
             self.set_detail(True)
-        self.ring = NULL
-        self.self_slot = -1
-        self.links = []
-        self.side_links = []
-        self.cluster = None
-        self.fence = ClockFence.__new__(ClockFence)
-        self.fence.srv = self
-        auth_file = getattr(settings, "auth_file", "")
+        self.coord = None
+        auth_file = settings.auth_file
         self.auth_users = AuthFile(auth_file) if auth_file else None
-        self.replicas = getattr(settings, "replicas", 1)
-        self.write_quorum = getattr(settings, "write_quorum", 1)
-        self.read_quorum = getattr(settings, "read_quorum", 1)
-        self.sasl = getattr(settings, "sasl", False)
+        self.sasl = settings.sasl
         self.conn_watch = None
 
     def set_detail(self, bint on):
         """`stats detail on|off` (and -D): counting starts or stops; the counts stay."""
         if on and self.prefix == NULL:
-            self.prefix = pc_prefix_new(ord(getattr(self.settings, "prefix_delimiter", ":")[0]))
+            self.prefix = pc_prefix_new(ord(self.settings.prefix_delimiter[0]))
             if self.prefix == NULL:
                 raise MemoryError()
         self.detail_enabled = on
@@ -69,7 +60,8 @@ cdef class ServerState:
         self.cmd_get = self.cmd_set = self.cmd_touch = self.cmd_flush = self.cmd_meta = 0
         self.store_too_large = self.store_no_memory = 0
         self.bytes_read = self.bytes_written = 0
-        self.forwarded = self.fanout_batches = self.peer_requests = 0
+        if self.coord is not None:
+            self.coord.reset_stats()
         if self.auth_users is not None:
             self.auth_users.cmds = self.auth_users.errors = 0
         if self.prefix != NULL:
@@ -122,30 +114,38 @@ cdef class ServerState:
         self.read_buf_count -= 1
         self.read_buf_bytes -= cap
 
-    @property
-    def routing(self):
-        """True while a ring is installed (keys may belong to other nodes)."""
-        return self.ring != NULL
 
-    cdef Link link(self, unsigned slot):
-        return <Link>self.links[slot]
+cdef class Coordinator:
+    """The seam's base (see _conn.pxd): runs everything here, as a single node does. The
+    cluster's coordinator (cluster/_coord.pyx) overrides every entry point."""
 
-    cdef Link link_in(self, object ring, unsigned slot):
-        """The link to owner `slot` of `ring`, the ring a request was routed by. A request
-        that waited (behind a read, for its value, for another round) across a ring change
-        still goes to the node it was routed to; a link the new ring dropped fails it."""
-        if ring is self.ring_ref:
-            return <Link>self.links[slot]
-        link = ring.links[slot] if ring is not None else None
-        return NO_ROUTE if link is None else <Link>link
+    cdef int command(self, Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                     uint32_t hv, bint hop):
+        return CO_HERE
 
-    cdef Link side_link_in(self, object ring, unsigned slot):
-        links = self.side_links if ring is self.ring_ref else \
-            ring.side_links if ring is not None else None
-        link = links[slot] if links else None
-        return NO_ROUTE if link is None else <Link>link
+    cdef bint get_key(self, Connection c, const char *key, size_t nkey, uint32_t hv,
+                      bint return_cas, bint touch, int32_t exptime):
+        return False
 
-    cdef int self_slot_in(self, object ring):
-        if ring is self.ring_ref:
-            return self.self_slot
-        return ring.self_slot if ring is not None else -1
+    cdef void stored(self, Connection c, const char *data, size_t n):
+        pass
+
+    cdef void after_write(self, Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens,
+                          const char *key, size_t nkey, uint32_t hv, size_t start,
+                          uint64_t before):
+        pass
+
+    cdef void flush_all(self, Connection c, int32_t delay):
+        c._out(b"OK")
+
+    cdef void drop_key(self, Connection c):
+        pc_store_delete_hv(c.s, c.p.key, c.p.nkey, c.p.hv, 0, 0)
+
+    cdef bint gated(self, Connection c, uint32_t hv):
+        return False
+
+    cdef bint local_read(self, Connection c, uint32_t hv, const char *key, size_t nkey):
+        return False
+
+    def reset_stats(self):
+        self.peer_requests = self.fanout_batches = 0

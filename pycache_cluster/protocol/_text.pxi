@@ -24,7 +24,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
     cdef pc_item *it
     cdef uint32_t hv
     cdef uint64_t holes0 = c.hole_seq
-    cdef bint routing = c.srv.ring != NULL and not c.peer
+    cdef Coordinator coord = c.srv.coord if not c.peer else None
     if touch:
         if not pc_strtol(tokens[1].value, &exptime):
             c._out(b"CLIENT_ERROR invalid exptime argument")
@@ -38,8 +38,8 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
                 c._out(b"CLIENT_ERROR bad command line format")
                 return
             hv = pc_hash(key_token.value, key_token.length, 0)
-            if routing and route_get_key(c, key_token.value, key_token.length, hv, return_cas,
-                                         touch, exptime):
+            if coord is not None and coord.get_key(c, key_token.value, key_token.length, hv,
+                                                   return_cas, touch, exptime):
                 key_token += 1
                 continue
             if touch:
@@ -59,7 +59,7 @@ cdef void text_get(Connection c, pc_token *tokens, size_t ntokens, bint return_c
         ntokens = pc_tokenize(key_token.value, tokens, PC_MAX_TOKENS)
         key_token = tokens
     if c.hole_seq != holes0:
-        c.srv.fanout_batches += 1
+        coord.fanout_batches += 1
     pc_wbuf_add(&c.wbuf, b"END\r\n", 5)
     c._write_point()     # memcached writes out after every get (conn_mwrite)
 
@@ -102,7 +102,7 @@ cdef void text_update(Connection c, pc_token *tokens, size_t ntokens, pc_cmd cmd
         c._out(b"SERVER_ERROR object too large for cache")
         if mode == PC_SET:
             # memcached: "Avoid stale data persisting in cache because we failed alloc."
-            drop_pending_key(c)
+            drop_key(c)
         c._swallow(c.p.vlen)
         return
     c.state = ST_NREAD
@@ -206,8 +206,8 @@ cdef void text_flush_all(Connection c, pc_token *tokens, size_t ntokens):
             c._out(b"CLIENT_ERROR invalid exptime argument")
             return
     pc_store_flush_at(c.s, delay if delay > 0 else 0, version)
-    if c.srv.ring != NULL and not c.peer:
-        route_flush_all(c, delay)       # the whole cluster: see _route.pxi
+    if c.srv.coord is not None and not c.peer:
+        c.srv.coord.flush_all(c, delay)     # the whole cluster's
         return
     if version:
         # A cluster's flush_all: the cut-off too, for the coordinator's clock.
@@ -242,3 +242,12 @@ cdef void text_admin(Connection c, pc_cmd cmd, pc_token *tokens, size_t ntokens)
     else:
         # Bytes, or an awaitable of them for the dumps that walk the store.
         c._reply_py(admin.machinery_command(c.srv, args))
+
+
+cdef inline void drop_key(Connection c):
+    """memcached deletes the key of a set too large to store ("avoid stale data"): here, or
+    at its owner when the coordinator routed it."""
+    if c.p.routed:
+        c.srv.coord.drop_key(c)
+    else:
+        pc_store_delete_hv(c.s, c.p.key, c.p.nkey, c.p.hv, 0, 0)

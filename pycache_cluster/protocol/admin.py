@@ -5,12 +5,7 @@ Plain Python: they are rare. Number parsing is memcached's own (safe_strtoul, in
 from __future__ import annotations
 
 from pycache_cluster.protocol import dump
-
-
-def _u32(tok: bytes) -> int | None:
-    from pycache_cluster.protocol._conn import parse_u32  # the C module that imports us
-
-    return parse_u32(tok)
+from pycache_cluster.protocol._native import parse_u32 as _u32
 
 
 def setting_command(srv, args: list[bytes]) -> bytes:

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import hmac
 
+from pycache_cluster.protocol._native import parse_u32 as _strtoul
+
 UNAUTHENTICATED = b"CLIENT_ERROR unauthenticated\r\n"
 BAD_TERMINATION = b"CLIENT_ERROR bad command line termination\r\n"
 BAD_FORMAT = b"CLIENT_ERROR bad authentication token format\r\n"
@@ -65,12 +67,6 @@ def _tokens(text: bytes) -> list[bytes]:
     string ending at a NUL."""
     text = text.split(b"\0", 1)[0]
     return [t for t in text.split(b" ") if t][:_MAX_TOKENS - 1]
-
-
-def _strtoul(tok: bytes) -> int | None:
-    from pycache_cluster.protocol._conn import parse_u32  # the C module that imports us
-
-    return parse_u32(tok)
 
 
 class AuthFile:

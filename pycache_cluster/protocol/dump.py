@@ -13,15 +13,12 @@ from __future__ import annotations
 import asyncio
 from urllib.parse import quote
 
+from pycache_cluster.protocol._native import dump_rows
+from pycache_cluster.protocol._native import parse_u32 as _u32
+
 MAX_CLASSES = 64                # memcached's MAX_NUMBER_OF_SLAB_CLASSES
 ITEMS_PER_TURN = 2048
 CACHEDUMP_LIMIT = 2 * 1024 * 1024   # memcached's cap on one cachedump reply, in bytes
-
-
-def _rows():
-    from pycache_cluster.protocol._conn import dump_rows  # the C module that imports us
-
-    return dump_rows
 
 
 def chunk_sizes(item_size_max: int) -> dict[int, int]:
@@ -46,10 +43,10 @@ def page_size(item_size_max: int) -> int:
 
 
 async def _walk(srv, keep=lambda row: True) -> list[tuple]:
-    """Every live item's dump row (see _conn.dump_rows) that `keep` accepts."""
-    dump_rows, cursor, out = _rows(), 0, []
+    """Every live item's dump row (see _native.dump_rows) that `keep` accepts."""
+    cursor, out = 0, []
     while True:
-        cursor, rows = dump_rows(srv, cursor, ITEMS_PER_TURN)
+        cursor, rows = dump_rows(srv.store, cursor, ITEMS_PER_TURN)
         out.extend(r for r in rows if keep(r))
         if cursor == 0:
             return out
@@ -114,8 +111,6 @@ async def _cachedump(srv, cls: int, limit: int) -> bytes:
 
 def cachedump(srv, args: list[bytes]) -> bytes | object:
     """`stats cachedump <class> <limit>`: the class's items (limit 0: all of them)."""
-    from pycache_cluster.protocol.admin import _u32
-
     if not srv.settings.dump_enabled:
         return b"CLIENT_ERROR stats cachedump not allowed\r\n"     # -X
     if len(args) < 4:

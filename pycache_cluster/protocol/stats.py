@@ -8,10 +8,10 @@ import os
 import resource
 import time
 
-from pycache_cluster import __version__
+from pycache_cluster import MEMCACHED_VERSION, __version__
 from pycache_cluster.protocol import dump
+from pycache_cluster.protocol._native import class_stats
 
-MEMCACHED_VERSION = "1.6.18"
 DETAIL_USAGE = b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
 
 
@@ -271,9 +271,7 @@ def conns(srv) -> bytes:
 
 
 def _classes(srv) -> dict:
-    from pycache_cluster.protocol._conn import class_stats  # the C module that imports us
-
-    return class_stats(srv)
+    return class_stats(srv.store)
 
 
 def items(srv) -> bytes:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from pycache_cluster.client import AsyncClient, Client
-from pycache_cluster.client.router import Node, Router
+from pycache_cluster.client.router import Endpoint, Router
 from pycache_cluster.client.topology import RingReplyError, Topology, parse_ring
 from pycache_cluster.cluster.ring import Ring, checksum
 
@@ -96,7 +96,7 @@ def test_a_stale_ring_costs_hops_not_answers_and_the_watch_replaces_it(fleet, ma
 
 
 def reads_of(topology: Topology, key: bytes, times: int, down: str | None = None) -> set[str]:
-    router = Router(Node)
+    router = Router(Endpoint)
     router.install(topology)
     if down is not None:
         router.failed(router.nodes[down])

@@ -19,10 +19,12 @@ from hypothesis import strategies as st
 
 uvloop = pytest.importorskip("uvloop")
 
+from pycache_cluster.cluster._coord import ClusterCoordinator
+
 from pycache_cluster.cluster.handshake import Handshake
 from pycache_cluster.cluster.peers import PeerPool
 from pycache_cluster.cluster.ring import Ring
-from pycache_cluster.cluster.router import Router
+from pycache_cluster.cluster.routes import Routes
 from pycache_cluster.config import Config
 from pycache_cluster.node import Node
 
@@ -96,8 +98,10 @@ class World:
         me = self.nodes["self"]
         self.ring = Ring(50, dict.fromkeys(NAMES, 1))
         self.pool = PeerPool(Handshake("self", None), 2.0, 1)
-        router = Router(me.state, self.pool, "self")
-        router.install(self.ring, {n: ("127.0.0.1", p) for n, p in ports.items()})
+        coord = ClusterCoordinator(me.state, 1, 1, 1, on_hint=lambda *a: None,
+                                   broadcast_flush=None)
+        routes = Routes(coord, me.store, self.pool, "self")
+        routes.install(self.ring, {n: ("127.0.0.1", p) for n, p in ports.items()})
         self.port = me.config.port
         self.ready.set()
         await self.stop.wait()

@@ -200,6 +200,22 @@ def test_memcached_exporter_names_and_process_metrics(exporter):
     assert value(samples, "process_cpu_seconds_total") > 0
 
 
+def own_the_one_connection(port: int) -> Conn:
+    """The node's one connection (-c 1), once the scrape's probe has given it back: until
+    the node has seen the probe close, it refuses another with memcached's error."""
+    deadline = time.monotonic() + 10
+    while True:
+        c = Conn(port)
+        try:
+            if c.call(b"version\r\n").startswith(b"VERSION"):
+                return c
+        except OSError:
+            pass
+        c.close()
+        assert time.monotonic() < deadline, "the probe's connection was never given back"
+        time.sleep(0.05)
+
+
 def test_up_is_a_real_probe_of_the_client_port():
     """memcached_up is 0 while the node refuses its own probe (its one connection taken),
     1 again once it answers."""
@@ -207,7 +223,7 @@ def test_up_is_a_real_probe_of_the_client_port():
     node = start_node("-c", "1", "--metrics-port", str(mport), port=port)
     try:
         assert value(scrape("127.0.0.1", mport), "memcached_up") == 1
-        with Conn(node.port) as c:
+        with own_the_one_connection(node.port) as c:
             c.expect(b"version\r\n", b"VERSION 1.6.18\r\n")
             assert value(scrape("127.0.0.1", mport), "memcached_up") == 0
         deadline = time.monotonic() + 10

@@ -18,7 +18,7 @@ def restart(monkeypatch, wall_us: int, state_dir: str) -> service.Locks:
     now = [1000.0]
     locks = service.Locks(Config(lock_max_ttl=1.0, lock_state_dir=state_dir),
                           clock=lambda: now[0])
-    node = SimpleNamespace(state=SimpleNamespace(cluster=None, extensions=Extensions()))
+    node = SimpleNamespace(cluster=None, state=SimpleNamespace(extensions=Extensions()))
     asyncio.run(locks.start(node))
     now[0] += 2.0       # past the quarantine
     return locks

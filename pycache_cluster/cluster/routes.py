@@ -1,10 +1,10 @@
-"""Routing policy: keeps the protocol's routing table in step with the ring, and the few
+"""Routes: keeps the coordinator's routes in step with the ring, and the few
 requests that go to every member (flush_all).
 
 Which node serves a key is the ring's answer; this module turns each new ring into what the
 request path reads natively: a ring snapshot, this node's slot in it, and one link per other
-slot (cluster/_ring.pyx installs them into the ServerState in one step). No sockets here:
-links come from the PeerPool.
+slot (the coordinator, cluster/_coord.pyx, takes them in one step). No sockets here: links
+come from the PeerPool.
 """
 from __future__ import annotations
 
@@ -12,19 +12,20 @@ import asyncio
 import logging
 from collections.abc import Awaitable
 
-from pycache_cluster.cluster import _ring
+from pycache_cluster.cluster import _ring, wire
 from pycache_cluster.cluster.peers import PeerPool
 from pycache_cluster.cluster.ring import Ring
 
 log = logging.getLogger(__name__)
 
 
-class Router:
-    """Installs rings into one ServerState and broadcasts to the ring's other members."""
+class Routes:
+    """Installs rings into one coordinator and broadcasts to the ring's other members."""
 
-    def __init__(self, state, pool: PeerPool, self_name: str,
+    def __init__(self, coord, store, pool: PeerPool, self_name: str,
                  side_pool: PeerPool | None = None):
-        self.state = state
+        self.coord = coord
+        self.store = store
         self.pool = pool
         self.side_pool = side_pool
         self.self_name = self_name
@@ -46,7 +47,7 @@ class Router:
             None if n == self.self_name else self.side_pool.link(n, *self.addresses[n])
             for n in names]
         self_slot = names.index(self.self_name) if self.self_name in names else -1
-        snapshot.install(self.state, self_slot, links, side)
+        self.coord.install(snapshot, self_slot, links, side)
         self.snapshot = snapshot
         others = {n for n in names if n != self.self_name}
         self.pool.keep_only(others)
@@ -56,7 +57,7 @@ class Router:
                  ring.checksum)
 
     def uninstall(self) -> None:
-        _ring.uninstall(self.state)
+        self.coord.uninstall()
         self.snapshot = None
 
     def others(self) -> list[str]:
@@ -69,8 +70,7 @@ class Router:
         members that did not, in one SERVER_ERROR line."""
         # The version cut-off is this node's, so that what it writes next is newer on every
         # member (a member's own clock may be a little ahead).
-        request = b"flush_all %d E%d\r\n" % (delay, version) if version else \
-            b"flush_all %d\r\n" % delay
+        request = wire.flush_request(delay, version)
         calls = {n: self.pool.link(n, *self.addresses[n]).call_all(request)
                  for n in self.others()}
         for futures in calls.values():
@@ -83,8 +83,8 @@ class Router:
         # reply lands, not by the client's awaiting task: a client that hangs up cancels it.
         if not future.cancelled() and future.exception() is None:
             reply = future.result()
-            if isinstance(reply, bytes) and reply.startswith(b"OK c"):
-                self.state.store.observe(int(reply[4:]))
+            if isinstance(reply, bytes) and wire.flush_cutoff(reply):
+                self.store.observe(wire.flush_cutoff(reply))
 
     async def _flushed(self, calls: dict[str, list[asyncio.Future]]) -> bytes:
         failed = []

@@ -1,6 +1,25 @@
-# What memcached's item dumps show of each item (lru_crawler metadump, stats cachedump,
-# stats sizes), read off the store by its resumable scan; included by _conn.pyx. The
-# formatting and the request's pacing are protocol/dump.py's.
+# The native helpers of the Python commands (admin.py, auth.py, dump.py, stats.py), in a
+# module of their own so that those import it and the connection module imports them, with
+# no cycle: memcached's number parsing, and what memcached's item dumps show of each item
+# (lru_crawler metadump, stats cachedump, stats sizes, stats items), read off the store by
+# its resumable scan. The formatting and the request's pacing are protocol/dump.py's.
+cimport cython
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.stdint cimport uint32_t, uint64_t
+from libc.stdlib cimport free, malloc
+from libc.string cimport memset
+
+from pycache_cluster.protocol._cdefs cimport *
+from pycache_cluster.store._store cimport *
+
+
+def parse_u32(bytes tok):
+    """memcached's safe_strtoul (None where it refuses), for the Python commands."""
+    cdef uint32_t v
+    if not pc_strtoul(tok, &v):
+        return None
+    return v
+
 
 cdef struct _dump_ctx:
     void *rows          # a borrowed list
@@ -23,17 +42,17 @@ cdef void _dump_row(pc_item *it, void *arg) noexcept:
         it.nbytes))
 
 
-def dump_rows(ServerState srv, uint64_t cursor, size_t count):
+def dump_rows(Store store, uint64_t cursor, size_t count):
     """(next cursor, [(key, exptime unix or -1, last access unix, cas, fetched, class,
     memcached size, value bytes)]): live items from `cursor` on, about `count` of them;
     the next cursor is 0 at the end of the walk."""
     cdef list rows = []
     cdef _dump_ctx ctx
     ctx.rows = <void *>rows
-    ctx.s = srv.s
-    ctx.item_size_max = pc_store_item_size_max(srv.s)
+    ctx.s = store._s
+    ctx.item_size_max = pc_store_item_size_max(store._s)
     while True:
-        cursor = pc_store_scan(srv.s, cursor, _dump_row, &ctx)
+        cursor = pc_store_scan(store._s, cursor, _dump_row, &ctx)
         if cursor == 0 or <size_t>len(rows) >= count:
             break
     return cursor, rows
@@ -69,21 +88,21 @@ cdef void _class_row(pc_item *it, void *arg) noexcept:
         a.oldest[seg] = it.time
 
 
-def class_stats(ServerState srv):
+def class_stats(Store store):
     """{class: (items, memcached bytes, (hot, warm, cold) items, (hot, warm, cold) age of
     the oldest item in seconds)} of the live items, in one pass in C (no object per item)."""
     cdef _classes_ctx *ctx = <_classes_ctx *>malloc(sizeof(_classes_ctx))
     cdef uint64_t cursor = 0
-    cdef pc_reltime now = pc_store_now(srv.s)
+    cdef pc_reltime now = pc_store_now(store._s)
     cdef int i, g
     if ctx == NULL:
         raise MemoryError()
     memset(ctx, 0, sizeof(_classes_ctx))
-    ctx.s = srv.s
-    ctx.item_size_max = pc_store_item_size_max(srv.s)
+    ctx.s = store._s
+    ctx.item_size_max = pc_store_item_size_max(store._s)
     try:
         while True:
-            cursor = pc_store_scan(srv.s, cursor, _class_row, ctx)
+            cursor = pc_store_scan(store._s, cursor, _class_row, ctx)
             if cursor == 0:
                 break
         out = {}
