@@ -57,4 +57,6 @@ setup(
         compile_time_env={"PYCACHE_DEBUG": DEBUG},
         build_dir=sysconfig.get_platform() + ("-debug" if DEBUG else ""),
     ),
+    # The extensions compile side by side (pip's builds and `setup.py build` alike).
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

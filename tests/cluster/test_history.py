@@ -10,6 +10,9 @@ import pytest
 from cluster.history import History, Readers, Writers, quiesce, reader
 from helpers.cluster import NodeProcess
 
+# Long choreographies: the sanitizer run leaves them out (pyproject.toml, markers).
+pytestmark = pytest.mark.choreography
+
 KEYS_PER_WRITER = 40
 
 

@@ -17,6 +17,9 @@ from helpers.cluster import wait_for
 
 from pycache_cluster.cluster.ring import Ring
 
+# Long choreographies: the sanitizer run leaves them out (pyproject.toml, markers).
+pytestmark = pytest.mark.choreography
+
 ROUNDS = 4
 
 
