@@ -86,8 +86,8 @@ test-asan: test-deps
 	  $(CURDIR)/tests/unit -m "not slow and not allocator" $(PYTEST_ARGS)
 	PYCACHE_NODE_LIB=$(CURDIR)/$(ASAN_LIB_DIR) PYCACHE_DIFF_EXAMPLES=100 PYCACHE_FUZZ_EXAMPLES=50 \
 	  PYCACHE_FUZZ_SEQUENCES=400 \
-	  $(PY) -m pytest -q tests/integration tests/cluster -m "not python_logic and not choreography" \
-	  $(PYTEST_ARGS)
+	  $(PY) -m pytest -q --durations=10 tests/integration tests/cluster \
+	  -m "not python_logic and not choreography" $(PYTEST_ARGS)
 
 test: test-deps lint docs test-asan
 	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)

@@ -765,6 +765,10 @@ cdef class Connection:
             self._out(b"CLIENT_ERROR bad data chunk")
             return
         if self.p.routed:
+            if self.srv.coord is None:
+                # The value came after the node stopped routing (it is stopping).
+                self._out(b"SERVER_ERROR node leaving the cluster")
+                return
             self.srv.coord.stored(self, data, self.p.vlen)
             return
         if self.p.version:

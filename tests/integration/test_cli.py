@@ -13,6 +13,9 @@ import pytest
 from helpers.servers import REPO, Server, free_port, node_argv, node_env, start_node
 from helpers.wire import Conn
 
+# Decided in Python (the command line): the sanitizer run leaves it out (pyproject.toml).
+pytestmark = pytest.mark.python_logic
+
 CLI = [sys.executable, "-m", "pycache_cluster"]
 
 

@@ -46,7 +46,8 @@ def stat(port: int, name: bytes) -> int:
 def test_a_watcher_that_falls_behind_hears_how_many_lines_it_missed(pycache, memcached):
     keys = b" ".join(b"k%d" % i for i in range(1000))
     for port in pycache.port, memcached.port:
-        before = {name: stat(port, name) for name in (b"log_watcher_sent", b"log_watcher_skipped")}
+        before = {name: stat(port, name) for name in (b"log_watcher_sent", b"log_watcher_skipped",
+                                                      b"log_worker_dropped")}
         slow = watcher(port, window=8192)
         assert stat(port, b"log_watchers") == 1, port
         with socket.create_connection(("127.0.0.1", port)) as c:
@@ -61,16 +62,27 @@ def test_a_watcher_that_falls_behind_hears_how_many_lines_it_missed(pycache, mem
         lines = got.split(b"\n")
         skipped = [int(x[8:]) for x in lines if re.fullmatch(rb"skipped=\d+", x)]
         logged = sum(1 for x in lines if b" type=item_get " in x)
-        assert skipped and all(n > 0 for n in skipped), port
+        assert all(n > 0 for n in skipped), port
+        if port == memcached.port and not skipped:
+            # memcached's workers hand lines to its logger thread through buffers of their
+            # own: when the logger falls behind, they drop lines there (log_worker_dropped)
+            # before any watcher's buffer fills, and no watcher is told. Which one happens
+            # depends on its threads' timing; lines went missing either way.
+            assert stat(port, b"log_worker_dropped") > before[b"log_worker_dropped"], port
+        else:
+            assert skipped, port
         assert b" type=item_get key=after status=not_found " in lines[-2], port
+        grew = {name: stat(port, name) - n for name, n in before.items()}
         if port == pycache.port:
-            # Here every line is sent or counted (memcached also drops lines its workers
-            # could not hand to its logger, counted in stats only).
+            # Here every line is sent or counted, and the watcher hears of every line lost:
+            # those it could not take (log_watcher_skipped), and those the store's notes
+            # lost before any watcher saw them when the feed's ring filled on a busy loop
+            # (log_worker_dropped; memcached counts its workers' drops in stats only).
             assert logged + sum(skipped) == 200_001
-            assert stat(port, b"log_watcher_sent") - before[b"log_watcher_sent"] == logged
-        # memcached's counters say the same
-        assert stat(port, b"log_watcher_skipped") - before[b"log_watcher_skipped"] >= \
-            sum(skipped), port
+            assert grew[b"log_watcher_sent"] == logged
+            assert grew[b"log_watcher_skipped"] + grew[b"log_worker_dropped"] == sum(skipped)
+        else:
+            assert grew[b"log_watcher_skipped"] >= sum(skipped), port
         slow.close()
 
 
