@@ -4,7 +4,6 @@
 # -- reads of replicated keys ------------------------------------------------------------
 
 @cython.final
-@cython.freelist(256)
 cdef class ReadAnswer:
     """One owner's answer to a ReadMerge's `mg <key> v f c t`."""
 
@@ -203,3 +202,13 @@ cdef bint read_replicated(Connection c, const char *key, size_t nkey, uint32_t h
                      PyBytes_FromStringAndSize(pc_item_value(it), it.nbytes))
     m.ask_all()
     return True
+
+
+cdef extern from *:
+    """
+    PC_POOL(pc_answer_pool)
+    """
+    int pc_answer_pool_install(PyTypeObject *t)
+
+if pc_answer_pool_install(<PyTypeObject *>ReadAnswer) != 0:
+    raise TypeError("ReadAnswer cannot be pooled")     # see protocol/_conn.pxd, PC_POOL

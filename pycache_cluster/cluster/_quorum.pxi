@@ -63,7 +63,6 @@ cdef inline void fence(ClusterCoordinator co, object ring, unsigned slot, uint32
 
 
 @cython.final
-@cython.freelist(256)
 cdef class ReplicaWrite:
     """One owner's copy of a write, waiting on a peer link."""
 
@@ -242,3 +241,13 @@ cdef Quorum new_quorum(Connection c, uint32_t hv, uint16_t *owners, unsigned n,
     q.flag = b""
     q.sending = True
     return q
+
+
+cdef extern from *:
+    """
+    PC_POOL(pc_replica_pool)
+    """
+    int pc_replica_pool_install(PyTypeObject *t)
+
+if pc_replica_pool_install(<PyTypeObject *>ReplicaWrite) != 0:
+    raise TypeError("ReplicaWrite cannot be pooled")     # see protocol/_conn.pxd, PC_POOL

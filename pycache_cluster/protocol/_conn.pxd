@@ -1,6 +1,7 @@
 # The protocol's classes, declared so that other Cython modules can cimport them: the shared
 # server state, a client connection, a reply hole and the waiter interface of peer links, and
 # the seam the cluster plugs in at, Coordinator (cluster/_coord.pyx implements it).
+from cpython.object cimport PyTypeObject
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from pycache_cluster.protocol._cdefs cimport (PC_MAX_TOKENS, pc_bin_req, pc_cmd, pc_lat, pc_prefix,
@@ -296,3 +297,43 @@ cdef inline void mark_binary(pc_store *s, const char *key, size_t nkey, uint32_t
     cdef pc_item *it = pc_store_slot_hv(s, key, nkey, hv)
     if it != NULL:
         it.bits |= PC_ITEM_KEY_BINARY
+
+
+# Free pools for the waiters made per request (Hole, ReadAnswer, ReplicaWrite): Cython keeps
+# freelists only for types with no base type, and every waiter derives from Waiter, so
+# without these each one would cost a trip through the allocator and the GC's lists. As in
+# Cython's own freelists, a pooled object keeps the memory it was given (its GC header
+# too), and is zeroed, initialised and tracked again when it is taken.
+cdef extern from *:
+    """
+    #define PC_POOL(name) \
+        static PyObject *name##_items[256]; \
+        static int name##_n; \
+        static PyObject *name##_alloc(PyTypeObject *t, Py_ssize_t nitems) { \
+            if (nitems == 0 && name##_n > 0) { \
+                PyObject *o = name##_items[--name##_n]; \
+                memset((void *)o, 0, (size_t)t->tp_basicsize); \
+                (void)PyObject_INIT(o, t); \
+                PyObject_GC_Track(o); \
+                return o; \
+            } \
+            return PyType_GenericAlloc(t, nitems); \
+        } \
+        static void name##_free(void *p) { \
+            PyObject *o = (PyObject *)p; \
+            if (PyObject_GC_IsTracked(o)) \
+                PyObject_GC_UnTrack(o); \
+            if (name##_n < 256) { \
+                name##_items[name##_n++] = o; \
+                return; \
+            } \
+            PyObject_GC_Del(p); \
+        } \
+        static int name##_install(PyTypeObject *t) { \
+            if (!PyType_IS_GC(t) || t->tp_itemsize) \
+                return -1; \
+            t->tp_alloc = name##_alloc; \
+            t->tp_free = name##_free; \
+            return 0; \
+        }
+    """

@@ -61,7 +61,6 @@ cdef class Waiter:
 
 
 @cython.final
-@cython.freelist(256)
 cdef class Hole:
     """A reply still to come, at its place in one connection's output."""
 
@@ -105,6 +104,16 @@ cdef class Hole:
         self.filled = True
         if self.conn is not None:
             out_hole_filled(self.conn, self)
+
+
+cdef extern from *:
+    """
+    PC_POOL(pc_hole_pool)
+    """
+    int pc_hole_pool_install(PyTypeObject *t)
+
+if pc_hole_pool_install(<PyTypeObject *>Hole) != 0:
+    raise TypeError("Hole cannot be pooled")       # see _conn.pxd, PC_POOL
 
 
 cdef void hole_reply(Hole h, const char *frame, size_t n):
