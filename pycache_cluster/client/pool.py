@@ -25,8 +25,11 @@ from pycache_cluster.client.router import Endpoint
 
 RECV_SIZE = 65536
 # A connection idle this long is checked before use: a node that restarted meanwhile closed
-# it, and a write sent on it would fail with no way to tell whether it was applied.
-STALE_AFTER = 0.5
+# it, and a write sent on it would fail with no way to tell whether it was applied. A restart
+# takes longer than this (a new process starts), so a connection it closed is always
+# checked; 0.5 s was not enough: the ring watch's last use of a connection can come late in
+# the old process's leave, a fraction of a second before the new process serves.
+STALE_AFTER = 0.1
 
 
 class NodeConnection(PymemcacheClient):
