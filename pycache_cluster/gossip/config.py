@@ -37,9 +37,11 @@ class GossipConfig:
     # Suspicion (Lifeguard). A suspect is declared dead after a timeout that starts at
     # suspicion_max_mult * min and shrinks, with each independent confirmation from another
     # member, towards min = suspicion_mult * max(1, log10(n)) * probe_interval. Confirmations
-    # wanted to reach the minimum: suspicion_mult - 2 (none in clusters too small to give them).
+    # wanted to reach the minimum: suspicion_confirmations (memberlist ties it to
+    # suspicion_mult - 2), at most n - 2 (none in clusters too small to give them).
     suspicion_mult: float = 3.0
     suspicion_max_mult: float = 6.0
+    suspicion_confirmations: int = 1
 
     # Local health awareness (Lifeguard): the score runs from 0 to awareness_max_multiplier - 1
     # and scales our own probe timeout and interval by (score + 1) when we are the slow one.
@@ -93,7 +95,7 @@ class GossipConfig:
         """(min timeout, max timeout, confirmations wanted) for a cluster of n members."""
         scale = max(1.0, math.log10(max(1, n)))
         low = self.suspicion_mult * scale * self.probe_interval
-        wanted = int(self.suspicion_mult) - 2
+        wanted = self.suspicion_confirmations
         if n - 2 < wanted:
             wanted = 0
         return low, self.suspicion_max_mult * low, max(0, wanted)
@@ -136,6 +138,7 @@ def memberlist_defaults(**overrides) -> GossipConfig:
         indirect_checks=3,
         suspicion_mult=4.0,
         suspicion_max_mult=6.0,
+        suspicion_confirmations=2,
         awareness_max_multiplier=8,
         retransmit_mult=4,
         gossip_interval=0.2,
