@@ -43,6 +43,19 @@ class GossipConfig:
     suspicion_max_mult: float = 6.0
     suspicion_confirmations: int = 1
 
+    # Suspicion probes: a member that hears a fresh suspicion of another probes the suspect
+    # itself right away with probability suspicion_probes / (n - 2), so that the cluster
+    # spends about this many extra probes on it whatever its size: a dead suspect gets its
+    # confirmations within a probe interval instead of waiting for the round-robin, and a
+    # live one hears that it is suspected (the probe carries the suspicion) and refutes. 0 = off.
+    suspicion_probes: float = 0.0
+
+    # A probe timer that fires loop_stall seconds late or more means our own event loop was
+    # stalled: its verdict waits loop_stall_grace more, so the acks already received are read
+    # first, and the stall counts against our health score. 0 = off.
+    loop_stall: float = 0.05
+    loop_stall_grace: float = 0.005
+
     # Local health awareness (Lifeguard): the score runs from 0 to awareness_max_multiplier - 1
     # and scales our own probe timeout and interval by (score + 1) when we are the slow one.
     awareness_max_multiplier: int = 8

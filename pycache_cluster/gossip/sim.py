@@ -98,6 +98,10 @@ class Cluster:
         self.members[name].stop()
         self.gone.add(name)
 
+    def pause(self, name: str, seconds: float) -> None:
+        """SIGSTOP the member, SIGCONT it `seconds` later."""
+        self.net.pause(self.addrs[name], seconds)
+
     def leave(self, name: str) -> None:
         ml = self.members[name]
         self.gone.add(name)
