@@ -10,6 +10,10 @@ from pycache_cluster.protocol._conn cimport Link, ServerState
 from pycache_cluster.store._store cimport pc_hash
 
 
+cdef extern from "pc_ring.h":
+    int pc_ring_set_zones(pc_ring *r, const uint16_t *zone_of_slot, unsigned nzones)
+
+
 @cython.final
 cdef class RingSnapshot:
     """Positions -> node slots; slot i is the i-th name of `names`."""
@@ -19,7 +23,8 @@ cdef class RingSnapshot:
     cdef readonly tuple links, side_links
     cdef readonly int self_slot
 
-    def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names):
+    def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names,
+                  const uint16_t[::1] zones=None):
         self.names = tuple(names)
         if positions.shape[0] != slots.shape[0] or positions.shape[0] == 0:
             raise ValueError("a ring needs as many slots as positions, at least one")
@@ -28,6 +33,10 @@ cdef class RingSnapshot:
         self.r = pc_ring_new(&positions[0], &slots[0], positions.shape[0], len(self.names))
         if self.r == NULL:
             raise MemoryError()
+        # ring.Ring.zone_slots(): owners spread over zones as Ring.owners_at does.
+        if zones is not None and (zones.shape[0] != len(self.names) or pc_ring_set_zones(
+                self.r, &zones[0], max(zones) + 1) != 0):
+            raise ValueError("one zone number per slot, 2 or more zones, each one used")
 
     def __dealloc__(self):
         pc_ring_free(self.r)
