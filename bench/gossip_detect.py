@@ -166,6 +166,9 @@ def one_run(args) -> tuple[float, int, int, bool]:
         _wait(fleet.formed, 60, "cluster did not form")
         if args.handover:
             _fill(*fleet.nodes[0], args.handover)
+            _wait(lambda: sum(_stats(*node, b"").get("curr_items", 0)
+                              for node in fleet.nodes) == 2 * args.handover, 120,
+                  "the keys did not all reach their two owners")
         if args.hog:
             cpu = sorted(os.sched_getaffinity(0))[0]
             hog = multiprocessing.Process(target=_spin, daemon=True)
