@@ -11,8 +11,9 @@ Load during the steady state and the detection, each optional:
   --hog         one busy loop pinned to the CPU of a surviving node, which is pinned there
                 too, at the same nice level: that node gets about half a core;
   --handover K  K keys of 100 B are written (N=2) into 4 nodes before the 5th starts; the
-                kill comes while the joiner takes its share (the hand-over walk runs), and
-                suspicions are counted from the join to the kill.
+                kill comes --walk seconds after the joiner is in every ring, while it takes
+                its share (the output says whether the walk still ran), and suspicions are
+                counted from the join to the kill.
 
   python bench/gossip_detect.py --runs 10
   python bench/gossip_detect.py --runs 5 --hog
@@ -182,7 +183,7 @@ def one_run(args) -> tuple[float, int, int, bool]:
             fleet.start(4)
             _wait(lambda: all(_stats(*node, b"cluster").get("ring_nodes") == 5
                               for node in fleet.nodes), 60, "the joiner did not enter the rings")
-            time.sleep(1.0)
+            time.sleep(args.walk)
             handover_on = any(_stats(*node, b"cluster").get("handover_running", 0)
                               for node in fleet.nodes)
         else:
@@ -224,6 +225,8 @@ def main() -> int:
                     help="a busy loop pinned to the CPU of one surviving node (pinned too)")
     ap.add_argument("--handover", type=int, default=0, metavar="KEYS",
                     help="kill during the hand-over of KEYS keys to a joining 5th node")
+    ap.add_argument("--walk", type=float, default=3.0,
+                    help="with --handover: seconds of hand-over before the kill")
     args = ap.parse_args()
     times, false, wrong, during = [], 0, 0, 0
     for i in range(args.runs):
