@@ -171,7 +171,7 @@ def one_run(args) -> tuple[float, int, int, bool]:
                               for node in fleet.nodes) == 2 * args.handover, 120,
                   "the keys did not all reach their two owners")
         if args.hog:
-            cpu = sorted(os.sched_getaffinity(0))[0]
+            cpu = min(os.sched_getaffinity(0))
             hog = multiprocessing.Process(target=_spin, daemon=True)
             hog.start()
             for pid in (hog.pid, fleet.procs[hogged].pid):

@@ -257,7 +257,7 @@ class Config:
             raise ValueError(f"weight {self.weight} is out of range 1..100")
         if not 1 <= self.vnodes <= 10000:
             raise ValueError(f"vnodes {self.vnodes} is out of range 1..10000")
-        from pycache_cluster.cluster.ring import check_zone     # only with gossip on
+        from pycache_cluster.cluster.ring import check_zone  # only with gossip on
         check_zone(self.zone)
         if not 0 < self.forward_timeout <= 60:
             raise ValueError(f"forward timeout {self.forward_timeout} must be in (0, 60] s")

@@ -167,7 +167,7 @@ class Ring:
         what the native snapshot needs to walk as owners_at does."""
         if not self.zones:
             return None
-        names = sorted(set(self.zone(n) for n in self.weights))
+        names = sorted({self.zone(n) for n in self.weights})
         if len(names) < 2:
             return None
         number = {z: i for i, z in enumerate(names)}

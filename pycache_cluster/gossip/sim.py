@@ -325,8 +325,9 @@ DISSEMINATION_GOAL = 1.5     # update, join and leave at every live member, seco
 
 def goals(rows: list[Row]) -> str:
     """The worst figure of each configuration beside its goal."""
-    out = ["| config | worst crash → dead everywhere | goal | worst update / join / leave "
-           "at 100 % | goal | false dead | goal |", "|" + "---|" * 7]
+    head = ("| config | worst crash → dead everywhere | goal | worst update / join / leave "
+            "at 100 % | goal | false dead | goal |")
+    out = [head, "|" + "---|" * 7]
     for label in dict.fromkeys(r.config for r in rows):
         mine = [r for r in rows if r.config == label]
         runs = [r for r in mine if not r.slow]

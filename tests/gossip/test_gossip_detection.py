@@ -25,7 +25,7 @@ def test_a_suspicion_costs_the_cluster_a_bounded_number_of_extra_probes(sim_clus
         c.run(2.0)
         seen = c.watch("dead", "n3")
         c.crash("n3")
-        c.run(20.0, lambda: len(seen) == 99)
+        c.run(20.0, lambda seen=seen: len(seen) == 99)
         assert len(seen) == 99 and c.false_dead == []
         counts.append(sum(ml.stats()["suspicion_probes"] for ml in c.members.values()))
     # About suspicion_probes per suspicion message a member hears first, never one from each
