@@ -132,17 +132,20 @@ static unsigned owners_by_zone(const pc_ring *r, size_t start, unsigned n, uint1
     for (unsigned z = 0; z < r->nzones; z++)
         reachable += r->zone_size[z] < cap ? r->zone_size[z] : cap;
     unsigned found = 0, want = reachable < n ? reachable : n;
-    uint16_t per_zone[PC_RING_MAX_ZONES] = {0};
     size_t i = start;
     for (size_t walked = 0; found < want && walked < r->npoints; walked++, i++) {
         if (i == r->npoints)
             i = 0;
         uint16_t slot = r->slots[i];
         uint16_t z = r->zone[slot];
-        if (per_zone[z] < cap && !taken(out, found, slot)) {
-            out[found++] = slot;
-            per_zone[z]++;
+        /* n is a handful of replicas: counting among the owners found beats a table. */
+        unsigned same = 0, dup = 0;
+        for (unsigned k = 0; k < found; k++) {
+            dup |= out[k] == slot;
+            same += r->zone[out[k]] == z;
         }
+        if (!dup && same < cap)
+            out[found++] = slot;
     }
     i = start;
     for (size_t walked = 0; found < n && walked < r->npoints; walked++, i++) {
