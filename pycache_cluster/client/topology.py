@@ -138,6 +138,10 @@ class Topology:
     def names(self) -> list[str]:
         return self._ring.nodes
 
+    def zone(self, name: str) -> str:
+        """The zone a node named (`--zone`), "" for none."""
+        return self._ring.zone(name)
+
     @staticmethod
     def policy(replicas: int, write_quorum: int, nodes: int) -> tuple[int, bool]:
         """(owners per key, whether reads spread over them); a ring of fewer nodes than N

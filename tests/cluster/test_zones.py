@@ -1,9 +1,11 @@
 """Zones: `--zone` is advertised in gossip, `cluster ring` shows it and the client rebuilds the
-same ring; with copies placed across zones, killing a whole zone loses no acknowledged write,
+same ring (and, in a zone itself, reads from the owners there); with copies placed across zones, killing a whole zone loses no acknowledged write,
 while the same kill of the same nodes without zones does (the negative control)."""
 import pytest
+from helpers.client import cluster_counters
 from helpers.cluster import Fleet, wait_for
 
+from pycache_cluster.client import Client
 from pycache_cluster.client.topology import Topology, parse_ring
 from pycache_cluster.gossip.state import State
 
@@ -68,6 +70,15 @@ def test_the_ring_shows_zones_and_the_client_rebuilds_it(fleets):
     zone_of = {node.name: zone for node, zone in zip(fleet.nodes, ZONES)}
     for key in KEYS[:100]:
         assert sorted(zone_of[o] for o in owners(fleet, key)) == ["a", "b"]
+    # W = N: a client in zone b reads every key from its zone-b owner only.
+    with Client([f"{fleet[0].host}:{fleet[0].port}"], zone="b") as client:
+        for key in KEYS[:50]:
+            assert client.set(key, b"v") is True
+        before = cluster_counters(fleet, "cmd_get")
+        assert client.get_many(KEYS[:50]) == dict.fromkeys(KEYS[:50], b"v")
+        after = cluster_counters(fleet, "cmd_get")
+    gets = {n: after[n]["cmd_get"] - before[n]["cmd_get"] for n in after}
+    assert [gets[node.name] > 0 for node in fleet.nodes] == [z == "b" for z in ZONES]
 
 
 def test_a_zone_that_goes_dark_loses_no_acknowledged_write(fleets):
