@@ -4,7 +4,8 @@ is spread, for the vnode counts one might choose.
     python -m bench.ring_bench [--lookups 2000000] [--trials 20]
 
 Lookup: the native snapshot's primary-owner lookup (csrc/pc_ring, what the request path
-calls) over random positions, timed in C in one loop; owners(3) likewise. Balance: exact arc
+calls) over random positions, timed in C in one loop; owners(3) likewise, also with the
+nodes spread over 3 zones (at most one owner per zone). Balance: exact arc
 shares (no sampling) of n equal nodes with random names, `--trials` memberships per row; the
 busiest node's share over the mean, worst of the trials. Target: lookup <= 200 ns, busiest
 <= 1.10x the mean at 10 and 100 nodes.
@@ -24,11 +25,13 @@ from pycache_cluster.cluster.ring import DEFAULT_VNODES, Ring
 
 def snapshot(ring: Ring) -> RingSnapshot:
     positions, slots = ring.arrays()
-    return RingSnapshot(positions, slots, ring.nodes)
+    return RingSnapshot(positions, slots, ring.nodes, ring.zone_slots())
 
 
-def lookup_ns(nodes: int, vnodes: int, lookups: int, n_owners: int = 1) -> float:
-    ring = Ring(vnodes, {f"10.0.{i // 256}.{i % 256}:11211": 1 for i in range(nodes)})
+def lookup_ns(nodes: int, vnodes: int, lookups: int, n_owners: int = 1, zones: int = 0) -> float:
+    names = [f"10.0.{i // 256}.{i % 256}:11211" for i in range(nodes)]
+    ring = Ring(vnodes, dict.fromkeys(names, 1),
+                {name: f"z{i % zones}" for i, name in enumerate(names)} if zones else None)
     snap = snapshot(ring)
     rnd = random.Random(1)
     positions = array("I", (rnd.getrandbits(32) for _ in range(lookups)))
@@ -59,12 +62,14 @@ def main(argv=None) -> int:
     p.add_argument("--vnodes", type=int, nargs="+", default=[160, 500, 1000, 2000, 3000])
     args = p.parse_args(argv)
     print("owner lookup in the node (native, best of 5 loops), ns per lookup; target <= 200")
-    print(f"{'nodes':>6} {'vnodes':>7} {'points':>8} {'primary':>9} {'owners(3)':>10}")
+    print(f"{'nodes':>6} {'vnodes':>7} {'points':>8} {'primary':>9} {'owners(3)':>10} "
+          f"{'owners(3), 3 zones':>19}")
     for nodes in (3, 10, 100):
         for vnodes in (DEFAULT_VNODES,):
             print(f"{nodes:>6} {vnodes:>7} {nodes * vnodes:>8} "
                   f"{lookup_ns(nodes, vnodes, args.lookups):>9.1f} "
-                  f"{lookup_ns(nodes, vnodes, args.lookups // 4, 3):>10.1f}")
+                  f"{lookup_ns(nodes, vnodes, args.lookups // 4, 3):>10.1f} "
+                  f"{lookup_ns(nodes, vnodes, args.lookups // 4, 3, zones=3):>19.1f}")
     print()
     print(f"busiest node / mean share, worst of {args.trials} random memberships; "
           "target <= 1.10")

@@ -13,6 +13,9 @@ struct pc_ring {
     unsigned nslots;
     unsigned shift;        /* position >> shift = bucket */
     uint32_t *bucket;      /* bucket[b] = first point index whose bucket >= b; nbuckets + 1 */
+    uint16_t *zone;        /* zone of each slot; NULL: one zone */
+    unsigned nzones;
+    uint16_t *zone_size;   /* slots in each zone */
 };
 
 pc_ring *pc_ring_new(const uint32_t *points, const uint16_t *slots, size_t npoints,
@@ -55,6 +58,8 @@ void pc_ring_free(pc_ring *r)
     free(r->points);
     free(r->slots);
     free(r->bucket);
+    free(r->zone);
+    free(r->zone_size);
     free(r);
 }
 
@@ -83,11 +88,82 @@ unsigned pc_ring_primary(const pc_ring *r, uint32_t hv)
     return r->slots[i == r->npoints ? 0 : i];
 }
 
+int pc_ring_set_zones(pc_ring *r, const uint16_t *zone_of_slot, unsigned nzones)
+{
+    if (r->zone != NULL || nzones < 2 || nzones > PC_RING_MAX_ZONES || nzones > r->nslots)
+        return -1;
+    uint16_t *zone = malloc(r->nslots * sizeof(*zone));
+    uint16_t *size = calloc(nzones, sizeof(*size));
+    if (zone == NULL || size == NULL)
+        goto fail;
+    for (unsigned s = 0; s < r->nslots; s++) {
+        if (zone_of_slot[s] >= nzones)
+            goto fail;
+        zone[s] = zone_of_slot[s];
+        size[zone[s]]++;
+    }
+    for (unsigned z = 0; z < nzones; z++)
+        if (size[z] == 0)
+            goto fail;
+    r->zone = zone;
+    r->zone_size = size;
+    r->nzones = nzones;
+    return 0;
+fail:
+    free(zone);
+    free(size);
+    return -1;
+}
+
+static int taken(const uint16_t *out, unsigned found, uint16_t slot)
+{
+    for (unsigned k = 0; k < found; k++)
+        if (out[k] == slot)
+            return 1;
+    return 0;
+}
+
+/* The zone-capped walk, then the fill in ring order when the zones cannot give n. */
+static unsigned owners_by_zone(const pc_ring *r, size_t start, unsigned n, uint16_t *out)
+{
+    unsigned cap = (n + r->nzones - 1) / r->nzones;
+    /* How many the capped walk can find: it stops there rather than circle the ring. */
+    unsigned reachable = 0;
+    for (unsigned z = 0; z < r->nzones; z++)
+        reachable += r->zone_size[z] < cap ? r->zone_size[z] : cap;
+    unsigned found = 0, want = reachable < n ? reachable : n;
+    size_t i = start;
+    for (size_t walked = 0; found < want && walked < r->npoints; walked++, i++) {
+        if (i == r->npoints)
+            i = 0;
+        uint16_t slot = r->slots[i];
+        uint16_t z = r->zone[slot];
+        /* n is a handful of replicas: counting among the owners found beats a table. */
+        unsigned same = 0, dup = 0;
+        for (unsigned k = 0; k < found; k++) {
+            dup |= out[k] == slot;
+            same += r->zone[out[k]] == z;
+        }
+        if (!dup && same < cap)
+            out[found++] = slot;
+    }
+    i = start;
+    for (size_t walked = 0; found < n && walked < r->npoints; walked++, i++) {
+        if (i == r->npoints)
+            i = 0;
+        if (!taken(out, found, r->slots[i]))
+            out[found++] = r->slots[i];
+    }
+    return found;
+}
+
 unsigned pc_ring_owners(const pc_ring *r, uint32_t hv, unsigned n, uint16_t *out)
 {
     if (n > r->nslots)
         n = r->nslots;
     size_t i = successor(r, hv);
+    if (r->zone != NULL && n > 1)
+        return owners_by_zone(r, i, n, out);
     unsigned found = 0;
     for (size_t walked = 0; found < n && walked < r->npoints; walked++, i++) {
         if (i == r->npoints)

@@ -24,7 +24,16 @@ unsigned pc_ring_nslots(const pc_ring *r);
 
 /* The key's first owner. */
 unsigned pc_ring_primary(const pc_ring *r, uint32_t hv);
-/* Writes the first min(n, nslots) distinct owners in preference order; returns how many. */
+/* Writes the first min(n, nslots) distinct owners in preference order; returns how many.
+ * With zones set, at most ceil(n / nzones) owners of any one zone, then (when the zones are
+ * too small to give their share) the slots skipped, in ring order: cluster/ring.py's walk. */
 unsigned pc_ring_owners(const pc_ring *r, uint32_t hv, unsigned n, uint16_t *out);
+
+#define PC_RING_MAX_ZONES 256
+
+/* Places slot s in zone zone_of_slot[s] < nzones (2..PC_RING_MAX_ZONES, every zone used);
+ * call once, before the snapshot is shared. -1 on bad input or out of memory (the snapshot
+ * is then unchanged: zone-blind). */
+int pc_ring_set_zones(pc_ring *r, const uint16_t *zone_of_slot, unsigned nzones);
 
 #endif

@@ -57,6 +57,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                   node_name=args.node_name, join=args.join,
                   cluster_key_file=args.cluster_key_file, gossip_preset=args.gossip_preset,
                   advertise_addr=args.advertise_addr, weight=args.weight, vnodes=args.vnodes,
+                  zone=args.zone,
                   forward_timeout=args.forward_timeout, peer_links=args.peer_links,
                   replicas=args.replicas, write_quorum=args.write_quorum,
                   read_quorum=args.read_quorum, tombstone_ttl=args.tombstone_ttl,

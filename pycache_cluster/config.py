@@ -122,6 +122,9 @@ class Config:
     weight: int = 1
     #: Ring points per unit of weight; the same on every node (see cluster/ring.py).
     vnodes: int = DEFAULT_VNODES
+    #: This node's failure domain (rack, zone), advertised in gossip: a key's owners take at
+    #: most ceil(N / zones) nodes of one zone (see cluster/ring.py). "" = none named.
+    zone: str = ""
     #: Owners per key (N): each key lives on its first N nodes of the ring (1..16).
     replicas: int = 2
     #: Owners that must hold a write before it is acknowledged (W, 1..N). With W = N an
@@ -234,7 +237,8 @@ class Config:
             given = [flag for flag, value in (("--node-name", self.node_name),
                                               ("--join", self.join),
                                               ("--cluster-key-file", self.cluster_key_file),
-                                              ("--advertise-addr", self.advertise_addr))
+                                              ("--advertise-addr", self.advertise_addr),
+                                              ("--zone", self.zone))
                      if value]
             if given:
                 verb = "needs" if len(given) == 1 else "need"
@@ -253,6 +257,8 @@ class Config:
             raise ValueError(f"weight {self.weight} is out of range 1..100")
         if not 1 <= self.vnodes <= 10000:
             raise ValueError(f"vnodes {self.vnodes} is out of range 1..10000")
+        from pycache_cluster.cluster.ring import check_zone  # only with gossip on
+        check_zone(self.zone)
         if not 0 < self.forward_timeout <= 60:
             raise ValueError(f"forward timeout {self.forward_timeout} must be in (0, 60] s")
         if not 1 <= self.replicas <= 16:

@@ -37,6 +37,7 @@ ENV = {
     "gossip_preset": "PYCACHE_GOSSIP_PRESET",
     "advertise_addr": "PYCACHE_ADVERTISE_ADDR",
     "weight": "PYCACHE_WEIGHT",
+    "zone": "PYCACHE_ZONE",
     "vnodes": "PYCACHE_VNODES",
     "forward_timeout": "PYCACHE_FORWARD_TIMEOUT",
     "peer_links": "PYCACHE_PEER_LINKS",
@@ -235,6 +236,11 @@ def add_serve(sub) -> argparse.ArgumentParser:
                          default=_env_default("weight", int, d.weight),
                          help="this node's share of the keys relative to the others, 1..100 "
                          f"[env {ENV['weight']}]")
+    cluster.add_argument("--zone", dest="zone", metavar="NAME",
+                         default=_env_default("zone", str, d.zone),
+                         help="this node's failure domain (rack, zone): a key's N owners "
+                         "take at most ceil(N / zones) nodes of one zone "
+                         f"[env {ENV['zone']}]")
     cluster.add_argument("--vnodes", type=int, dest="vnodes",
                          default=_env_default("vnodes", int, d.vnodes),
                          help="ring points per unit of weight; give every node the same "

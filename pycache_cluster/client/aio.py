@@ -38,10 +38,10 @@ class AsyncClient(TaskDispatch):
                  key_prefix: bytes = b"", allow_unicode_keys: bool = False,
                  encoding: str = "ascii", connect_timeout: float = 1.0, timeout: float = 3.0,
                  refresh_interval: float = 3.0, retry_after: float = 1.0,
-                 connections: int = 1):
+                 connections: int = 1, zone: str = ""):
         codec = Codec(serde or LegacyWrappingSerde(serializer, deserializer), key_prefix,
                       allow_unicode_keys, encoding)
-        super().__init__(codec, retry_after)
+        super().__init__(codec, retry_after, zone)
         self.seeds = [normalize_server_spec(s) for s in servers]
         self.connect_timeout = connect_timeout
         self.timeout = timeout

@@ -32,9 +32,9 @@ class MemberInfo(NamedTuple):
 
 
 class ClientBase:
-    def __init__(self, codec: Codec, retry_after: float):
+    def __init__(self, codec: Codec, retry_after: float, zone: str = ""):
         self.codec = codec
-        self.router = Router(self._make_node, retry_after)
+        self.router = Router(self._make_node, retry_after, zone=zone)
         self.seeds: list[tuple[str, int]] = []
         self.ring_watch = None      # the subclass's ring_watch.RingWatch
         self._bare_keys = not codec.key_prefix

@@ -5,7 +5,8 @@ Shared by the threaded and the asyncio client (no I/O here). Writes go to a key'
 through any other node it would cost one more replica write, and a conditional write runs
 only on the primary, so through any other node it would be forwarded. Reads go to one of the
 key's N owners, taken in turn when the topology allows spreading them (W = N: every
-acknowledged write is on every owner), else the primary; an owner marked failed is skipped,
+acknowledged write is on every owner), those in the client's own zone first when it names
+one, else the primary; an owner marked failed is skipped,
 so with N > 1 a dead primary's keys are read from another owner. A key whose owners are all
 marked failed goes to the next node on its ring walk: that node asks the owners its own ring
 names (exactly once), so the answer is right whichever ring is newer, and once gossip has
@@ -47,8 +48,10 @@ class Router:
     ring from one refresh and the nodes of another."""
 
     def __init__(self, make_node: Callable[[str, str, int], Endpoint], retry_after: float = 1.0,
-                 max_retry_after: float = 30.0):
+                 max_retry_after: float = 30.0, zone: str = ""):
         self._make = make_node
+        #: The reader's zone: spread reads go to the owners in it first (see topology.zone).
+        self.zone = zone
         self.retry_after = retry_after
         self.max_retry_after = max_retry_after
         self.view: tuple[Topology | None, dict[str, Endpoint]] = (None, {})
@@ -96,9 +99,17 @@ class Router:
         else:
             owners = topology.owners(key, topology.replicas)
             if topology.spread:
+                # In turn among the owners in the reader's zone when it has some, else among
+                # all; the others stay behind them for when those are marked failed.
+                span = len(owners)
+                if self.zone:
+                    near = [o for o in owners if topology.zone(o) == self.zone]
+                    if near:
+                        owners = near + [o for o in owners if o not in near]
+                        span = len(near)
                 # next() on a count is one C call, safe across threads.
-                turn = next(self._turn) % len(owners)
-                owners = owners[turn:] + owners[:turn]
+                turn = next(self._turn) % span
+                owners = owners[turn:span] + owners[:turn] + owners[span:]
         try:
             node = nodes[owners[0]]
         except KeyError:

@@ -31,10 +31,11 @@ class Client(ThreadDispatch):
     def __init__(self, servers, *, serde=None, serializer=None, deserializer=None,
                  key_prefix: bytes = b"", allow_unicode_keys: bool = False,
                  encoding: str = "ascii", connect_timeout: float = 1.0, timeout: float = 3.0,
-                 no_delay: bool = True, socket_keepalive=None, refresh_interval: float = 3.0, retry_after: float = 1.0, max_idle: int = 16):
+                 no_delay: bool = True, socket_keepalive=None, refresh_interval: float = 3.0, retry_after: float = 1.0, max_idle: int = 16,
+                 zone: str = ""):
         codec = Codec(serde or LegacyWrappingSerde(serializer, deserializer), key_prefix,
                       allow_unicode_keys, encoding)
-        super().__init__(codec, retry_after)
+        super().__init__(codec, retry_after, zone)
         self.seeds = [normalize_server_spec(s) for s in servers]
         self._conn_kwargs = {
             "serde": codec.serde, "connect_timeout": connect_timeout, "timeout": timeout,

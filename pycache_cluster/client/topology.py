@@ -1,6 +1,6 @@
 """The client's copy of the cluster's ring: read from `cluster ring`, rebuilt with ring.Ring.
 
-The ring is a pure function of (member names, weights, vnodes per weight), so the client does
+The ring is a pure function of (member names, weights, zones, vnodes per weight), so the client does
 not trust a list of owners from the server: it rebuilds the ring from those inputs with the
 very code the nodes use (cluster/ring.py), checks that the result has the checksum the node
 reported, and looks keys up with the nodes' own native snapshot (cluster/_ring.pyx), so a
@@ -28,13 +28,15 @@ class Owner(NamedTuple):
 class RingInfo(NamedTuple):
     """What `cluster ring` says: `RING epoch=.. checksum=.. replicas=.. write_quorum=..
     read_quorum=.. vnodes=.. nodes=..`, then one `NODE <name> <host>:<port> weight=<w>
-    share=<f>` per node. A node from before replication names no replicas: one owner."""
+    share=<f> [zone=<z>]` per node. A node from before replication names no replicas: one
+    owner."""
     epoch: int
     checksum: str
     vnodes: int
     nodes: dict[str, tuple[str, int, int]]      # name -> (host, port, weight)
     replicas: int = 1
     write_quorum: int = 1
+    zones: dict[str, str] | None = None         # name -> zone, the nodes that name one
 
 
 def parse_ring(reply: bytes) -> RingInfo:
@@ -43,7 +45,7 @@ def parse_ring(reply: bytes) -> RingInfo:
         raise RingReplyError(f"not a ring reply: {reply[:80]!r}")
     try:
         head = dict(kv.split("=", 1) for kv in lines[0].split()[1:])
-        nodes = {}
+        nodes, zones = {}, {}
         for line in lines[1:]:
             parts = line.split()
             if not parts or parts[0] == "END":
@@ -53,8 +55,12 @@ def parse_ring(reply: bytes) -> RingInfo:
             host, _, port = parts[2].rpartition(":")
             weight = int(parts[3].partition("=")[2])
             nodes[parts[1]] = (host.strip("[]"), int(port), weight)
+            for part in parts[4:]:
+                if part.startswith("zone="):
+                    zones[parts[1]] = part[5:]
         info = RingInfo(int(head["epoch"]), head["checksum"], int(head["vnodes"]), nodes,
-                        int(head.get("replicas", 1)), int(head.get("write_quorum", 1)))
+                        int(head.get("replicas", 1)), int(head.get("write_quorum", 1)),
+                        zones)
         listed = int(head.get("nodes", -1))
     except (KeyError, ValueError) as exc:
         raise RingReplyError(f"malformed ring reply {reply[:120]!r}: {exc}") from None
@@ -89,7 +95,7 @@ class Topology:
         self._ring = ring
         if snapshot is None:
             positions, slots = ring.arrays()
-            snapshot = RingSnapshot(positions, slots, ring.nodes)
+            snapshot = RingSnapshot(positions, slots, ring.nodes, ring.zone_slots())
         self._snapshot = snapshot
         #: owners(key: bytes, n=1) -> the key's first n distinct owners in preference order,
         #: by the native lookup the nodes route with (bound here: one call less per request).
@@ -110,7 +116,8 @@ class Topology:
                        snapshot=previous._snapshot, replicas=info.replicas,
                        write_quorum=info.write_quorum)
         try:
-            ring = Ring(info.vnodes, {name: w for name, (_, _, w) in info.nodes.items()})
+            ring = Ring(info.vnodes, {name: w for name, (_, _, w) in info.nodes.items()},
+                        info.zones)
         except ValueError as exc:       # weights or vnodes no ring can have
             raise RingReplyError(f"unusable ring reply: {exc}") from None
         if ring.checksum != info.checksum:
@@ -130,6 +137,10 @@ class Topology:
     @property
     def names(self) -> list[str]:
         return self._ring.nodes
+
+    def zone(self, name: str) -> str:
+        """The zone a node named (`--zone`), "" for none."""
+        return self._ring.zone(name)
 
     @staticmethod
     def policy(replicas: int, write_quorum: int, nodes: int) -> tuple[int, bool]:

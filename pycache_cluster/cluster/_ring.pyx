@@ -6,7 +6,7 @@ from libc.stdint cimport uint16_t, uint32_t
 
 from pycache_cluster.protocol._cdefs cimport (
     PC_RING_MAX_SLOTS, pc_ring, pc_ring_free, pc_ring_new, pc_ring_npoints, pc_ring_nslots,
-    pc_ring_owners, pc_ring_primary)
+    pc_ring_owners, pc_ring_primary, pc_ring_set_zones)
 from pycache_cluster.store._store cimport pc_hash
 
 
@@ -14,7 +14,8 @@ from pycache_cluster.store._store cimport pc_hash
 cdef class RingSnapshot:
     """Positions -> node slots; slot i is the i-th name of `names` (see _ring.pxd)."""
 
-    def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names):
+    def __cinit__(self, const uint32_t[::1] positions, const uint16_t[::1] slots, names,
+                  const uint16_t[::1] zones=None):
         self.names = tuple(names)
         if positions.shape[0] != slots.shape[0] or positions.shape[0] == 0:
             raise ValueError("a ring needs as many slots as positions, at least one")
@@ -23,6 +24,10 @@ cdef class RingSnapshot:
         self.r = pc_ring_new(&positions[0], &slots[0], positions.shape[0], len(self.names))
         if self.r == NULL:
             raise MemoryError()
+        # ring.Ring.zone_slots(): owners spread over zones as Ring.owners_at does.
+        if zones is not None and (zones.shape[0] != len(self.names) or pc_ring_set_zones(
+                self.r, &zones[0], max(zones) + 1) != 0):
+            raise ValueError("one zone number per slot, 2 or more zones, each one used")
 
     def __dealloc__(self):
         pc_ring_free(self.r)

@@ -5,7 +5,8 @@
                           read_quorum=<R> vnodes=<per weight> nodes=<n>
                           status=<joining|active|leaving> handover=<idle|walking>
                           handover_walks=<n> handover_keys_sent=<n>   (this node's own)
-                          NODE <name> <host>:<client-port> weight=<w> share=<fraction> ...
+                          NODE <name> <host>:<client-port> weight=<w> share=<fraction>
+                          [zone=<name>] ...   (zone= only on a node that names one)
                           END        (nodes in name order; RING ... nodes=0 and END alone
                           while this node has no ring)
     cluster owners <key>  OWNER <name> <host>:<client-port> ... END   (preference order)
@@ -72,8 +73,10 @@ class Commands:
                   b"walking" if ho.task is not None else b"idle", ho.walks_done, ho.keys_sent)]
         for name in ring.nodes:
             host, port = addrs.get(name, ("?", 0))
-            out.append(b"NODE %s %s:%d weight=%d share=%.6f\r\n"
-                       % (name.encode(), host.encode(), port, ring.weights[name], shares[name]))
+            zone = ring.zone(name)
+            out.append(b"NODE %s %s:%d weight=%d share=%.6f%s\r\n"
+                       % (name.encode(), host.encode(), port, ring.weights[name], shares[name],
+                          b" zone=" + zone.encode() if zone else b""))
         out.append(b"END\r\n")
         return b"".join(out)
 

@@ -27,7 +27,7 @@ from pycache_cluster.cluster.handshake import Handshake
 from pycache_cluster.cluster.hints import Hints
 from pycache_cluster.cluster.membership import Membership
 from pycache_cluster.cluster.peers import PeerPool
-from pycache_cluster.cluster.ring import Ring
+from pycache_cluster.cluster.ring import Ring, check_zone
 from pycache_cluster.cluster.routes import Routes
 from pycache_cluster.config import Config
 from pycache_cluster.gossip import Listener, Member, State, Status
@@ -105,7 +105,10 @@ class Cluster(Listener):
         ext.add_command(b"cluster", self.commands.cluster_command)
         ext.add_stats(b"cluster", self.commands.stats)
         node.cluster = self
-        await self.membership.start(node, tags={"vnodes": str(self.config.vnodes)})
+        tags = {"vnodes": str(self.config.vnodes)}
+        if self.config.zone:
+            tags["zone"] = self.config.zone
+        await self.membership.start(node, tags=tags)
         self.refresh()
         self.hints.start(self.member_link)
         self.anti_entropy.start()
@@ -178,7 +181,7 @@ class Cluster(Listener):
     def refresh(self) -> None:
         """Rebuilds the ring from what gossip says now; reinstalls routing if it changed."""
         self._refresh = None
-        weights, addresses = {}, {}
+        weights, addresses, zones = {}, {}, {}
         members = self.members()
         self.forgotten -= {m.name for m in members if m.state in (State.ALIVE, State.SUSPECT)}
         for m in members:
@@ -192,7 +195,15 @@ class Cluster(Listener):
                             self.config.vnodes)
             weights[m.name] = m.meta.weight
             addresses[m.name] = (m.meta.client_host, m.meta.client_port)
-        changed = self.ring.update(weights)
+            zone = m.meta.tags.get("zone", "")
+            try:
+                zones[m.name] = check_zone(zone)
+            except ValueError:
+                if m.name not in self._warned:
+                    self._warned.add(m.name)
+                    log.warning("member %s names zone %r, not a zone name: placed in none",
+                                m.name, zone)
+        changed = self.ring.update(weights, zones)
         if changed:
             if self.name in weights:
                 # A node that just started holds nothing: its window spans a few

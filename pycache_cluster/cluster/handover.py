@@ -32,14 +32,23 @@ STEP = 256
 SETTLE_DELAY = 2.0
 
 
+#: What places keys, besides vnodes: (name -> weight, name -> zone).
+Placement = tuple[dict[str, int], dict[str, str]]
+
+
+def placement(ring: Ring) -> Placement:
+    return dict(ring.weights), dict(ring.zones)
+
+
 class Lookup:
     """A ring's owner lookup by the native snapshot the request path uses: the walk asks two
     rings about every key the node holds, and the Python lookup costs ten times more."""
 
     def __init__(self, ring: Ring):
-        self.weights = dict(ring.weights)
+        self.placement = placement(ring)
         names = ring.nodes
-        self.snapshot = _ring.RingSnapshot(*ring.arrays(), names) if names else None
+        self.snapshot = _ring.RingSnapshot(*ring.arrays(), names, ring.zone_slots()) \
+            if names else None
 
     def owners(self, key: bytes, n: int) -> list[str]:
         return self.snapshot.owners(key, n) if self.snapshot is not None else []
@@ -51,7 +60,7 @@ class HandOver:
     def __init__(self, cluster, rate: int = 0):
         self.cluster = cluster
         self.rate = rate                # bytes per second, 0: as fast as the links take them
-        self.base: dict[str, int] | None = None     # the ring as of the last finished walk
+        self.base: Placement | None = None      # the ring as of the last finished walk
         self.task: asyncio.Task | None = None
         self._again_timer: asyncio.TimerHandle | None = None
         self.keys_sent = self.bytes_sent = self.keys_dropped = self.failures = 0
@@ -61,22 +70,22 @@ class HandOver:
 
     def ring_changed(self) -> None:
         """The ring now differs from the one the last walk finished with: walk again."""
-        weights = dict(self.cluster.ring.weights)
+        now = placement(self.cluster.ring)
         if self.base is None:
-            self.base = weights         # a node that just started holds nothing to send
+            self.base = now             # a node that just started holds nothing to send
             return
-        self._start(self.base, weights, settle=True)
+        self._start(self.base, now, settle=True)
 
-    def _start(self, before: dict[str, int], after: dict[str, int], settle: bool) -> None:
+    def _start(self, before: Placement, after: Placement, settle: bool) -> None:
         if self.task is not None:
             self.task.cancel()
         self.idle.clear()
         vnodes = self.cluster.ring.vnodes
-        self.task = asyncio.ensure_future(self._walk(Lookup(Ring(vnodes, before)),
-                                                     Lookup(Ring(vnodes, after)), settle))
+        self.task = asyncio.ensure_future(self._walk(Lookup(Ring(vnodes, *before)),
+                                                     Lookup(Ring(vnodes, *after)), settle))
 
-    def _again(self, after: dict[str, int]) -> None:
-        if self.task is None and dict(self.cluster.ring.weights) == after:
+    def _again(self, after: Placement) -> None:
+        if self.task is None and placement(self.cluster.ring) == after:
             self._start(self.base, after, settle=False)
 
     async def wait(self, timeout: float) -> bool:
@@ -107,13 +116,13 @@ class HandOver:
                 break
             await asyncio.sleep(0)      # one step per loop turn: requests go first
         if complete:
-            self.base = dict(after.weights)
+            self.base = after.placement
         self.walks_done += 1
         self.task = None
         self.idle.set()
         if settle or not complete:
             self._again_timer = asyncio.get_running_loop().call_later(
-                SETTLE_DELAY, self._again, dict(after.weights))
+                SETTLE_DELAY, self._again, after.placement)
         log.info("hand-over: done in %.2f s: %d key(s) sent, %d dropped%s",
                  time.monotonic() - start, self.keys_sent - sent0,
                  self.keys_dropped - dropped0, "" if complete else " (some sends failed)")

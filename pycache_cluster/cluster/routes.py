@@ -40,7 +40,7 @@ class Routes:
             self.uninstall()
             return
         positions, slots = ring.arrays()
-        snapshot = _ring.RingSnapshot(positions, slots, names)
+        snapshot = _ring.RingSnapshot(positions, slots, names, ring.zone_slots())
         links = [None if n == self.self_name else self.pool.link(n, *self.addresses[n])
                  for n in names]
         side = None if self.side_pool is None else [

@@ -20,6 +20,7 @@ from .awareness import Awareness
 from .broadcast import BroadcastQueue
 from .config import GossipConfig
 from .envelope import Envelope, EnvelopeError
+from .probe import Probe, Relay, StallGuard
 from .state import Member, MetaError, NodeMeta, NodeState, State
 from .suspicion import Suspicion
 from .transport import Addr, Transport
@@ -49,6 +50,8 @@ COUNTERS = {
     "dropped_malformed": "packets dropped: authenticated but undecodable",
     "wrong_target_pings": "pings addressed to another name at our address",
     "address_conflicts": "alive claims for a live member's name from another address",
+    "loop_stalls": "probe timers that fired late (our loop stalled) and waited for input",
+    "suspicion_probes": "probes of a member right after hearing it suspected",
 }
 
 
@@ -68,47 +71,6 @@ class Listener:
 
     def on_update(self, member: Member) -> None:
         pass
-
-
-class _Probe:
-    """An outstanding probe of ours; acks and nacks for its sequence number land here."""
-
-    __slots__ = (
-        "deadline",
-        "done",
-        "expected_nacks",
-        "nacks",
-        "node",
-        "rescued",
-        "seq",
-        "timer",
-        "verdict",
-    )
-
-    def __init__(self, node: NodeState, seq: int, deadline: float, verdict: bool):
-        self.node = node
-        self.seq = seq
-        self.deadline = deadline
-        # A last check of an unconfirmed suspect whose timer ran out: failure means dead.
-        self.verdict = verdict
-        # Only the TCP ping got an answer; judged at the deadline, once the nacks are in.
-        self.rescued = False
-        self.done = False
-        self.nacks = 0
-        self.expected_nacks = 0
-        self.timer = None
-
-
-class _Relay:
-    """A ping we send on behalf of another member's indirect probe."""
-
-    __slots__ = ("expiry", "nack_timer", "requester", "seq")
-
-    def __init__(self, requester: Addr, seq: int):
-        self.requester = requester
-        self.seq = seq
-        self.nack_timer = None
-        self.expiry = None
 
 
 class Memberlist:
@@ -135,9 +97,10 @@ class Memberlist:
         self._order: list[NodeState] = []
         self._probe_index = 0
         self._seq = self._rng.randrange(1 << 32)
-        self._acks: dict[int, _Probe | _Relay] = {}
+        self._acks: dict[int, Probe | Relay] = {}
         self._suspicions: dict[str, Suspicion] = {}
         self._awareness = Awareness(config.awareness_max_multiplier)
+        self._guard: StallGuard | None = None   # needs the loop: made in begin()
         self._queue = BroadcastQueue(lambda: config.retransmit_limit(len(self._nodes)))
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._handles: dict[str, object] = {}
@@ -201,6 +164,9 @@ class Memberlist:
         """Start the protocol timers; the transport must be open (the simulator calls this)."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        cfg = self.config
+        self._guard = StallGuard(self._loop, cfg.loop_stall, cfg.loop_stall_grace,
+                                 self._stalled)
         if self._envelope.encrypted:
             log.info("gossip: packets authenticated and encrypted (AES-GCM)")
         else:
@@ -212,7 +178,6 @@ class Memberlist:
         self._add_node(self._me)
         self._broadcast_alive_me()
         self._listener.on_join(self._me.snapshot())
-        cfg = self.config
         # Random phases keep members that start together from probing in lockstep.
         self._schedule("probe", self._rng.uniform(0, cfg.probe_interval), self._probe_tick)
         self._schedule("gossip", self._rng.uniform(0, cfg.gossip_interval), self._gossip_tick)
@@ -290,7 +255,7 @@ class Memberlist:
             s.cancel()
         self._suspicions.clear()
         for h in self._acks.values():
-            for t in (h.timer,) if isinstance(h, _Probe) else (h.nack_timer, h.expiry):
+            for t in (h.timer,) if isinstance(h, Probe) else (h.nack_timer, h.expiry):
                 if t is not None:
                     t.cancel()
         self._acks.clear()
@@ -399,7 +364,7 @@ class Memberlist:
     def _probe_node(self, node: NodeState, verdict: bool = False) -> None:
         seq = self._next_seq()
         cfg = self.config
-        probe = _Probe(node, seq, self._loop.time() + self._awareness.scale(cfg.probe_interval),
+        probe = Probe(node, seq, self._loop.time() + self._awareness.scale(cfg.probe_interval),
                        verdict)
         self._acks[seq] = probe
         self._counters["probes"] += 1
@@ -411,10 +376,9 @@ class Memberlist:
             self._send(node.addr, m.Suspect(node.incarnation, node.name, self.name), ping)
         else:
             self._send(node.addr, ping)
-        probe.timer = self._loop.call_later(self._awareness.scale(cfg.probe_timeout),
-                                            self._probe_indirect, probe)
+        self._guard.arm(probe, self._awareness.scale(cfg.probe_timeout), self._probe_indirect)
 
-    def _probe_indirect(self, probe: _Probe) -> None:
+    def _probe_indirect(self, probe: Probe) -> None:
         if probe.done:
             return
         node = probe.node
@@ -432,9 +396,9 @@ class Memberlist:
         ping = self._envelope.seal(m.encode(m.Ping(probe.seq, node.name)))
         self._transport.send_stream(node.addr, ping, left,
                                     lambda reply: self._fallback_reply(probe, reply))
-        probe.timer = self._loop.call_later(left, self._probe_deadline, probe)
+        self._guard.arm(probe, left, self._probe_deadline)
 
-    def _fallback_reply(self, probe: _Probe, reply: bytes | None) -> None:
+    def _fallback_reply(self, probe: Probe, reply: bytes | None) -> None:
         if probe.done or reply is None:
             return
         msg = self._open_stream(reply)
@@ -442,7 +406,7 @@ class Memberlist:
             self._counters["tcp_fallback_ok"] += 1
             probe.rescued = True
 
-    def _probe_succeeded(self, probe: _Probe) -> None:
+    def _probe_succeeded(self, probe: Probe) -> None:
         if probe.done:
             return
         probe.done = True
@@ -457,7 +421,7 @@ class Memberlist:
             low, _, _ = self.config.suspicion_bounds(len(self._nodes))
             self._arm_suspicion(node, node.incarnation, self.name, 1, low, low)
 
-    def _probe_deadline(self, probe: _Probe) -> None:
+    def _probe_deadline(self, probe: Probe) -> None:
         """No ack over UDP before the deadline."""
         if probe.done:
             return
@@ -480,6 +444,10 @@ class Memberlist:
                 self._declare_dead(node)
         elif node.state <= State.SUSPECT:
             self._suspect(m.Suspect(node.incarnation, node.name, self.name))
+
+    def _stalled(self) -> None:
+        self._counters["loop_stalls"] += 1
+        self._awareness.apply(1)
 
     def _next_seq(self) -> int:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
@@ -635,14 +603,14 @@ class Memberlist:
         elif t is m.Ack:
             self._counters["acks_received"] += 1
             handler = self._acks.get(msg.seq)
-            if isinstance(handler, _Probe):
+            if isinstance(handler, Probe):
                 self._probe_succeeded(handler)
             elif handler is not None:
                 self._relay_ack(handler)
         elif t is m.Nack:
             self._counters["nacks_received"] += 1
             handler = self._acks.get(msg.seq)
-            if isinstance(handler, _Probe):
+            if isinstance(handler, Probe):
                 handler.nacks += 1
         elif t is m.Alive:
             self._alive(msg)
@@ -663,7 +631,7 @@ class Memberlist:
 
     def _relay_ping(self, req: m.IndirectPing, requester: Addr) -> None:
         seq = self._next_seq()
-        relay = _Relay(requester, req.seq)
+        relay = Relay(requester, req.seq)
         self._acks[seq] = relay
         self._send((req.host, req.port), m.Ping(seq, req.target))
         cfg = self.config
@@ -672,7 +640,7 @@ class Memberlist:
                                                      m.Nack(req.seq))
         relay.expiry = self._loop.call_later(cfg.probe_interval, self._acks.pop, seq, None)
 
-    def _relay_ack(self, relay: _Relay) -> None:
+    def _relay_ack(self, relay: Relay) -> None:
         if relay.nack_timer is not None:
             relay.nack_timer.cancel()
             relay.nack_timer = None
@@ -762,6 +730,12 @@ class Memberlist:
         node.set_state(State.SUSPECT, self._loop.time())
         low, high, wanted = self.config.suspicion_bounds(len(self._nodes))
         self._arm_suspicion(node, s.incarnation, s.sender, wanted, low, high)
+        extra = self.config.suspicion_probes
+        if s.sender != self.name and extra > 0 \
+                and self._rng.random() * max(1, len(self._nodes) - 2) < extra \
+                and not any(type(p) is Probe and p.node is node for p in self._acks.values()):
+            self._counters["suspicion_probes"] += 1
+            self._probe_node(node)
 
     def _arm_suspicion(self, node: NodeState, incarnation: int, sender: str, wanted: int,
                        low: float, high: float) -> None:

@@ -27,7 +27,7 @@ from .state import Member, NodeMeta, State
 
 
 class _Observer(Listener):
-    def __init__(self, cluster: Cluster, name: str):
+    def __init__(self, cluster: SimCluster, name: str):
         self._cluster = cluster
         self._name = name
 
@@ -41,7 +41,7 @@ class _Observer(Listener):
         self._cluster.record("update", self._name, member)
 
 
-class Cluster:
+class SimCluster:
     """Members on a SimNetwork, with crash/leave/update/join and event bookkeeping."""
 
     def __init__(self, config: GossipConfig, *, seed: int = 1, loss: float = 0.0,
@@ -97,6 +97,10 @@ class Cluster:
         self.net.crash(self.addrs[name])
         self.members[name].stop()
         self.gone.add(name)
+
+    def pause(self, name: str, seconds: float) -> None:
+        """SIGSTOP the member, SIGCONT it `seconds` later."""
+        self.net.pause(self.addrs[name], seconds)
 
     def leave(self, name: str) -> None:
         ml = self.members[name]
@@ -171,7 +175,7 @@ def scenario(name: str, config: GossipConfig, n: int, loss: float, seed: int,
              processing: float = 0.005, limit: float = 60.0) -> Row:
     """Update, join, leave and crash on a warm cluster of n members, one after the other."""
     started = time.perf_counter()
-    c = Cluster(config, seed=seed, loss=loss, processing=processing)
+    c = SimCluster(config, seed=seed, loss=loss, processing=processing)
     c.warm_start(n)
     c.run(3.0)
     row = Row(name, n, loss, seed)
@@ -215,7 +219,7 @@ def soak(name: str, config: GossipConfig, n: int, loss: float, slow: float, fact
          seconds: float, seed: int, processing: float = 0.005) -> Row:
     """A steady cluster with a fraction of slowed members; counts false dead declarations."""
     started = time.perf_counter()
-    c = Cluster(config, seed=seed, loss=loss, processing=processing)
+    c = SimCluster(config, seed=seed, loss=loss, processing=processing)
     c.warm_start(n)
     for victim in c.rng.sample(c.live(), round(slow * n)):
         c.net.set_slowness(c.addrs[victim], factor)
@@ -253,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--nodes", type=int, default=100)
     ap.add_argument("--configs", default="lan,memberlist",
                     help=f"comma-separated presets from {sorted(PRESETS)}")
-    ap.add_argument("--gossip-interval", type=float, default=0.2)
+    ap.add_argument("--gossip-interval", type=float, default=None,
+                    help="override every preset's gossip_interval (s)")
     ap.add_argument("--loss", default="0,0.1", help="comma-separated packet loss rates")
     ap.add_argument("--soak", type=float, default=0.0,
                     help="also run this many simulated seconds at the highest loss with slow "
@@ -262,7 +267,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--slow-factor", type=float, default=10.0)
     ap.add_argument("--processing", type=float, default=0.005,
                     help="mean per-message processing delay of a healthy node (s)")
-    ap.add_argument("--seeds", default="1", help="comma-separated seeds, one scenario row each")
+    ap.add_argument("--seeds", default="1",
+                    help="comma-separated seeds, one scenario row each; a count N alone "
+                         "means seeds 1..N")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    metavar="FIELD=VALUE[,FIELD=VALUE]",
+                    help="override GossipConfig fields of every preset, e.g. "
+                         "--set probe_interval=0.3,suspicion_mult=2; repeat the flag for "
+                         "one more row group per setting (the label names it)")
     args = ap.parse_args(argv)
     # A thousand "running in the clear" warnings say nothing about the protocol.
     logging.getLogger("pycache_cluster.gossip").setLevel(logging.ERROR)
@@ -270,18 +282,68 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     losses = [float(x) for x in args.loss.split(",")]
     seeds = [int(x) for x in args.seeds.split(",")]
+    if len(seeds) == 1 and "," not in args.seeds and seeds[0] > 1:
+        seeds = list(range(1, seeds[0] + 1))
+    settings = [parse_overrides(o) for o in args.overrides] or [{}]
+    base = {} if args.gossip_interval is None else {"gossip_interval": args.gossip_interval}
     for preset in args.configs.split(","):
-        cfg = PRESETS[preset](gossip_interval=args.gossip_interval)
-        for loss in losses:
-            for seed in seeds:
-                rows.append(scenario(preset, cfg, args.nodes, loss, seed, args.processing))
+        for setting in settings:
+            cfg = PRESETS[preset](**base, **setting)
+            label = preset + "".join(f" {k}={v}" for k, v in setting.items())
+            for loss in losses:
+                for seed in seeds:
+                    rows.append(scenario(label, cfg, args.nodes, loss, seed, args.processing))
+                    print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
+            if args.soak:
+                rows.append(soak(label, cfg, args.nodes, max(losses), args.slow,
+                                 args.slow_factor, args.soak, seeds[0], args.processing))
                 print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
-        if args.soak:
-            rows.append(soak(preset, cfg, args.nodes, max(losses), args.slow, args.slow_factor,
-                             args.soak, seeds[0], args.processing))
-            print(table(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)
     print(table(rows))
+    print()
+    print(goals(rows))
     return 0
+
+
+def parse_overrides(text: str) -> dict[str, object]:
+    """"a=1,b=0.5" -> typed GossipConfig field values (each field's type is its default's)."""
+    fields = {f.name: f for f in dataclasses.fields(GossipConfig)}
+    out: dict[str, object] = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        key = key.strip()
+        if key not in fields or not value:
+            raise SystemExit(f"--set {item!r}: not FIELD=VALUE of a GossipConfig field")
+        kind = type(getattr(GossipConfig(), key))
+        out[key] = kind(float(value)) if kind is int else kind(value)
+    return out
+
+
+#: The figures the simulator is held to at 1,000 members (worst row of each configuration).
+DETECTION_GOAL = 5.0         # crash -> dead at every live member, seconds
+DISSEMINATION_GOAL = 1.5     # update, join and leave at every live member, seconds
+
+
+def goals(rows: list[Row]) -> str:
+    """The worst figure of each configuration beside its goal."""
+    head = ("| config | worst crash → dead everywhere | goal | worst update / join / leave "
+            "at 100 % | goal | false dead | goal |")
+    out = [head, "|" + "---|" * 7]
+    for label in dict.fromkeys(r.config for r in rows):
+        mine = [r for r in rows if r.config == label]
+        runs = [r for r in mine if not r.slow]
+        crash = max((r.crash[1] for r in runs), default=math.nan)
+        spread = max((max(r.update[1], r.join[1], r.leave[1]) for r in runs),
+                     default=math.nan)
+        false = sum(r.false_dead for r in mine)
+
+        def verdict(value: float, goal: float) -> str:
+            return "met" if value <= goal else "MISSED"
+
+        out.append(f"| {label} | {crash:.2f} s | ≤ {DETECTION_GOAL:.1f} s "
+                   f"({verdict(crash, DETECTION_GOAL)}) | {spread:.2f} s | "
+                   f"≤ {DISSEMINATION_GOAL:.1f} s ({verdict(spread, DISSEMINATION_GOAL)}) | "
+                   f"{false} | 0 ({verdict(false, 0)}) |")
+    return "\n".join(out)
 
 
 if __name__ == "__main__":

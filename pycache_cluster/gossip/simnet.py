@@ -7,7 +7,8 @@ Network model: a UDP packet is lost with probability `loss`, else it arrives aft
 latency drawn uniformly from `latency`, plus the receiver's processing delay. A TCP exchange
 never loses data but each of its segments is retransmitted (+`tcp_rto`) with probability `loss`.
 A node's processing delay is exponential with mean `processing` times its slowness factor
-(1 for healthy nodes) and also delays its timers, as a CPU-starved process would.
+(1 for healthy nodes) and also delays its timers, as a CPU-starved process would. A paused
+node (SIGSTOP) runs nothing until it resumes: packets wait for it, its timers fire late.
 """
 
 from __future__ import annotations
@@ -64,6 +65,11 @@ class SimLoop:
     def run_for(self, seconds: float, stop: Callable[[], bool] | None = None) -> None:
         self.run_until(self._now + seconds, stop)
 
+    def push(self, h: _Handle, delay: float) -> _Handle:
+        """(Re)schedule a handle; one that is put off keeps working for cancel()."""
+        heapq.heappush(self._heap, (self._now + max(0.0, delay), next(self._ids), h))
+        return h
+
 
 class NodeClock:
     """One node's view of the SimLoop: its timers run late by its processing delay."""
@@ -77,7 +83,9 @@ class NodeClock:
         return self._loop.time()
 
     def call_later(self, delay: float, fn: Callable, *args) -> _Handle:
-        return self._loop.call_later(delay + self._net.processing_delay(self._addr), fn, *args)
+        h = _Handle(self._net.gate, ())
+        h.args = (self._addr, h, fn, args)
+        return self._loop.push(h, delay + self._net.processing_delay(self._addr))
 
 
 class SimNetwork:
@@ -93,6 +101,7 @@ class SimNetwork:
         self._slowness: dict[Addr, float] = {}
         self._link_loss: dict[Addr, float] = {}
         self._down: set[Addr] = set()
+        self._paused: dict[Addr, float] = {}     # addr -> when it resumes
 
     def transport(self, addr: Addr) -> SimTransport:
         t = SimTransport(self, addr)
@@ -113,6 +122,27 @@ class SimNetwork:
     def crash(self, addr: Addr) -> None:
         """The host vanishes: nothing reaches it or leaves it any more."""
         self._down.add(addr)
+
+    def pause(self, addr: Addr, seconds: float) -> None:
+        """SIGSTOP, then SIGCONT `seconds` later: the node runs nothing meanwhile, what is
+        sent to it waits in its socket buffers, and its timers all fire late on resume."""
+        self._paused[addr] = self.loop.time() + seconds
+
+    def gate(self, addr: Addr, h: _Handle, fn: Callable, args: tuple) -> None:
+        """Run a node's event, or put it off until the node resumes."""
+        resume = self._paused.get(addr)
+        if resume is not None:
+            now = self.loop.time()
+            if now < resume:
+                self.loop.push(h, resume - now + self.processing_delay(addr))
+                return
+            del self._paused[addr]
+        fn(*args)
+
+    def _at(self, addr: Addr, delay: float, fn: Callable, *args) -> None:
+        h = _Handle(self.gate, ())
+        h.args = (addr, h, fn, args)
+        self.loop.push(h, delay)
 
     def processing_delay(self, addr: Addr) -> float:
         mean = self.processing * self._slowness.get(addr, 1.0)
@@ -140,7 +170,7 @@ class SimNetwork:
         if target is None:
             return
         delay = self._latency() + self.processing_delay(dst)
-        self.loop.call_later(delay, target.deliver_packet, data, src)
+        self._at(dst, delay, target.deliver_packet, data, src)
 
     def send_stream(self, src: Addr, dst: Addr, data: bytes, timeout: float,
                     on_reply: ReplyCallback | None) -> None:
@@ -167,7 +197,7 @@ class SimNetwork:
             if arrive + back > timeout:
                 return
             self._transports[src].bytes_received += len(reply) + 4
-            loop.call_later(back, finish, reply)
+            self._at(src, back, finish, reply)
 
         def finish(reply: bytes | None) -> None:
             if not answered[0] and src not in self._down:
@@ -175,9 +205,9 @@ class SimNetwork:
                 on_reply(reply)
 
         if arrive <= timeout:
-            loop.call_later(arrive, serve)
+            self._at(dst, arrive, serve)
         if on_reply is not None:
-            loop.call_later(timeout, finish, None)
+            self._at(src, timeout, finish, None)
 
 
 class SimTransport(Transport):

@@ -72,6 +72,7 @@ cdef extern from "pc_ring.h":
     pc_ring *pc_ring_new(const uint32_t *points, const uint16_t *slots, size_t npoints,
                          unsigned nslots)
     void pc_ring_free(pc_ring *r)
+    int pc_ring_set_zones(pc_ring *r, const uint16_t *zone_of_slot, unsigned nzones)
     size_t pc_ring_npoints(const pc_ring *r)
     unsigned pc_ring_nslots(const pc_ring *r)
     unsigned pc_ring_primary(const pc_ring *r, uint32_t hv) nogil

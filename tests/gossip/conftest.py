@@ -13,15 +13,15 @@ import pytest
 from helpers.cluster import NodeProcess, wait_for
 
 from pycache_cluster.gossip import config
-from pycache_cluster.gossip.sim import Cluster
+from pycache_cluster.gossip.sim import SimCluster
 
 
 @pytest.fixture
 def sim_cluster():
     """A factory of simulated clusters (local-network timers, clear text unless a keyring)."""
 
-    def make(n: int = 0, *, seed: int = 7, loss: float = 0.0, keyring=None, **cfg) -> Cluster:
-        c = Cluster(config.lan(**cfg), seed=seed, loss=loss, keyring=keyring)
+    def make(n: int = 0, *, seed: int = 7, loss: float = 0.0, keyring=None, **cfg) -> SimCluster:
+        c = SimCluster(config.lan(**cfg), seed=seed, loss=loss, keyring=keyring)
         if n:
             c.warm_start(n)
         return c

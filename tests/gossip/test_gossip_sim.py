@@ -116,9 +116,23 @@ def test_scenario_reaches_everyone():
 def test_simulator_cli_prints_a_table(capsys):
     assert sim_main(["--nodes", "20", "--configs", "lan,memberlist", "--loss", "0"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("| config |") and len(out) == 4
+    assert out[0].startswith("| config |") and len(out) == 9 and out[4] == ""
     assert out[2].startswith("| lan | 20 | 0% | 0% | 1 |")
     assert out[3].startswith("| memberlist | 20 | 0% | 0% | 1 |")
+    # The worst figures of each configuration beside their goals.
+    assert out[5].startswith("| config | worst crash")
+    assert out[7].startswith("| lan | ") and "≤ 5.0 s" in out[7]
+    assert out[8].startswith("| memberlist | ")
+
+
+def test_simulator_cli_overrides_settings_one_row_group_each(capsys):
+    assert sim_main(["--nodes", "12", "--configs", "lan", "--loss", "0", "--seeds", "2",
+                     "--set", "", "--set", "probe_interval=0.3,suspicion_confirmations=2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line for line in out[:out.index("")] if line.startswith("| lan")]
+    assert [r.split(" | ")[0] for r in rows] == ["| lan"] * 2 + [
+        "| lan probe_interval=0.3 suspicion_confirmations=2"] * 2
+    assert [r.split(" | ")[4] for r in rows] == ["1", "2", "1", "2"]
 
 
 def test_member_with_a_bad_network_slows_itself_down_instead_of_accusing_others(sim_cluster):

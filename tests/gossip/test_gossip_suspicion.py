@@ -58,7 +58,12 @@ def test_suspicion_bounds_scale_with_cluster_size():
     # Too few members to ever get the confirmations: none are waited for.
     assert cfg.suspicion_bounds(3)[2] == 0
     ours = lan()
-    assert ours.suspicion_bounds(1000)[0] == pytest.approx(3 * 3 * ours.probe_interval)
+    low, high, wanted = ours.suspicion_bounds(1000)
+    assert low == pytest.approx(ours.suspicion_mult * 3 * ours.probe_interval)
+    assert high == pytest.approx(ours.suspicion_max_mult * low)
+    assert wanted == ours.suspicion_confirmations == 2
+    # Four members: two others to confirm besides the accuser; three: none to wait for.
+    assert ours.suspicion_bounds(4)[2] == 2 and ours.suspicion_bounds(3)[2] == 0
 
 
 def test_awareness_is_bounded_and_scales_timeouts():

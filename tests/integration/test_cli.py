@@ -33,7 +33,8 @@ def test_help_documents_every_flag():
                  "-I", "--max-item-size", "-U", "-v", "-A", "--enable-shutdown",
                  "PYCACHE_PORT", "PYCACHE_LISTEN", "PYCACHE_MEMORY_LIMIT",
                  "--gossip-port", "--node-name", "--join", "--cluster-key-file",
-                 "--gossip-preset", "--advertise-addr", "--weight", "--vnodes",
+                 "--gossip-preset", "--advertise-addr", "--weight", "--vnodes", "--zone",
+                 "PYCACHE_ZONE",
                  "--forward-timeout", "--peer-links", "PYCACHE_ADVERTISE_ADDR",
                  "PYCACHE_GOSSIP_PORT", "PYCACHE_NODE_NAME", "PYCACHE_JOIN",
                  "PYCACHE_CLUSTER_KEY_FILE", "PYCACHE_GOSSIP_PRESET", "<hostname>:<port>",
@@ -264,6 +265,8 @@ def test_default_node_name_and_clear_text_warning(request):
     (["--gossip-port", "7946", "--forward-timeout", "0"], "forward timeout 0.0 must be"),
     (["--gossip-port", "7946", "--peer-links", "17"], "peer links 17 is out of range"),
     (["--gossip-port", "7946", "--advertise-addr", "a b"], "is not an address"),
+    (["--zone", "a"], "--zone needs --gossip-port"),
+    (["--gossip-port", "7946", "--zone", "eu west"], "zone 'eu west': 1-64 characters"),
 ])
 def test_bad_cluster_flags_are_refused(argv, message):
     out = subprocess.run([*CLI, "serve", "-p", str(free_port()), *argv], capture_output=True,
