@@ -116,10 +116,10 @@ cdef class ClusterCoordinator(Coordinator):
         self.links = []
         self.side_links = []
 
-    @property
-    def routing(self):
-        """True while a ring is installed (keys may belong to other nodes)."""
-        return self.ring != NULL
+    def reset_stats(self):
+        """`stats reset`: the forwarding counters with the seam's own (as before the seam)."""
+        Coordinator.reset_stats(self)
+        self.forwarded = 0
 
     cdef Link link(self, unsigned slot):
         return <Link>self.links[slot]

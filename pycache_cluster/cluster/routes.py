@@ -83,8 +83,8 @@ class Routes:
         # reply lands, not by the client's awaiting task: a client that hangs up cancels it.
         if not future.cancelled() and future.exception() is None:
             reply = future.result()
-            if isinstance(reply, bytes) and wire.flush_cutoff(reply):
-                self.store.observe(wire.flush_cutoff(reply))
+            if isinstance(reply, bytes) and (cutoff := wire.flush_cutoff(reply)):
+                self.store.observe(cutoff)
 
     async def _flushed(self, calls: dict[str, list[asyncio.Future]]) -> bytes:
         failed = []
